@@ -1,0 +1,55 @@
+"""Values that travel between nodes on the pack's custom socket types.
+
+``AP_MOTION_LABELS`` carries a :class:`MotionLabels`, ``AP_GATE_RESULT`` a
+:class:`GateResult`. Both are plain data so the pure modules and the driver can
+use them without ComfyUI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+CUT, HOLD, MOTION = "cut", "hold", "motion"
+LABELS = (CUT, HOLD, MOTION)
+
+
+@dataclass(frozen=True)
+class MotionLabels:
+    """One label per interval between consecutive frames (``n_frames - 1`` of them).
+
+    ``labels[i]`` describes the interval from frame ``i`` to frame ``i + 1``.
+    ``scores`` maps a score name to one value per interval; ``thresholds`` records
+    the thresholds that produced the labels."""
+
+    labels: tuple[str, ...]
+    n_frames: int
+    scores: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if len(self.labels) != max(self.n_frames - 1, 0):
+            raise ValueError(f"MotionLabels: {len(self.labels)} labels for {self.n_frames} frames (expected {max(self.n_frames - 1, 0)})")
+        bad = sorted(set(self.labels) - set(LABELS))
+        if bad:
+            raise ValueError(f"MotionLabels: unknown label(s) {bad}; expected {list(LABELS)}")
+
+    def indices(self, label: str) -> list[int]:
+        return [i for i, lab in enumerate(self.labels) if lab == label]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GateResult:
+    """Outcome of one quality gate, as carried on ``AP_GATE_RESULT``."""
+
+    name: str
+    passed: bool
+    metrics: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+    failed_frames: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

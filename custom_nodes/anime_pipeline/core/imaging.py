@@ -1,0 +1,53 @@
+"""Small image conversions shared by the pure modules (IMAGE tensors <-> numpy)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+# ITU-R BT.601 luma weights, as OpenCV's RGB2GRAY.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """IMAGE ``[B,H,W,C]`` float 0..1 -> ``uint8`` numpy array of the same shape."""
+    return (frames.detach().cpu().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+def from_uint8(frames: np.ndarray) -> torch.Tensor:
+    """``uint8`` ``[B,H,W,C]`` (or ``[H,W,C]``) -> IMAGE float32 tensor ``[B,H,W,C]``."""
+    arr = np.asarray(frames)
+    if arr.ndim == 3:
+        arr = arr[None]
+    return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+
+
+def luma(frames: torch.Tensor) -> torch.Tensor:
+    """Luma ``[B,H,W]`` (0..1) of an RGB IMAGE batch."""
+    w = torch.tensor(LUMA_WEIGHTS, dtype=frames.dtype, device=frames.device)
+    return (frames[..., :3] * w).sum(dim=-1)
+
+
+def resize(frames: torch.Tensor, width: int, height: int, method: str = "lanczos") -> torch.Tensor:
+    """Resize an IMAGE batch to ``width`` x ``height``.
+
+    ``lanczos`` uses OpenCV's Lanczos-4 (8x8 kernel) on float32 and clamps the ringing back
+    into 0..1; ``area`` is best for strong downscales; ``bilinear`` / ``bicubic`` as named."""
+    flags = {
+        "lanczos": cv2.INTER_LANCZOS4,
+        "area": cv2.INTER_AREA,
+        "bilinear": cv2.INTER_LINEAR,
+        "bicubic": cv2.INTER_CUBIC,
+    }
+    if method not in flags:
+        raise ValueError(f"resize method must be one of {sorted(flags)}, got {method!r}")
+    if frames.shape[1] == height and frames.shape[2] == width:
+        return frames
+    src = frames.detach().cpu().float().numpy()
+    out = np.empty((src.shape[0], height, width, src.shape[3]), dtype=np.float32)
+    for i, frame in enumerate(src):
+        res = cv2.resize(frame, (width, height), interpolation=flags[method])
+        out[i] = res.reshape(height, width, -1)
+    np.clip(out, 0.0, 1.0, out=out)
+    return torch.from_numpy(out)

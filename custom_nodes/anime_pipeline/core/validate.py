@@ -1,0 +1,70 @@
+"""Input checks shared by every node: clear ``ValueError`` messages that name the
+node input and the offending values, never a bare numpy/torch traceback."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class InputError(ValueError):
+    """A node input is unusable. ``str(err)`` names the input and the values."""
+
+    def __init__(self, input_name: str, problem: str, node: str | None = None):
+        self.input_name = input_name
+        self.node = node
+        where = f"{node}.{input_name}" if node else input_name
+        super().__init__(f"{where}: {problem}")
+
+
+def check_images(
+    images,
+    input_name: str,
+    *,
+    node: str | None = None,
+    min_frames: int = 1,
+    channels: tuple[int, ...] = (3,),
+) -> torch.Tensor:
+    """Check a ComfyUI IMAGE batch: ``[B,H,W,C]`` float, ``B >= min_frames``, finite.
+
+    Returns the tensor unchanged (as float32 if it was another float dtype)."""
+    if not isinstance(images, torch.Tensor):
+        raise InputError(input_name, f"expected an IMAGE tensor [B,H,W,C], got {type(images).__name__}", node)
+    if images.ndim != 4:
+        raise InputError(input_name, f"expected an IMAGE tensor [B,H,W,C], got shape {list(images.shape)}", node)
+    b, h, w, c = images.shape
+    if b < min_frames:
+        what = "empty batch" if b == 0 else f"{b} frame(s), at least {min_frames} needed"
+        raise InputError(input_name, f"{what} (shape {list(images.shape)})", node)
+    if h == 0 or w == 0:
+        raise InputError(input_name, f"zero-sized frames (shape {list(images.shape)})", node)
+    if c not in channels:
+        raise InputError(input_name, f"expected {' or '.join(map(str, channels))} channels, got {c} (shape {list(images.shape)})", node)
+    if not images.is_floating_point():
+        raise InputError(input_name, f"expected float pixels in 0..1, got dtype {images.dtype}", node)
+    finite = torch.isfinite(images)
+    if not bool(finite.all()):
+        bad = (~finite).reshape(b, -1).any(dim=1).nonzero().flatten().tolist()
+        raise InputError(input_name, f"NaN or inf pixels in frame(s) {bad[:10]}{' ...' if len(bad) > 10 else ''}", node)
+    return images.float() if images.dtype != torch.float32 else images
+
+
+def check_positive(value: float, input_name: str, *, node: str | None = None, allow_zero: bool = False) -> float:
+    """Check a finite number > 0 (or >= 0 with ``allow_zero``)."""
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(input_name, f"must be a finite number {bound}, got {value!r}", node)
+    return v
+
+
+def check_same_size(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, *, node: str | None = None) -> None:
+    """Frames of two IMAGE inputs must have the same height, width and channels."""
+    if a.shape[1:] != b.shape[1:]:
+        raise InputError(
+            name_b,
+            f"frame size {list(b.shape[1:3])} differs from {name_a} {list(a.shape[1:3])}; "
+            "resize one of them explicitly (no silent resize)",
+            node,
+        )
