@@ -7,15 +7,9 @@ import math
 
 import torch
 
+from .errors import InputError
 
-class InputError(ValueError):
-    """A node input is unusable. ``str(err)`` names the input and the values."""
-
-    def __init__(self, input_name: str, problem: str, node: str | None = None):
-        self.input_name = input_name
-        self.node = node
-        where = f"{node}.{input_name}" if node else input_name
-        super().__init__(f"{where}: {problem}")
+__all__ = ["InputError", "check_images", "check_positive", "check_same_size"]
 
 
 def check_images(
