@@ -51,3 +51,27 @@ def resize(frames: torch.Tensor, width: int, height: int, method: str = "lanczos
         out[i] = res.reshape(height, width, -1)
     np.clip(out, 0.0, 1.0, out=out)
     return torch.from_numpy(out)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Per-frame SSIM of the luma of two IMAGE batches of the same shape, as ``float64 [B]``.
+
+    Wang et al. (2004) constants: Gaussian window 11 x 11, sigma 1.5, K1 = 0.01, K2 = 0.03,
+    data range 1; the SSIM map is averaged over the whole frame (borders reflected)."""
+    if a.shape != b.shape:
+        raise ValueError(f"ssim: shapes differ: {list(a.shape)} vs {list(b.shape)}")
+    c1, c2 = 0.01**2, 0.03**2
+    ya = luma(a.detach().cpu().double()).numpy()
+    yb = luma(b.detach().cpu().double()).numpy()
+
+    def blur(x):
+        return cv2.GaussianBlur(x, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    out = np.empty(len(ya))
+    for i, (x, y) in enumerate(zip(ya, yb)):
+        mx, my = blur(x), blur(y)
+        vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+        num = (2 * mx * my + c1) * (2 * cxy + c2)
+        den = (mx * mx + my * my + c1) * (vx + vy + c2)
+        out[i] = float((num / den).mean())
+    return out
