@@ -7,7 +7,9 @@ bit for bit.
 * AP_ApplyLoraStackWan22 puts the high-noise file on the high-noise expert only and its
   sibling on the low-noise expert only (== each expert patched separately by core
   loaders, != the files swapped);
-* a LoRA with another architecture's keys fails in AP_ApplyLoraStack, before sampling.
+* a LoRA with another architecture's keys fails in AP_ApplyLoraStack, before sampling;
+* the shipped example workflow (character pair + lightx2v pair) runs end to end once its
+  text encoder is swapped for zero conditioning and its models for the tiny ones.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from driver.errors import ExecutionFailed
+from tests.harness.comfy import PACK_DIR
+from tests.harness.ui2api import convert
 from tests.loratools import sdxl_lora, wan_lora, write
 
 pytestmark = pytest.mark.integration
@@ -157,3 +162,41 @@ def test_other_architecture_fails_in_the_stack_node_before_sampling(comfy, tiny_
     assert "lora_stack" in msg and f"'{SDXL}': only 0 of 12 keys (0%) match the model" in msg
     assert "another base model" in msg and "nothing was patched" in msg
     assert applied in ran and sampler not in ran
+
+
+def test_example_workflow_runs_with_tiny_models(comfy, tiny_wan, tmp_path):
+    workflow = json.loads((PACK_DIR / "example_workflows" / "wan22_character_lora_pair.json").read_text())
+    prompt = convert(workflow, comfy.client.object_info())
+    by_class = {}
+    for nid, node in prompt.items():
+        by_class.setdefault(node["class_type"], []).append(nid)
+    # stand-ins: zero conditioning for the text encoder, tiny models, tiny LoRAs under the example's names
+    (clip_loader,) = by_class.pop("CLIPLoader")
+    del prompt[clip_loader]
+    for nid in by_class["CLIPTextEncode"]:
+        prompt[nid] = {"class_type": "AP_TestZeroConditioning", "inputs": {"tokens": 8}}
+    for nid in by_class["UNETLoader"]:
+        name = prompt[nid]["inputs"]["unet_name"]
+        prompt[nid]["inputs"]["unet_name"] = tiny_wan["high" if "high_noise" in name else "low"]
+    (vae_loader,) = by_class["VAELoader"]
+    prompt[vae_loader]["inputs"]["vae_name"] = tiny_wan["vae"]
+    for nid in by_class["LoadImage"]:
+        image = tmp_path / prompt[nid]["inputs"]["image"]
+        Image.new("RGB", (32, 32), (200, 80, 40)).save(image)
+        comfy.client.upload_image(image)
+    (flf,) = by_class["WanFirstLastFrameToVideo"]
+    prompt[flf]["inputs"].update(width=32, height=32, length=5)
+    (stack,) = by_class["AP_LoraStack"]
+    rows = [v for k, v in sorted(prompt[stack]["inputs"].items()) if k.startswith("lora_name_") and v != "None"]
+    assert len(rows) == 2 and all("high_noise" in r for r in rows)  # one row per pair
+    for seed, high in enumerate(rows):
+        write(wan_lora(40 + seed), comfy.models_dir / "loras" / high)
+        write(wan_lora(50 + seed), comfy.models_dir / "loras" / high.replace("high_noise", "low_noise"))
+
+    entry = comfy.client.run(prompt, timeout=600)
+    (preview,) = by_class["PreviewAny"]
+    report = json.loads(entry["outputs"][preview]["text"][0])
+    assert [(e["file"], e["target"], e["match"]) for e in report["loras"]] == [
+        (rows[0], "model_high", 1.0), (rows[0].replace("high_noise", "low_noise"), "model_low", 1.0),
+        (rows[1], "model_high", 1.0), (rows[1].replace("high_noise", "low_noise"), "model_low", 1.0)]
+    assert any(r["filename"].endswith(".mp4") for r in comfy.client.output_files(entry))
