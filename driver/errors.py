@@ -17,10 +17,18 @@ class DriverError(Exception):
 
 
 class ConfigError(DriverError):
-    """Storyboard, project config or command-line input is invalid."""
+    """Storyboard, project config or command-line input is invalid. ``problems`` lists
+    every problem found (``<json path>: <what was expected>``), not just the first."""
 
     code = "config_invalid"
     exit_code = 2
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, shot: str | None = None):
+        self.problems = list(problems or [])
+        super().__init__(message, shot=shot)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "problems": self.problems}
 
 
 class ServerUnreachable(DriverError):
@@ -92,3 +100,61 @@ class OutputMissing(DriverError):
 
     code = "output_missing"
     exit_code = 7
+
+
+class PreflightFailed(DriverError):
+    """The server cannot run the plan: node types or model files missing, WAN lengths
+    wrong. ``problems`` lists every one, with the shot and the node title."""
+
+    code = "preflight_failed"
+    exit_code = 8
+
+    def __init__(self, message: str, *, problems: list[str] | None = None):
+        self.problems = list(problems or [])
+        super().__init__(message)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "problems": self.problems}
+
+
+class QualityFailed(DriverError):
+    """A shot failed its quality gates on every attempt (the best attempt is kept)."""
+
+    code = "quality_failed"
+    exit_code = 9
+
+
+class ReviewPending(DriverError):
+    """``--stage video`` held shots back: their keyframes have no ``approve`` verdict."""
+
+    code = "review_pending"
+    exit_code = 10
+
+
+class Cancelled(DriverError):
+    """The producer stopped the run (Ctrl-C). Finished shots are kept; rerun to resume."""
+
+    code = "cancelled"
+    exit_code = 130
+
+
+#: Exit-code precedence when several shots failed for different reasons: the first
+#: class in this list that occurred decides the run's exit code.
+EXIT_PRECEDENCE = (Cancelled, ServerUnreachable, LostContact, PreflightFailed, ConfigError, PromptRejected,
+                   ExecutionFailed, OutputMissing, QualityFailed, ReviewPending, DriverError)
+
+#: Every error class by its stable code (for the README table and for manifests).
+ERROR_CLASSES = {cls.code: cls for cls in (DriverError, ConfigError, ServerUnreachable, PromptRejected, ExecutionFailed,
+                                           Interrupted, LostContact, OutputMissing, PreflightFailed, QualityFailed,
+                                           ReviewPending, Cancelled)}
+
+
+def exit_code_for(codes: list[str]) -> int:
+    """The run's exit code from the error codes of its failed shots (0 when none)."""
+    if not codes:
+        return 0
+    classes = [ERROR_CLASSES.get(c, DriverError) for c in codes]
+    for cls in EXIT_PRECEDENCE:
+        if any(issubclass(c, cls) for c in classes):
+            return cls.exit_code
+    return DriverError.exit_code

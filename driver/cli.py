@@ -1,0 +1,91 @@
+"""Command line: parsing, logging and exit codes only (the work is in :mod:`driver.runner`).
+
+    python -m driver run STORYBOARD [--server URL] [--config FILE] [--out DIR] [--only S01T02 ...]
+                                    [--stage keyframes|video|all] [--dry-run] [--max-retakes N] [--comfyui DIR]
+    python -m driver validate STORYBOARD [--config FILE]
+    python -m driver status RUN_DIR [--json]
+
+Exit codes: one per class of error (``driver.errors``; table in the README)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__, runner
+from .errors import DriverError
+from .progress import RichReporter, make_reporter, setup_logging
+
+log = logging.getLogger("driver")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m driver", description="Render anime storyboards through ComfyUI.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--plain", action="store_true", help="plain log lines even on a terminal (no progress bars)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="render a storyboard (rerun the same command to resume)")
+    r.add_argument("storyboard", type=Path)
+    r.add_argument("--server", action="append", default=[], metavar="URL",
+                   help="ComfyUI base URL, e.g. http://127.0.0.1:8188 (default: the config's servers)")
+    r.add_argument("--config", type=Path, help="project config YAML (default: built-in defaults)")
+    r.add_argument("--out", type=Path, help="run folder (default: <output_root>/<PRJ>_EP<NNN>)")
+    r.add_argument("--only", nargs="+", default=[], metavar="SHOT", help="shot ids to render, e.g. S01T02 S03T01")
+    r.add_argument("--stage", choices=("keyframes", "video", "all"), default="all",
+                   help="keyframes: render keyframes and stop for review; video: render videos of approved shots; "
+                        "all (default): straight through")
+    r.add_argument("--dry-run", action="store_true", help="write the plan and every workflow; no server needed")
+    r.add_argument("--max-retakes", type=int, help="re-renders of a shot that fails its gates (default 2)")
+    r.add_argument("--comfyui", type=Path, metavar="DIR",
+                   help="ComfyUI checkout to start when no server answers (or COMFYUI_DIR)")
+
+    v = sub.add_parser("validate", help="check a storyboard, the config and every template binding")
+    v.add_argument("storyboard", type=Path)
+    v.add_argument("--config", type=Path)
+
+    s = sub.add_parser("status", help="summarise a run folder")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _print_status(info: dict) -> None:
+    print(f"run {info['run_id']}  storyboard {info['storyboard']['path']}  updated {info['updated_at']}")
+    for sid, s in info["shots"].items():
+        line = f"  {sid}  {s['status']:<16} {s['approach'] or '':<20} review {s['review']:<8} attempts {s['attempts']}"
+        print(line + (f"  ! {s['error']}" if s["error"] else ""))
+    print(f"  cut: {info['cut'] or '(not yet)'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    reporter = make_reporter(force_plain=args.plain) if args.command == "run" and not args.dry_run else None
+    setup_logging(args.verbose, rich_console=reporter.console if isinstance(reporter, RichReporter) else None)
+    try:
+        if args.command == "validate":
+            info = runner.validate(args.storyboard, args.config)
+            print(f"{args.storyboard}: valid ({info['shots']} shots, {info['jobs']} jobs, "
+                  f"estimated GPU time {info['estimate_gpu_s']:.0f} s)")
+            return 0
+        if args.command == "status":
+            info = runner.status(args.run_dir)
+            print(json.dumps(info, indent=1)) if args.json else _print_status(info)
+            return 0
+        opts = runner.RunOptions(args.storyboard, args.config, args.server, args.out, args.only, args.stage,
+                                 args.dry_run, args.max_retakes, args.comfyui)
+        return runner.run(opts, reporter or make_reporter(force_plain=True))
+    except DriverError as exc:
+        log.error("%s: %s", exc.code, exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("cancelled")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""One server's side of a job attempt: upload inputs, submit (or find a job already in
+flight), follow it, download and hash its outputs, read its quality report.
+
+Every state change is written to the manifest before the next network step, so a
+crash at any point leaves a record that :meth:`Executor.recover` can pick up: the
+prompt id is known before ``POST /prompt``, and a rerun asks the server about it
+(``/history``, then ``/queue``) before submitting anything again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .client import ComfyClient
+from .compile import REPORT, Compiled
+from .errors import DriverError, ExecutionFailed, OutputMissing
+from .manifest import file_record, sha256_file
+from .quality import REPORT_MARKER, parse_report_from_error, report_from_history
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one attempt produced. ``files`` maps output role -> downloaded path."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    report: dict | None = None
+    timings: dict = field(default_factory=dict)
+    stopped_by_gate: bool = False  # AP_QualityReport(policy=stop) raised: no video
+
+
+def upload_name(path: Path, role: str) -> str:
+    """Content-addressed upload name: a changed image changes the workflow's hash."""
+    return f"{sha256_file(path)[:16]}_{role}{path.suffix.lower()}"
+
+
+class Executor:
+    def __init__(self, client: ComfyClient, *, run_id: str, job_timeout: float, reporter=None):
+        self.client = client
+        self.run_id = run_id
+        self.job_timeout = job_timeout
+        self.reporter = reporter
+
+    @property
+    def server(self) -> str:
+        return self.client.url
+
+    # ------------------------------------------------------------------ inputs
+    def input_names(self, files: dict[str, Path]) -> dict[str, str]:
+        """Server-side names (``ap/<run_id>/<sha16>_<role>.png``) for input files."""
+        return {role: f"ap/{self.run_id}/{upload_name(p, role)}" for role, p in files.items()}
+
+    def upload(self, files: dict[str, Path]) -> dict[str, str]:
+        names = {}
+        for role, path in files.items():
+            names[role] = self.client.upload_image(path, subfolder=f"ap/{self.run_id}", name=upload_name(path, role))
+        return names
+
+    # ------------------------------------------------------------------ running
+    def submit_and_follow(self, compiled: Compiled) -> tuple[dict, dict]:
+        """Run a compiled attempt to the end; returns (history entry, timings)."""
+        t0 = time.monotonic()
+        marks: dict[str, float] = {}
+
+        def on_event(kind: str, data: dict) -> None:
+            if kind == "execution_start":
+                marks.setdefault("start", time.monotonic())
+            if self.reporter is not None:
+                self.reporter.event(kind, data)
+
+        entry = self.client.run(compiled.prompt, prompt_id=compiled.prompt_id, timeout=self.job_timeout,
+                                on_event=on_event)
+        return entry, self._timings(entry, t0, marks.get("start"))
+
+    def recover(self, compiled: Compiled) -> tuple[dict, dict] | None:
+        """Look up an attempt that was in flight when the driver stopped. Returns its
+        history entry once finished (waiting while it is still queued or running), or
+        None when the server does not know it (restarted, or never received it)."""
+        t0 = time.monotonic()
+        pid = compiled.prompt_id
+        entry = self.client.history(pid)
+        if entry is None:
+            if not self.client.is_queued(pid):
+                return None
+            log.info("%s is still queued or running on %s; waiting for it", pid, self.server)
+            entry = self.client.wait_for(pid, timeout=self.job_timeout)
+        else:
+            entry = ComfyClient.check_entry(pid, entry)
+        return entry, self._timings(entry, t0, None)
+
+    @staticmethod
+    def _timings(entry: dict, t0: float, started: float | None) -> dict:
+        stamps = {ev: data.get("timestamp") for ev, data in (entry.get("status") or {}).get("messages", [])
+                  if isinstance(data, dict)}
+        start = stamps.get("execution_start")
+        end = stamps.get("execution_success") or stamps.get("execution_error") or stamps.get("execution_interrupted")
+        execution = (end - start) / 1000.0 if start and end else None
+        wall = time.monotonic() - t0
+        queue = (started - t0) if started is not None else None
+        return {"queue_s": _r(queue), "execution_s": _r(execution), "wall_s": _r(wall)}
+
+    # ------------------------------------------------------------------ outputs
+    def collect(self, compiled: Compiled, entry: dict, dest_for) -> Outcome:
+        """Download every output of a role the job declares; ``dest_for(role, ext)``
+        gives its path. Raises OutputMissing when a declared role produced no file."""
+        t0 = time.monotonic()
+        out = Outcome()
+        for ref in ComfyClient.output_files(entry):
+            role = compiled.outputs.get(ref["node_id"])
+            if role is None or role == REPORT:
+                continue
+            if role in out.files:
+                raise OutputMissing(f"{compiled.prompt_id}: node {ref['node_id']} ({role}) wrote more than one file "
+                                    f"({out.files[role].name} and {ref['filename']}); a save node must write one",
+                                    shot=compiled.job.shot)
+            dest = dest_for(role, Path(ref["filename"]).suffix.lstrip(".").lower() or "bin")
+            self.client.download(ref, dest)
+            if dest.stat().st_size == 0:
+                raise OutputMissing(f"{compiled.prompt_id}: {ref['filename']} ({role}) downloaded empty",
+                                    shot=compiled.job.shot)
+            out.files[role] = dest
+        wanted = set(compiled.outputs.values()) - {REPORT}
+        missing = sorted(wanted - set(out.files))
+        if missing:
+            raise OutputMissing(f"{compiled.prompt_id} finished without output(s) {missing} "
+                                f"(history outputs: {sorted((entry.get('outputs') or {}).keys())})",
+                                shot=compiled.job.shot)
+        report_nodes = [nid for nid, role in compiled.outputs.items() if role == REPORT]
+        if report_nodes:
+            out.report = report_from_history(entry, report_nodes[0])
+            if out.report is None:
+                raise OutputMissing(f"{compiled.prompt_id}: the Quality Report node {report_nodes[0]} returned no "
+                                    "report", shot=compiled.job.shot)
+        out.timings["download_s"] = _r(time.monotonic() - t0)
+        return out
+
+    def run_attempt(self, compiled: Compiled, dest_for, *, in_flight: bool) -> Outcome:
+        """Submit (or recover) one attempt and collect it. A gate that stopped the
+        prompt (``AP_QualityReport`` with ``policy=stop``) is an Outcome with its
+        report and no files, not an error."""
+        try:
+            got = self.recover(compiled) if in_flight else None
+            if got is None:
+                if in_flight:
+                    log.info("%s is unknown to %s (restarted?); submitting it again", compiled.prompt_id, self.server)
+                got = self.submit_and_follow(compiled)
+        except ExecutionFailed as exc:
+            if REPORT_MARKER in (exc.exception_message or ""):
+                return Outcome(report=parse_report_from_error(exc.exception_message), stopped_by_gate=True)
+            raise
+        entry, timings = got
+        outcome = self.collect(compiled, entry, dest_for)
+        outcome.timings = {**timings, **outcome.timings}
+        return outcome
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def describe_error(exc: DriverError) -> dict:
+    d = exc.to_dict()
+    for attr in ("node_id", "node_type", "exception_type", "prompt_id"):
+        if getattr(exc, attr, None):
+            d[attr] = getattr(exc, attr)
+    if hasattr(exc, "flat_errors"):
+        d["node_errors"] = exc.flat_errors()
+    return d
+
+
+def record_files(run_dir: Path, files: dict[str, Path]) -> list[dict]:
+    return [{"role": role, **file_record(run_dir, p)} for role, p in sorted(files.items())]
+
