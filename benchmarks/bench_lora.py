@@ -7,10 +7,12 @@ Needs ComfyUI's Python (it imports ComfyUI in-process, on CPU):
     cd /work/main && ~/ComfyUI/.venv/bin/python benchmarks/bench_lora.py [--layers 1] [--repeats 20]
 
 ``COMFYUI_DIR`` overrides the ComfyUI folder (default ``~/ComfyUI``). Times are wall
-clock per apply: "cold" is the first apply (files read from disk), "warm" the median of
-``--repeats`` more (each side keeps its files in memory: core on its node instances,
-the pack in its LRU cache). Applying only adds patches; the weights are computed when
-the model is loaded for sampling, which costs the same for both (the same patches).
+clock per apply, medians: "cold" reads the 4 files (fresh core node instances / the
+pack's file cache emptied; the OS page cache is warm for both), "warm" has them in memory
+(core keeps them on its node instances, the pack in its LRU cache), as from the second
+run of a workflow on. Cold and warm runs alternate between the two methods. Applying
+only adds patches; the weights are computed when the model is loaded for sampling, which
+costs the same for both (the same patches).
 """
 
 from __future__ import annotations
@@ -51,22 +53,16 @@ def tiny_wan(path: Path, layers: int) -> None:
     save_file({k: v.contiguous() for k, v in dit.state_dict().items()}, str(path))
 
 
-def timed(fn, repeats: int) -> tuple[float, float, object]:
+def clock(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
-    cold = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        warm.append(time.perf_counter() - t0)
-    return cold, statistics.median(warm), out
+    return time.perf_counter() - t0, out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", type=int, default=1, help="blocks in the tiny DiT (1 = the harness model)")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=15, help="cold and warm runs per method")
     args = ap.parse_args()
     setup_paths()
 
@@ -76,7 +72,7 @@ def main() -> None:
     import nodes as core_nodes
     import torch
     from anime_pipeline.core.lora.stack import LoraRow
-    from anime_pipeline.nodes.lora import AP_ApplyLoraStack
+    from anime_pipeline.nodes.lora import FILE_CACHE, AP_ApplyLoraStack
     from tests.loratools import WAN_LINEARS, wan_lora, write
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,9 +87,11 @@ def main() -> None:
         folder_paths.folder_names_and_paths["loras"] = ([str(loras)], folder_paths.supported_pt_extensions)
         strengths = [1.0, 0.8, -0.5, 0.3]
 
-        core_loaders = [core_nodes.LoraLoaderModelOnly() for _ in names]  # node instances persist in ComfyUI
+        core_loaders = []  # node instances persist in ComfyUI and keep their file
 
-        def core_chain():
+        def core_chain(cold: bool):
+            if cold or not core_loaders:
+                core_loaders[:] = [core_nodes.LoraLoaderModelOnly() for _ in names]
             m = model
             for node, name, s in zip(core_loaders, names, strengths):
                 (m,) = node.load_lora_model_only(m, name, s)
@@ -102,13 +100,21 @@ def main() -> None:
         ap_node = AP_ApplyLoraStack()
         stack = tuple(LoraRow(n, s) for n, s in zip(names, strengths))
 
-        def ap_stack():
+        def ap_stack(cold: bool):
+            if cold:
+                FILE_CACHE.clear()
             return ap_node.apply(model, stack, "error", 0.5)[0]
 
-        results = {"4 x core LoraLoaderModelOnly": timed(core_chain, args.repeats),
-                   "AP_ApplyLoraStack (4 rows)": timed(ap_stack, args.repeats)}
+        methods = {"4 x core LoraLoaderModelOnly": core_chain, "AP_ApplyLoraStack (4 rows)": ap_stack}
+        times = {name: {"cold": [], "warm": []} for name in methods}
+        outs = {name: fn(True) for name, fn in methods.items()}  # first calls: one-time warm-ups of both
+        for i in range(args.repeats):
+            for kind in ("cold", "warm"):
+                for name, fn in (methods.items() if i % 2 else reversed(methods.items())):
+                    dt, outs[name] = clock(lambda: fn(kind == "cold"))
+                    times[name][kind].append(dt)
 
-        a, b = results["4 x core LoraLoaderModelOnly"][2], results["AP_ApplyLoraStack (4 rows)"][2]
+        a, b = outs.values()
         sd = model.model.state_dict()
         identical = a.patches.keys() == b.patches.keys() and all(
             torch.equal(comfy.lora.calculate_weight(a.patches[k], sd[k].clone(), k),
@@ -119,12 +125,12 @@ def main() -> None:
     n_keys = len(a.patches)
     print(f"tiny WAN DiT, {args.layers} block(s), 4 LoRAs x {len(modules)} modules (rank 4), {n_keys} weights patched, "
           f"CPU, torch {torch.__version__}")
-    print(f"{'method':32s} {'cold ms':>9s} {'warm ms (median)':>17s}")
-    for name, (cold, warm, _) in results.items():
-        print(f"{name:32s} {cold * 1e3:9.2f} {warm * 1e3:17.2f}")
-    core_cold, core_warm, _ = results["4 x core LoraLoaderModelOnly"]
-    ap_cold, ap_warm, _ = results["AP_ApplyLoraStack (4 rows)"]
-    print(f"ratio AP / core: cold {ap_cold / core_cold:.2f}x, warm {ap_warm / core_warm:.2f}x")
+    med = {name: {k: statistics.median(v) * 1e3 for k, v in t.items()} for name, t in times.items()}
+    print(f"{'method (median of ' + str(args.repeats) + ')':32s} {'cold ms':>9s} {'warm ms':>9s}")
+    for name, m in med.items():
+        print(f"{name:32s} {m['cold']:9.2f} {m['warm']:9.2f}")
+    core, ap = med.values()
+    print(f"ratio AP / core: cold {ap['cold'] / core['cold']:.2f}x, warm {ap['warm'] / core['warm']:.2f}x")
     print(f"patched weights bit-identical: {identical}; every patched weight differs from the base: {changed}")
 
 

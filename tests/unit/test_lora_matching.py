@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anime_pipeline.core.lora.matching import guess_family, is_text_encoder_key, match_keys, mismatch_message
+from anime_pipeline.core.lora.matching import (guess_family, is_text_encoder_key, match_keys, mismatch_message,
+                                                relevant_key_map)
 from tests.loratools import WAN_LINEARS, key_map_for, sdxl_lora, tiny_wan_weights, wan_lora
 
 WAN_MAP, WAN_SHAPES = key_map_for(tiny_wan_weights())
@@ -110,3 +111,15 @@ def test_key_classification_helpers():
     assert guess_family(["diffusion_model.blocks.3.cross_attn.k.lora_A.weight"]) == "WAN"
     assert guess_family(["transformer.single_transformer_blocks.0.attn.to_q.lora_A.weight"]) == "Flux / HunyuanVideo"
     assert guess_family(["foo.bar"]) is None
+
+
+def test_relevant_key_map_keeps_exactly_the_prefixes_that_start_a_key_in_order():
+    key_map = {"diffusion_model.a": "A", "lora_unet_a": "A", "diffusion_model.b": "B", "diffusion_model.c": "C",
+               "diffusion_model.c_extra": "C2", "diffusion_model": "X"}
+    lora = {"diffusion_model.a.lora_up.weight": 0, "diffusion_model.a.alpha": 0,  # "." after the prefix
+            "diffusion_model.c_lora.up.weight": 0}  # "_" after the prefix (diffusers layout)
+    got = relevant_key_map(lora, key_map)
+    assert list(got.items()) == [("diffusion_model.a", "A"), ("diffusion_model.c", "C"), ("diffusion_model", "X")]
+    # the full WAN map: only the diffusion_model.* prefixes the file uses survive
+    full = relevant_key_map(wan_lora(), WAN_MAP)
+    assert sorted(full) == sorted(f"diffusion_model.{p}" for p, _, _ in WAN_LINEARS)

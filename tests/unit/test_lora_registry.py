@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -177,3 +179,10 @@ def test_is_changed_follows_the_registry_file(tmp_path, monkeypatch):
     assert first == is_changed(registry="lora_registry.json")
     path.write_text(json.dumps(REGISTRY) + "\n")
     assert is_changed(registry="") != first
+
+
+def test_registry_and_pairing_import_without_torch():
+    """The driver validates registries with these modules; they must not pull in torch."""
+    code = ("import sys, anime_pipeline.core.lora.registry, anime_pipeline.core.lora.pairing; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

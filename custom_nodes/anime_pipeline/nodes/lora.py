@@ -21,6 +21,7 @@ from ..core.errors import InputError
 from ..core.lora.apply import (ON_MISMATCH, Application, Target, build_report, check_min_match, check_on_mismatch,
                                prepare)
 from ..core.lora.files import LoraFileCache
+from ..core.lora.matching import relevant_key_map
 from ..core.lora.pairing import plan_wan22
 from ..core.lora.paths import resolve_file
 from ..core.lora.registry import DEFAULT_REGISTRY, KINDS, STRENGTH_RULES, load_registry, resolve
@@ -117,9 +118,9 @@ def _patch(patcher, prepared, key_map, *, clip=None):
 
     new_model = new_clip = None
     for p in prepared:
-        if not p.patches:
+        if not p.applies:
             continue
-        patches = comfy.lora.load_lora(p.lora, key_map, log_missing=False)
+        patches = comfy.lora.load_lora(p.lora, relevant_key_map(p.lora, key_map), log_missing=False)
         if p.app.strength_model != 0:
             new_model = patcher.clone() if new_model is None else new_model
             new_model.add_patches(patches, p.app.strength_model)

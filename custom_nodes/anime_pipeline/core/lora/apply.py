@@ -53,7 +53,8 @@ class Prepared:
     match: MatchResult | None = None
 
     @property
-    def patches(self) -> bool:
+    def applies(self) -> bool:
+        """Whether this LoRA gets patched in (it was read: not skipped)."""
         return self.lora is not None
 
 

@@ -76,6 +76,20 @@ def guess_family(keys) -> str | None:
     return None
 
 
+def relevant_key_map(lora_keys, key_map: Mapping[str, object]) -> dict:
+    """The entries of ``key_map`` whose prefix starts some key of the LoRA, in key-map order.
+
+    ``comfy.lora.load_lora(lora, key_map)`` looks every prefix ``x`` of the key map up as
+    ``x`` + a suffix that starts with ``.`` or ``_`` (``.lora_up.weight``,
+    ``_lora.up.weight``, ``.alpha``, ``.diff`` ...); a prefix that starts no key yields no
+    patch. So the patches from this (much smaller) map are exactly the patches from the
+    full one, found without trying every adapter on thousands of absent prefixes."""
+    starts = set()
+    for key in lora_keys:
+        starts.update(key[:i] for i, ch in enumerate(key) if ch in "._")
+    return {x: v for x, v in key_map.items() if x in starts}
+
+
 def _module_of(key: str, key_map: Mapping[str, object]) -> tuple[str, str] | None:
     for suffix in SUFFIXES:
         if key.endswith(suffix) and key[: -len(suffix)] in key_map:

@@ -18,8 +18,6 @@ AUTO, HIGH, LOW, BOTH = "auto", "high", "low", "both"
 TARGETS = (AUTO, HIGH, LOW, BOTH)
 STRENGTH_LIMIT = 100.0  # same range as core LoraLoader (-100..100)
 
-LoraStack = tuple  # tuple[LoraRow, ...]; an alias for signatures
-
 
 @dataclass(frozen=True)
 class LoraRow:
@@ -91,9 +89,3 @@ def row_from_widgets(slot: int, file: str, strength_model: float, strength_clip:
         field = field if field in ("strength_model", "strength_clip", "target") else "lora_name"
         raise InputError(f"{field}_{slot}", str(exc), node) from None
     return None if row.is_noop else row
-
-
-def describe(stack) -> str:
-    """One line per row, for logs and error messages."""
-    return "\n".join(f"{i}. {r.file} (model {r.strength_model:g}, clip {r.strength_clip:g}, {r.target})"
-                     for i, r in enumerate(stack, 1)) or "(empty stack)"
