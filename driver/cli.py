@@ -25,11 +25,12 @@ log = logging.getLogger("driver")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m driver", description="Render anime storyboards through ComfyUI.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.add_argument("--plain", action="store_true", help="plain log lines even on a terminal (no progress bars)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument("--plain", action="store_true", help="plain log lines even on a terminal (no progress bars)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="render a storyboard (rerun the same command to resume)")
+    r = sub.add_parser("run", parents=[common], help="render a storyboard (rerun the same command to resume)")
     r.add_argument("storyboard", type=Path)
     r.add_argument("--server", action="append", default=[], metavar="URL",
                    help="ComfyUI base URL, e.g. http://127.0.0.1:8188 (default: the config's servers)")
@@ -44,11 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--comfyui", type=Path, metavar="DIR",
                    help="ComfyUI checkout to start when no server answers (or COMFYUI_DIR)")
 
-    v = sub.add_parser("validate", help="check a storyboard, the config and every template binding")
+    v = sub.add_parser("validate", parents=[common], help="check a storyboard, the config and every template binding")
     v.add_argument("storyboard", type=Path)
     v.add_argument("--config", type=Path)
 
-    s = sub.add_parser("status", help="summarise a run folder")
+    s = sub.add_parser("status", parents=[common], help="summarise a run folder")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     return p

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .client import ComfyClient
 from .compile import REPORT, Compiled
@@ -137,15 +138,21 @@ class Executor:
         out.timings["download_s"] = _r(time.monotonic() - t0)
         return out
 
-    def run_attempt(self, compiled: Compiled, dest_for, *, in_flight: bool) -> Outcome:
-        """Submit (or recover) one attempt and collect it. A gate that stopped the
-        prompt (``AP_QualityReport`` with ``policy=stop``) is an Outcome with its
-        report and no files, not an error."""
+    def run_attempt(self, compiled: Compiled, dest_for, *, in_flight: bool = False,
+                    resubmit: Callable[[], Compiled] | None = None) -> Outcome:
+        """Submit (or recover) one attempt and collect it.
+
+        With ``in_flight`` the attempt is first looked up on the server; if the server
+        does not know it, ``resubmit()`` gives the attempt under a fresh prompt id (so a
+        stale history entry can never be mistaken for it) and that is submitted. A gate
+        that stopped the prompt (``AP_QualityReport`` with ``policy=stop``) is an Outcome
+        with its report and no files, not an error."""
         try:
             got = self.recover(compiled) if in_flight else None
             if got is None:
                 if in_flight:
                     log.info("%s is unknown to %s (restarted?); submitting it again", compiled.prompt_id, self.server)
+                    compiled = resubmit() if resubmit else compiled
                 got = self.submit_and_follow(compiled)
         except ExecutionFailed as exc:
             if REPORT_MARKER in (exc.exception_message or ""):

@@ -100,7 +100,8 @@ def setup_logging(verbose: bool = False, *, rich_console=None) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     root = logging.getLogger()
     for h in list(root.handlers):
-        root.removeHandler(h)
+        if getattr(h, "_anime_driver", False):  # ours from an earlier call; leave others' handlers alone
+            root.removeHandler(h)
     if rich_console is not None:
         from rich.logging import RichHandler
 
@@ -109,6 +110,7 @@ def setup_logging(verbose: bool = False, *, rich_console=None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler._anime_driver = True
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -202,19 +202,26 @@ class Scheduler:
         if att is None:
             att = {"attempt": n, "submissions": 0}
             attempts.append(att)
-        if not in_flight:
-            att["submissions"] = att.get("submissions", 0) + 1
-        k = att["submissions"]
-        compiled = dataclasses.replace(compiled, prompt_id=compiled.prompt_id + (f"-r{k}" if k > 1 else ""))
-        att.update(seed=compiled.seed, prompt_id=compiled.prompt_id, server=self.executor.server,
-                   client_id=self.executor.client.client_id, workflow_sha256=compiled.sha256,
-                   workflow=compiled.prompt, inputs=inputs, outputs=[], status=SUBMITTED, error=None,
-                   gate_report=None, passed=None, score=None, started_at=att.get("started_at") if in_flight else now())
-        rec["status"] = SUBMITTED
-        self.manifest.save()  # the prompt id is on disk before the server hears of it
+        base = compiled
+
+        def next_submission():
+            """The attempt under its next prompt id (``-r2``... after the first), recorded
+            on disk before the server hears of it."""
+            att["submissions"] = k = att.get("submissions", 0) + 1
+            c = dataclasses.replace(base, prompt_id=base.prompt_id + (f"-r{k}" if k > 1 else ""))
+            att.update(seed=c.seed, prompt_id=c.prompt_id, server=self.executor.server,
+                       client_id=self.executor.client.client_id, workflow_sha256=c.sha256, workflow=c.prompt,
+                       inputs=inputs, outputs=[], status=SUBMITTED, error=None, gate_report=None, passed=None,
+                       score=None, started_at=now())
+            rec["status"] = SUBMITTED
+            self.manifest.save()
+            return c
+
+        compiled = dataclasses.replace(base, prompt_id=att["prompt_id"]) if in_flight else next_submission()
         self.reporter.job_started(job.id, n, len(compiled.prompt))
         try:
-            outcome = self.executor.run_attempt(compiled, self._dest_for(job, n), in_flight=in_flight)
+            outcome = self.executor.run_attempt(compiled, self._dest_for(job, n), in_flight=in_flight,
+                                                resubmit=next_submission)
         except SHOT_ERRORS as exc:
             exc.shot = exc.shot or job.shot
             att.update(status=FAILED, error=describe_error(exc), finished_at=now())
