@@ -107,3 +107,10 @@ def test_fade_keeps_the_end_keyframe_and_all_moves_it():
 def test_bad_input_is_a_clear_error(kwargs, pattern):
     with pytest.raises(InputError, match=pattern):
         concat_segments(**kwargs, node="AP_FLFChainConcat")
+
+
+def test_node_returns_frames_and_the_report_as_json():
+    from anime_pipeline.nodes.video import FLFChainConcat
+
+    frames, report = FLFChainConcat().concat(torch.rand(5, 8, 8, 3), torch.rand(5, 8, 8, 3), True, 0, "off")
+    assert frames.shape[0] == 9 and set(json.loads(report)) == KEYS

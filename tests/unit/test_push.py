@@ -142,3 +142,11 @@ def test_bad_input_is_a_clear_error(kwargs, pattern):
     args = {"image": torch.rand(1, 20, 20, 3), "duration_s": 1.0, "fps": 24.0, **kwargs}
     with pytest.raises(InputError, match=pattern):
         held_frame_push(**args, node="AP_HeldFramePush")
+
+
+def test_node_returns_frames_and_fps():
+    from anime_pipeline.nodes.video import HeldFramePush
+
+    frames, fps = HeldFramePush().push(torch.rand(1, 32, 48, 3), 0.5, 30.0, 40, 24, 1.0, 1.2, 0.5, 0.5, 0.6, 0.4,
+                                       "linear", "bilinear")
+    assert frames.shape == (15, 24, 40, 3) and fps == 30.0 and isinstance(fps, float)

@@ -164,3 +164,12 @@ def test_plan_from_seconds_matches_frames(seconds, fps):
     except InputError:
         return
     assert plan_split_flf(duration_s=seconds, fps=fps, max_segment=161) == by_frames
+
+
+def test_node_maps_zero_and_minus_one_to_duration_and_fraction():
+    from anime_pipeline.nodes.video import FLFSegmentPlan
+
+    a, b, total, hero, plan = FLFSegmentPlan().plan(5.0, 16.0, 0.5, 81, total_frames=0, hero_frame=-1)
+    assert (a, b, total, hero) == (41, 41, 81, 40)
+    assert json.loads(plan)["requested_frames"] == 80
+    assert FLFSegmentPlan().plan(5.0, 16.0, 0.5, 81, total_frames=17, hero_frame=4)[:4] == (5, 13, 17, 4)

@@ -145,3 +145,12 @@ def test_auto_tolerates_diffusion_like_noise_and_soft_edges(case):
         x = case.left + i * (case.panel_w + case.gutter)
         edges = (b["x"] - x, b["y"] - case.top, b["x"] + b["w"] - x - case.panel_w, b["y"] + b["h"] - case.top - case.panel_h)
         assert max(map(abs, edges)) <= 3, boxes
+
+
+def test_node_returns_panels_and_the_boxes_as_json():
+    from anime_pipeline.nodes.image import TriptychSplit
+
+    strip, panels = CASES[4].build()
+    first, hero, last, batch, boxes = TriptychSplit().split(from_uint8(strip))
+    assert torch.equal(last, from_uint8(panels[2])) and batch.shape[0] == 3
+    assert json.loads(boxes)["strips"][0]["mode"] == "auto"
