@@ -102,11 +102,18 @@ def assemble(sb: Storyboard, manifest) -> dict | None:
         log.info("no clips yet: episode cut not written")
         return None
     out = run_dir / episode_cut_name(sb.project, sb.episode)
+    sources = {s.id: [(manifest.data["shots"][s.id]["assets"]["video"]["sha256"] if clips[s.id] else None),
+                      s.frames(sb.delivery.fps)] for s in sb.shots}
+    previous = manifest.data["episode"].get("cut")
+    if previous and previous.get("sources") == sources and previous.get("fps") == sb.delivery.fps \
+            and file_intact(run_dir, previous):
+        log.info("episode cut %s is up to date", out.name)
+        return previous
     info = write_cut(sb, clips, out)
     missing = [sid for sid, p in clips.items() if p is None]
     if missing:
         log.warning("episode cut has black placeholders for %s", ", ".join(missing))
-    record = {**file_record(run_dir, out), **info, "placeholders": missing}
+    record = {**file_record(run_dir, out), **info, "placeholders": missing, "sources": sources}
     manifest.data["episode"]["cut"] = record
     manifest.save()
     log.info("episode cut: %s (%d frames at %g fps)", out.name, info["frames"], sb.delivery.fps)

@@ -241,7 +241,6 @@ class Compiler:
               zoom_start=p["zoom_start"], zoom_end=p["zoom_end"], center_x_start=p["center_start"][0],
               center_y_start=p["center_start"][1], center_x_end=p["center_end"][0], center_y_end=p["center_end"][1],
               easing=p["easing"])
-        b.set("Create Video", fps=float(p["fps"]))
         b.set("Save Video", filename_prefix=f"{prefix}_video")
 
     def _bind_held_static(self, b, job, seed, inputs, prefix):
