@@ -1,0 +1,179 @@
+"""Flow-compensated temporal residuals and the temporal (flicker / instability) gate.
+
+For every interval ``t -> t+1`` the previous frame is warped onto the current one
+with DIS flow (``core.flow``), pixels failing the forward-backward check
+(occlusions, flow errors) are dropped, and the residual is split in two parts:
+
+* ``warp_error``: mean absolute RGB residual (0..1) after removing a global gain
+  per channel: structural instability (boiling texture, melting detail, a broken
+  frame). Real motion leaves it small because the flow explains it.
+* ``log_gain``: ``log`` of the mean luma ratio of the current frame to the warped
+  previous one: the global brightness change, free of motion.
+
+Plain consecutive-frame SSIM or MAE mixes motion with flicker (good WAN clips have
+consecutive SSIM-Y medians of 0.76-0.96); this split does not. Brightness flicker
+is a *pulse*: a frame brighter (or darker) than both neighbours, i.e. ``log_gain``
+up into the frame and down out of it. ``pulse[t] = max(min(g[t-1], -g[t]),
+min(-g[t-1], g[t]))`` is zero for steady lighting and for lighting steps, and equals
+the pulse height for an isolated flash. The seam gate reuses the same residuals
+(``luma_shift`` / ``chroma_shift``: medians of the luma and chroma residuals on the
+0-255 scale, robust to occlusion outliers).
+
+All measurements are taken on frames area-downscaled to at most
+``ANALYSIS_MAX_SIDE`` pixels with flow at ``FLOW_SCALE`` of that: the defaults of
+the gates were measured at exactly this resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..contracts import CUT, GateResult, MotionLabels
+from ..flow import compute_flow, consistency_error, warp
+from ..imaging import resize, to_uint8
+
+ANALYSIS_MAX_SIDE = 512
+FLOW_SCALE = 0.5
+OCCLUSION_PX = 1.0
+MIN_MATCHED = 0.05  # below this fraction of matched pixels the whole frame is used
+
+# BT.601 luma and chroma (Cb, Cr) rows, applied to RGB residuals.
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32).T
+_MEDIAN_STRIDE = 3  # medians over every 3rd matched pixel: same value to < 0.1/255, 3x cheaper
+
+
+def analysis_frames(frames: torch.Tensor, max_side: int = ANALYSIS_MAX_SIDE) -> np.ndarray:
+    """IMAGE ``[B,H,W,3]`` -> ``uint8 [B,h,w,3]`` area-downscaled so that ``max(h, w) <= max_side``."""
+    _, h, w, _ = frames.shape
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        frames = resize(frames, max(1, round(w * scale)), max(1, round(h * scale)), "area")
+    return to_uint8(frames)
+
+
+@dataclass(frozen=True)
+class Residuals:
+    """Per-interval residual statistics (``NaN`` where an interval was not measured)."""
+
+    warp_error: np.ndarray
+    log_gain: np.ndarray
+    luma_shift: np.ndarray
+    chroma_shift: np.ndarray
+    matched: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.warp_error)
+
+
+def interval_residual(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, float, float, float]:
+    """``(warp_error, log_gain, luma_shift, chroma_shift, matched)`` of one interval (``uint8`` RGB)."""
+    flow_cp = compute_flow(cur, prev, scale=FLOW_SCALE)
+    flow_pc = compute_flow(prev, cur, scale=FLOW_SCALE)
+    warped = warp(prev, flow_cp)
+    valid = consistency_error(flow_cp, flow_pc) <= OCCLUSION_PX
+    matched = float(valid.mean())
+    if matched < MIN_MATCHED:
+        valid = np.ones_like(valid)
+    c = cur[valid].astype(np.float32)
+    p = warped[valid].astype(np.float32)
+    sum_c, sum_p = c.sum(axis=0), p.sum(axis=0)
+    gain = sum_c / np.maximum(sum_p, 1.0)
+    warp_error = float(np.abs(c - p * gain).mean() / 255.0)
+    w = np.array([0.299, 0.587, 0.114], np.float32)
+    log_gain = math.log((float(sum_c @ w) + len(c)) / (float(sum_p @ w) + len(c)))  # +1/pixel: dark frames
+    ycc = (c[::_MEDIAN_STRIDE] - p[::_MEDIAN_STRIDE]) @ _YCC
+    med = np.median(ycc, axis=0)
+    return warp_error, log_gain, float(med[0]), float(np.abs(med[1:]).max()), matched
+
+
+def residual_series(frames_u8: np.ndarray, intervals=None) -> Residuals:
+    """Residuals of the intervals ``i -> i+1`` listed in ``intervals`` (all by default)."""
+    n = max(len(frames_u8) - 1, 0)
+    out = np.full((5, n), np.nan)
+    for i in range(n) if intervals is None else intervals:
+        out[:, i] = interval_residual(frames_u8[i], frames_u8[i + 1])
+    return Residuals(*out)
+
+
+def brightness_pulses(log_gain: np.ndarray) -> np.ndarray:
+    """Pulse height per frame (``[n_frames]``, 0 at both ends and next to unmeasured intervals)."""
+    g_in, g_out = log_gain[:-1], log_gain[1:]
+    inner = np.maximum(np.minimum(g_in, -g_out), np.minimum(-g_in, g_out))
+    inner = np.where(np.isnan(inner), 0.0, np.clip(inner, 0.0, None))
+    return np.concatenate([[0.0], inner, [0.0]]) if len(log_gain) else np.zeros(len(log_gain) + 1)
+
+
+def cut_intervals(labels: MotionLabels | None, n_frames: int) -> list[int]:
+    """Intervals labelled ``cut`` (checked against the clip length)."""
+    if labels is None:
+        return []
+    if labels.n_frames != n_frames:
+        raise ValueError(f"motion labels describe {labels.n_frames} frames but the clip has {n_frames}")
+    return labels.indices(CUT)
+
+
+@dataclass(frozen=True)
+class TemporalThresholds:
+    """Defaults measured on 31 real WAN clips and their +4 % flicker versions
+    (``benchmarks/eval_gates.py``); see ``docs/quality_report.md``."""
+
+    warp_error_floor: float = 0.05
+    warp_error_k: float = 3.0
+    max_median_warp_error: float = 0.03
+    max_flicker: float = 0.016
+
+
+def temporal_gate(frames: torch.Tensor, thresholds: TemporalThresholds = TemporalThresholds(),
+                  labels: MotionLabels | None = None, name: str = "temporal") -> GateResult:
+    """Judge flicker and instability of a clip (IMAGE ``[B,H,W,3]``, ``B >= 2``)."""
+    th = thresholds
+    small = analysis_frames(frames)
+    n = len(small)
+    cuts = sorted(set(cut_intervals(labels, n)))
+    measured = [i for i in range(n - 1) if i not in set(cuts)]
+    res = residual_series(small, measured)
+    err = res.warp_error[measured] if measured else np.zeros(0)
+    median = float(np.median(err)) if len(err) else 0.0
+    limit = max(th.warp_error_floor, th.warp_error_k * median)
+    unstable = [i for i in measured if res.warp_error[i] > limit]
+    pulses = brightness_pulses(res.log_gain)
+    flicker = [int(t) for t in np.flatnonzero(pulses > th.max_flicker)]
+    median_bad = median > th.max_median_warp_error
+    notes = []
+    if unstable:
+        notes.append(f"{len(unstable)} interval(s) with warp error above {limit:.4f}")
+    if flicker:
+        notes.append(f"brightness flicker on frame(s) {flicker[:12]}{' ...' if len(flicker) > 12 else ''}")
+    if median_bad:
+        notes.append(f"median warp error {median:.4f} above {th.max_median_warp_error} (unstable throughout)")
+    if cuts:
+        notes.append(f"skipped cut interval(s) {cuts}")
+    failed = sorted({i + 1 for i in unstable} | set(flicker))
+    return GateResult(
+        name=name,
+        passed=not (unstable or flicker or median_bad),
+        metrics={
+            "n_frames": n,
+            "median_warp_error": round(median, 5),
+            "max_warp_error": round(float(err.max()), 5) if len(err) else 0.0,
+            "warp_error_limit": round(limit, 5),
+            "max_flicker": round(float(pulses.max()), 5),
+            "unstable_intervals": unstable,
+            "flicker_frames": flicker,
+            "cut_intervals": cuts,
+            "min_matched_fraction": round(float(np.nanmin(res.matched)), 3) if measured else None,
+            "analysis_size": [int(small.shape[2]), int(small.shape[1])],
+        },
+        thresholds={
+            "warp_error_floor": th.warp_error_floor,
+            "warp_error_k": th.warp_error_k,
+            "max_median_warp_error": th.max_median_warp_error,
+            "max_flicker": th.max_flicker,
+        },
+        failed_frames=failed,
+        notes=notes,
+    )
