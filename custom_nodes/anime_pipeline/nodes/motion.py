@@ -1,4 +1,161 @@
-"""Nodes of the `anime_pipeline/motion` family (not yet implemented)."""
+"""Nodes of the ``anime_pipeline/motion`` family: cut / hold / motion gating and
+anime-safe frame-rate conversion."""
 
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+from __future__ import annotations
+
+import json
+import math
+
+from ..core import motion as gating
+from ..core.contracts import LABELS, MotionLabels
+from ..core.interpolate import FlowInterpolator
+from ..core.retime import MODES, retime, summarize
+from ..core.validate import InputError, check_images, check_positive
+from .video import _progress_callback
+
+CATEGORY = "anime_pipeline/motion"
+LABELS_TYPE = "AP_MOTION_LABELS"
+DEFAULTS = gating.Thresholds()
+
+
+def _finite(values):
+    """Scores as JSON numbers (NaN -> null: the score was not evaluated)."""
+    return [round(v, 4) if math.isfinite(v) else None for v in values]
+
+
+def gate_summary(result: MotionLabels) -> dict:
+    """The JSON report of AP_MotionGate (also used by tests and the driver)."""
+    return {
+        "frames": result.n_frames,
+        "intervals": len(result.labels),
+        "counts": {lab: result.labels.count(lab) for lab in LABELS},
+        "cuts": result.indices("cut"),
+        "flash_frames": gating.flash_frames(result),
+        "thresholds": result.thresholds,
+        "labels": list(result.labels),
+        "scores": {name: _finite(vals) for name, vals in result.scores.items()},
+    }
+
+
+class MotionGate:
+    """Label every interval between consecutive frames as cut, hold or motion."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "The clip as an IMAGE batch (at least 2 frames)."}),
+                "cut_color": ("FLOAT", {"default": DEFAULTS.cut_color, "min": 0.0, "max": 255.0, "step": 0.1,
+                                        "tooltip": (
+                    "Cut test 1: colour_shift (earth mover's distance of the Y/U/V histograms, 8-bit levels) must "
+                    "reach this. Lower finds cuts between similar-looking shots; motion rarely exceeds 5.")}),
+                "cut_residual": ("FLOAT", {"default": DEFAULTS.cut_residual, "min": 0.0, "max": 2.0, "step": 0.01,
+                                           "tooltip": (
+                    "Cut test 2: 'unexplained' (what optical flow cannot explain, relative to the frames' "
+                    "contrast; ~0 for motion, ~1 for unrelated frames) must reach this.")}),
+                "hold_threshold": ("FLOAT", {"default": DEFAULTS.hold_threshold, "min": 0.0, "max": 255.0,
+                                             "step": 0.05, "tooltip": (
+                    "An interval is a hold (same drawing) when its detail_change (largest 8x8-block change of "
+                    "fine detail, 8-bit levels) stays below this. Fits lossless and codec-compressed sources.")}),
+                "adaptive_holds": ("BOOLEAN", {"default": DEFAULTS.adaptive_holds, "tooltip": (
+                    "Noise-adaptive hold detection for generated video whose held drawings 'boil': the threshold "
+                    "rises with the clip's noise floor and sub-pixel whole-frame jitter is ignored. Leave off for "
+                    "clips without holds: there it labels the slowest motion as hold more often.")}),
+                "adaptive_factor": ("FLOAT", {"default": DEFAULTS.adaptive_factor, "min": 1.0, "max": 20.0,
+                                              "step": 0.1, "tooltip": (
+                    "Adaptive mode only: hold threshold = max(hold_threshold, adaptive_factor x noise floor).")}),
+            },
+        }
+
+    RETURN_TYPES = (LABELS_TYPE, "STRING")
+    RETURN_NAMES = ("labels", "summary")
+    OUTPUT_TOOLTIPS = (
+        "One label per interval (frame i -> i+1) with its scores; wire into AP_AnimeRetime.",
+        "JSON report: counts, cut indices, flash frames (a cut on both sides), the thresholds used "
+        "(hold_limit = the effective hold threshold), the labels and every score (null = not evaluated).",
+    )
+    FUNCTION = "gate"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Classify each interval between consecutive frames as cut (new shot or flash: never blend across), hold "
+        "(the same drawing shown again: anime on twos/threes) or motion (interpolate). Runs on a 160 px analysis "
+        "thumbnail; defaults were measured on ground truth built from real clips (cut and hold precision/recall "
+        ">= 0.95 on held-out clips). Turn on adaptive_holds for generated video that imitates limited animation."
+    )
+
+    def gate(self, frames, cut_color, cut_residual, hold_threshold, adaptive_holds=False,
+             adaptive_factor=DEFAULTS.adaptive_factor):
+        node = "AP_MotionGate"
+        frames = check_images(frames, "frames", node=node, min_frames=2)
+        thresholds = gating.Thresholds(
+            cut_color=check_positive(cut_color, "cut_color", node=node, allow_zero=True),
+            cut_residual=check_positive(cut_residual, "cut_residual", node=node, allow_zero=True),
+            hold_threshold=check_positive(hold_threshold, "hold_threshold", node=node, allow_zero=True),
+            adaptive_holds=bool(adaptive_holds),
+            adaptive_factor=check_positive(adaptive_factor, "adaptive_factor", node=node),
+        )
+        result = gating.classify(frames, thresholds, progress=_progress_callback())
+        return (result, json.dumps(gate_summary(result)))
+
+
+class AnimeRetime:
+    """Change the frame rate: copy on holds and cuts, interpolate only on motion."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "The clip as an IMAGE batch."}),
+                "fps_in": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 1000.0, "step": 0.001, "tooltip": (
+                    "Frame rate of the input clip (WAN renders 16).")}),
+                "fps_out": ("FLOAT", {"default": 24.0, "min": 1.0, "max": 1000.0, "step": 0.001, "tooltip": (
+                    "Wanted frame rate; any ratio, up or down (16->24, 24->48, 24->30, 30->24 ...).")}),
+                "mode": (list(MODES), {"default": "keep_holds", "tooltip": (
+                    "keep_holds: held drawings stay held (the limited-animation look), only motion is "
+                    "interpolated. smooth: held drawings are retimed as motion, so on-twos becomes on-ones.")}),
+            },
+            "optional": {
+                "labels": (LABELS_TYPE, {"tooltip": (
+                    "Cut/hold/motion labels from AP_MotionGate for these frames; computed with the default "
+                    "thresholds when not connected.")}),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE", "FLOAT", "STRING")
+    RETURN_NAMES = ("frames", "fps", "summary")
+    OUTPUT_TOOLTIPS = (
+        "The retimed clip: floor((n-1) x fps_out / fps_in) + 1 frames.",
+        "The output frame rate (= fps_out); wire it into CreateVideo's fps.",
+        "JSON report: frame counts, exact ratio, how many frames were copied or interpolated, notes.",
+    )
+    FUNCTION = "retime"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Anime-safe frame-rate conversion. Output frame k shows source time k x fps_in / fps_out: copies on "
+        "holds, copies of the nearer frame across cuts (never a blend of two shots), and bidirectional "
+        "optical-flow interpolation (OpenCV DIS, no model weights) on motion. Exact rational timing, so long "
+        "16 -> 24 conversions never drift."
+    )
+
+    def retime(self, frames, fps_in, fps_out, mode, labels=None):
+        node = "AP_AnimeRetime"
+        frames = check_images(frames, "frames", node=node, min_frames=1)
+        fps_in = check_positive(fps_in, "fps_in", node=node)
+        fps_out = check_positive(fps_out, "fps_out", node=node)
+        if mode not in MODES:
+            raise InputError("mode", f"must be one of {list(MODES)}, got {mode!r}", node)
+        n = frames.shape[0]
+        if labels is None:
+            labels = gating.classify(frames) if n > 1 else MotionLabels(labels=(), n_frames=1)
+        elif not isinstance(labels, MotionLabels):
+            raise InputError("labels", f"expected {LABELS_TYPE} from AP_MotionGate, got {type(labels).__name__}", node)
+        elif labels.n_frames != n:
+            raise InputError("labels", f"describe {labels.n_frames} frames but frames has {n}; gate the same "
+                                       "clip that is retimed", node)
+        out, steps = retime(frames, fps_in, fps_out, labels, mode=mode, interpolator=FlowInterpolator(),
+                            progress=_progress_callback())
+        return (out, fps_out, json.dumps(summarize(steps, n, fps_in, fps_out, mode)))
+
+
+NODE_CLASS_MAPPINGS = {"AP_MotionGate": MotionGate, "AP_AnimeRetime": AnimeRetime}
+NODE_DISPLAY_NAME_MAPPINGS = {"AP_MotionGate": "Motion Gate (AP)", "AP_AnimeRetime": "Anime Retime (AP)"}

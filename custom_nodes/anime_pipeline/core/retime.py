@@ -1,0 +1,163 @@
+"""Anime-safe frame-rate conversion: copy on holds and cuts, interpolate only on motion.
+
+Output frame ``k`` sits at source position ``p = k * fps_in / fps_out`` (in source
+frames) for every ``k`` with ``p <= n - 1``, so ``n`` frames give
+``floor((n - 1) * fps_out / fps_in) + 1`` frames. Rates are exact fractions
+(``23.976`` is ``2997/125``, ``24000/1001`` stays ``24000/1001``), so long
+16 -> 24 conversions never drift. With ``i = floor(p)`` and phase ``phi = p - i``:
+
+* ``phi == 0``: a copy of source frame ``i``.
+* interval ``i`` is a **cut**: a copy of the nearer source frame (``i`` if
+  ``phi < 1/2``, else ``i + 1``), never a blend across the cut.
+* mode ``keep_holds`` (limited-animation look kept): a **hold** interval gives a
+  copy of the nearer frame; a **motion** interval is interpolated at ``phi``.
+* mode ``smooth`` (on twos becomes on ones): each drawing (a run of frames joined
+  by holds) is anchored at its first frame; between two anchors of one shot the
+  output is interpolated from drawing to drawing at ``(p - a) / (b - a)``, so
+  motion progresses evenly through former holds. The last drawing of a shot is
+  held until the cut (or the end).
+
+The output tensor is allocated once; frames are written into it directly and the
+interpolator keeps only the flows of the current pair.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from .contracts import CUT, HOLD, MotionLabels
+from .interpolate import Interpolator
+
+log = logging.getLogger(__name__)
+
+MODES = ("keep_holds", "smooth")
+_MAX_DENOMINATOR = 10000
+
+
+def rational(fps: float) -> Fraction:
+    """A frame rate as an exact fraction (``29.97 -> 2997/100``, ``24000/1001`` kept)."""
+    return Fraction(fps).limit_denominator(_MAX_DENOMINATOR)
+
+
+def output_count(n: int, fps_in: float, fps_out: float) -> int:
+    """``floor((n - 1) * fps_out / fps_in) + 1`` in exact arithmetic (``0`` for no frames)."""
+    if n <= 0:
+        return 0
+    return math.floor((n - 1) * rational(fps_out) / rational(fps_in)) + 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """How output frame ``k`` is made: a copy of ``a`` (``t == 0``) or ``a``->``b`` at ``t``."""
+
+    k: int
+    position: Fraction
+    a: int
+    b: int
+    t: Fraction
+
+    @property
+    def is_copy(self) -> bool:
+        return self.t == 0
+
+
+def _copy(k: int, p: Fraction, i: int) -> Step:
+    return Step(k, p, i, i, Fraction(0))
+
+
+def plan(n: int, fps_in: float, fps_out: float, labels: Sequence[str], mode: str = "keep_holds") -> list[Step]:
+    """The recipe of every output frame (pure arithmetic; see the module doc)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    if len(labels) != max(n - 1, 0):
+        raise ValueError(f"{len(labels)} labels for {n} frames (expected {max(n - 1, 0)})")
+    ratio = rational(fps_in) / rational(fps_out)
+    # Drawing anchors for smooth mode: frame 0 and every frame that follows a non-hold interval.
+    anchors = [0] + [j + 1 for j, lab in enumerate(labels) if lab != HOLD]
+    steps = []
+    for k in range(output_count(n, fps_in, fps_out)):
+        p = k * ratio
+        i = math.floor(p)
+        phi = p - i
+        if phi != 0 and labels[i] == CUT:
+            steps.append(_copy(k, p, i if phi < Fraction(1, 2) else i + 1))
+        elif mode == "smooth":
+            j = bisect.bisect_right(anchors, i) - 1
+            a = anchors[j]
+            b = anchors[j + 1] if j + 1 < len(anchors) else None
+            if p == a or b is None or labels[b - 1] == CUT:  # on a drawing, or its last hold in the shot
+                steps.append(_copy(k, p, a))
+            else:
+                steps.append(Step(k, p, a, b, (p - a) / (b - a)))
+        elif phi == 0:
+            steps.append(_copy(k, p, i))
+        elif labels[i] == HOLD:
+            steps.append(_copy(k, p, i if phi < Fraction(1, 2) else i + 1))
+        else:
+            steps.append(Step(k, p, i, i + 1, phi))
+    return steps
+
+
+def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode: str) -> dict:
+    """Counts and notes for the node's JSON summary."""
+    notes = []
+    if n == 1:
+        notes.append("single-frame clip: the output is copies of that frame")
+    interp = sum(1 for s in steps if not s.is_copy)
+    return {
+        "frames_in": n,
+        "frames_out": len(steps),
+        "fps_in": float(fps_in),
+        "fps_out": float(fps_out),
+        "ratio": str(rational(fps_out) / rational(fps_in)),
+        "mode": mode,
+        "copied": len(steps) - interp,
+        "interpolated": interp,
+        "notes": notes,
+    }
+
+
+def retime(
+    frames: torch.Tensor,
+    fps_in: float,
+    fps_out: float,
+    labels: MotionLabels | Sequence[str],
+    *,
+    mode: str = "keep_holds",
+    interpolator: Interpolator,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, list[Step]]:
+    """Retime an IMAGE batch ``[N,H,W,C]``; returns the new batch and its plan."""
+    seq = labels.labels if isinstance(labels, MotionLabels) else tuple(labels)
+    n = frames.shape[0]
+    steps = plan(n, fps_in, fps_out, seq, mode)
+    if n == 1:
+        log.info("retime: single-frame clip, output is %d copy(ies) of it", len(steps))
+    src = frames.detach().cpu().float().contiguous().numpy()
+    out = torch.empty((len(steps), *frames.shape[1:]), dtype=torch.float32)
+    dst = out.numpy()
+    k = 0
+    while k < len(steps):
+        s = steps[k]
+        if s.is_copy:
+            np.copyto(dst[k], src[s.a])
+            k += 1
+        else:  # one call for the run of outputs that share this source pair
+            end = k
+            while end < len(steps) and not steps[end].is_copy and (steps[end].a, steps[end].b) == (s.a, s.b):
+                end += 1
+            ts = [float(steps[j].t) for j in range(k, end)]
+            interpolator.interpolate(src[s.a], src[s.b], ts, out=dst[k:end])
+            np.clip(dst[k:end], 0.0, 1.0, out=dst[k:end])
+            k = end
+        if progress is not None:
+            progress(k, len(steps))
+    return out, steps
