@@ -1,0 +1,90 @@
+"""Killing the server mid-run and rerunning completes the run without re-rendering the
+shots that were finished; a model missing on the server stops the run in preflight
+with every problem listed and nothing queued."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from driver.cli import main
+from driver.storyboard import REPO_ROOT
+from tests.harness.comfy import start_server
+
+pytestmark = pytest.mark.integration
+
+DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
+
+
+def _manifest(run_dir):
+    try:
+        return json.loads((run_dir / "run_manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _job_status(m, sid, job):
+    return (((m or {}).get("shots", {}).get(sid) or {}).get("jobs", {}).get(job) or {}).get("status")
+
+
+def test_server_killed_mid_run_then_rerun_completes_without_rerendering(comfy_install, tmp_path):
+    base, run_dir = tmp_path / "srv", tmp_path / "run"
+    server = start_server(base, install=comfy_install)
+    cmd = [sys.executable, "-m", "driver", "run", str(DEMO), "--out", str(run_dir), "--plain"]
+    driver = subprocess.Popen(cmd + ["--server", server.url], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None:  # first shot done, second in flight
+            m = _manifest(run_dir)
+            if _job_status(m, "S01T01", "S01T01-video") == "done" and \
+                    _job_status(m, "S01T02", "S01T02-video") == "submitted":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the driver never reached the second shot:\n{driver.communicate()[0]}")
+        server.kill()
+        out = driver.communicate(timeout=120)[0]
+    finally:
+        server.kill()
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode in (3, 6), out  # server_unreachable / lost_contact
+    m = _manifest(run_dir)
+    first = m["shots"]["S01T01"]["jobs"]["S01T01-video"]["attempts"]
+    assert m["shots"]["S01T02"]["jobs"]["S01T02-video"]["attempts"][0]["status"] == "submitted"
+
+    server = start_server(base, install=comfy_install, port=server.port)  # restarted: history lost
+    try:
+        assert main(cmd[3:] + ["--server", server.url]) == 0, server.log_tail()
+        history = server.client()._json("GET", "/history")
+    finally:
+        server.stop()
+    m = _manifest(run_dir)
+    assert all(s["status"] == "done" for s in m["shots"].values())
+    assert m["shots"]["S01T01"]["jobs"]["S01T01-video"]["attempts"] == first  # not re-rendered
+    assert not any("-S01T01-" in pid for pid in history)
+    second = m["shots"]["S01T02"]["jobs"]["S01T02-video"]["attempts"][0]
+    assert second["submissions"] == 2 and second["prompt_id"].endswith("-r2") and second["prompt_id"] in history
+
+
+def test_missing_models_stop_the_run_in_preflight(comfy, tmp_path, caplog):
+    sb = tmp_path / "sb.json"
+    doc = json.loads(DEMO.read_text())
+    doc["shots"] = [{"scene": 1, "take": 1, "generation_approach": "held_frame_static", "duration_s": 1.0,
+                     "seed": 1, "hero_prompt": "a rooftop"},
+                    {"scene": 1, "take": 2, "generation_approach": "held_frame_push", "duration_s": 1.0,
+                     "seed": 2, "hero_prompt": "a street"}]
+    sb.write_text(json.dumps(doc))
+    before = len(comfy.client._json("GET", "/history"))
+    code = main(["run", str(sb), "--server", comfy.url, "--out", str(tmp_path / "run"), "--plain"])
+    assert code == 8
+    text = caplog.text
+    assert "S01T01 S01T01-kf-hero: node 'Checkpoint' (CheckpointLoaderSimple): ckpt_name " \
+           "'sd_xl_base_1.0.safetensors' is not on the server" in text
+    assert "S01T02 S01T02-kf-hero" in text and "nothing was queued" in text
+    assert len(comfy.client._json("GET", "/history")) == before and not comfy.client.queue()["queue_pending"]
