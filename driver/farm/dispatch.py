@@ -1,0 +1,257 @@
+"""Pure dispatch logic of the server pool: which waiting job gets which free server slot.
+
+No I/O, no threads, no clock: :class:`~driver.farm.pool.ServerPool` drives it from real
+threads and :mod:`driver.farm.simulate` from a discrete-event clock, so the same code is
+tested by both. The farm is not a queue system of its own: every ComfyUI server keeps
+its own queue, and the dispatcher only bounds how many jobs each server holds at once
+(``capacity``, default 1, so a slow server does not hoard work) and hands the next
+job, by priority, to whichever server has a free slot.
+
+Dependency order is the caller's: a job is requested only once its inputs exist (the
+video of a shot after its keyframes). Among waiting requests the lowest ``priority``
+goes first, then the earliest request. Servers with free slots are used in least-
+recently-released order, which spreads work evenly.
+
+Server states: ``up`` (dispatchable), ``down`` (stopped answering; its jobs stay
+assigned until the caller has confirmed them lost or finished and released them),
+``excluded`` (left out by preflight, or removed). A request may be ``pinned`` to one
+server (to pick up a job that was in flight there); when that server goes down the
+pin is dropped and the request waits for any server, like the others."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Hashable, Iterable
+
+Key = Hashable
+
+
+class State(str, Enum):
+    UP = "up"
+    DOWN = "down"
+    EXCLUDED = "excluded"
+
+
+@dataclass
+class Server:
+    name: str
+    capacity: int = 1
+    state: State = State.UP
+    reason: str = ""
+    running: set = field(default_factory=set)
+    dispatched: int = 0  # jobs ever assigned here
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self.running) if self.state is State.UP else 0
+
+
+@dataclass(order=True)
+class _Request:
+    priority: float
+    seq: int
+    key: Key = field(compare=False)
+    pin: str | None = field(compare=False, default=None)
+    live: bool = field(compare=False, default=True)
+
+
+class DispatchError(RuntimeError):
+    """A caller broke the dispatcher's contract (unknown key, double request...)."""
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self.servers: dict[str, Server] = {}
+        self._heap: list[_Request] = []              # unpinned waiting requests
+        self._pinned: dict[str, deque[_Request]] = {}  # server -> pinned waiting requests
+        self._waiting: dict[Key, _Request] = {}
+        self._assigned: dict[Key, str] = {}
+        self._free: deque[str] = deque()             # servers that may have a free slot (LRU first)
+        self._in_free: set[str] = set()
+        self._seq = itertools.count()
+
+    # ------------------------------------------------------------------ servers
+    def add_server(self, name: str, capacity: int = 1) -> Server:
+        if capacity < 1:
+            raise ValueError(f"server {name}: capacity must be >= 1, got {capacity}")
+        if name in self.servers:
+            raise DispatchError(f"server {name} added twice")
+        server = self.servers[name] = Server(name, capacity)
+        self._offer(name)
+        return server
+
+    def exclude(self, name: str, reason: str) -> list[Key]:
+        """Leave ``name`` out for good; returns the jobs still assigned to it."""
+        return self._set_state(name, State.EXCLUDED, reason)
+
+    def mark_down(self, name: str, reason: str = "") -> list[Key]:
+        """``name`` stopped answering. Returns the jobs assigned to it: they stay assigned
+        (their fate is unknown) until the caller releases them. Requests pinned to it are
+        unpinned and wait for any server."""
+        return self._set_state(name, State.DOWN, reason)
+
+    def mark_up(self, name: str) -> None:
+        """A down server answers again and rejoins (excluded servers do not)."""
+        server = self._server(name)
+        if server.state is State.DOWN:
+            server.state, server.reason = State.UP, ""
+            self._offer(name)
+
+    def _set_state(self, name: str, state: State, reason: str) -> list[Key]:
+        server = self._server(name)
+        if server.state is State.EXCLUDED:
+            return sorted(server.running, key=str)
+        server.state, server.reason = state, reason
+        for req in self._pinned.pop(name, ()):
+            if req.live:
+                req.pin = None
+                heapq.heappush(self._heap, req)
+        return sorted(server.running, key=str)
+
+    @property
+    def up(self) -> list[str]:
+        return [s.name for s in self.servers.values() if s.state is State.UP]
+
+    @property
+    def capacity(self) -> int:
+        """Slots on servers that are up."""
+        return sum(s.capacity for s in self.servers.values() if s.state is State.UP)
+
+    # ------------------------------------------------------------------ jobs
+    def request(self, key: Key, *, priority: float = 0.0, pin: str | None = None) -> None:
+        """``key`` is ready to run. With ``pin`` it waits for that server while it is up."""
+        if key in self._waiting or key in self._assigned:
+            raise DispatchError(f"job {key!r} is already waiting or running")
+        if pin is not None and self._server(pin).state is not State.UP:
+            pin = None
+        req = _Request(priority, next(self._seq), key, pin)
+        self._waiting[key] = req
+        if pin is None:
+            heapq.heappush(self._heap, req)
+        else:
+            self._pinned.setdefault(pin, deque()).append(req)
+
+    def cancel(self, key: Key) -> None:
+        """Withdraw a waiting request (no-op if it was not waiting)."""
+        req = self._waiting.pop(key, None)
+        if req is not None:
+            req.live = False
+
+    def assign(self) -> list[tuple[Key, str]]:
+        """Give free slots to waiting requests; returns the new (job, server) pairs."""
+        out: list[tuple[Key, str]] = []
+        for name in list(self._pinned):
+            queue, server = self._pinned[name], self.servers[name]
+            while queue and server.free > 0:
+                req = queue.popleft()
+                if req.live:
+                    self._give(req, name, out)
+            if not queue:
+                del self._pinned[name]
+        while self._free and not self._heap_empty():
+            name = self._free[0]
+            if self.servers[name].free > 0:
+                self._give(heapq.heappop(self._heap), name, out)
+            if self.servers[name].free > 0:
+                self._free.rotate(-1)  # round robin among servers with several slots
+            else:
+                self._free.popleft()
+                self._in_free.discard(name)
+        return out
+
+    def _give(self, req: _Request, name: str, out: list) -> None:
+        del self._waiting[req.key]
+        server = self.servers[name]
+        server.running.add(req.key)
+        server.dispatched += 1
+        self._assigned[req.key] = name
+        out.append((req.key, name))
+
+    def release(self, key: Key) -> str:
+        """``key`` finished (or was confirmed lost) on its server; its slot frees up."""
+        name = self._assigned.pop(key, None)
+        if name is None:
+            raise DispatchError(f"job {key!r} is not assigned to any server")
+        self.servers[name].running.discard(key)
+        self._offer(name)
+        return name
+
+    def server_of(self, key: Key) -> str | None:
+        return self._assigned.get(key)
+
+    def is_waiting(self, key: Key) -> bool:
+        return key in self._waiting
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._assigned)
+
+    # ------------------------------------------------------------------ internals
+    def _server(self, name: str) -> Server:
+        try:
+            return self.servers[name]
+        except KeyError:
+            raise DispatchError(f"unknown server {name!r}") from None
+
+    def _offer(self, name: str) -> None:
+        if name not in self._in_free and self.servers[name].free > 0:
+            self._free.append(name)
+            self._in_free.add(name)
+
+    def _heap_empty(self) -> bool:
+        while self._heap and not self._heap[0].live:
+            heapq.heappop(self._heap)
+        return not self._heap
+
+
+def run_order(jobs: Iterable[Key], depends_on: dict[Key, Iterable[Key]]) -> list[Key]:
+    """A dependency order of ``jobs`` (stable: input order among independent jobs).
+    Raises DispatchError on a cycle or an unknown dependency."""
+    jobs = list(jobs)
+    index = {k: i for i, k in enumerate(jobs)}
+    pending = {k: {d for d in depends_on.get(k, ())} for k in jobs}
+    for k, deps in pending.items():
+        unknown = deps - index.keys()
+        if unknown:
+            raise DispatchError(f"job {k!r} depends on unknown job(s) {sorted(map(str, unknown))}")
+    children: dict[Key, list[Key]] = {k: [] for k in jobs}
+    for k, deps in pending.items():
+        for d in deps:
+            children[d].append(k)
+    ready = [(index[k], k) for k, deps in pending.items() if not deps]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        _, k = heapq.heappop(ready)
+        out.append(k)
+        for c in children[k]:
+            pending[c].discard(k)
+            if not pending[c]:
+                heapq.heappush(ready, (index[c], c))
+    if len(out) != len(jobs):
+        raise DispatchError(f"dependency cycle among {sorted(map(str, set(jobs) - set(out)))}")
+    return out
+
+
+def critical_path_priorities(estimates: dict[Key, float], depends_on: dict[Key, Iterable[Key]]) -> dict[Key, float]:
+    """Request priorities (lower runs first): minus the job's estimate plus the longest
+    chain of estimated work that waits on it. A keyframe inherits its video's length,
+    so long shots start early instead of forming the tail of the run (in the simulation
+    this beats both shot order and longest-job-first; see :mod:`driver.farm.simulate`)."""
+    order = run_order(estimates, depends_on)
+    children: dict[Key, list[Key]] = {k: [] for k in order}
+    for k in order:
+        for d in depends_on.get(k, ()):
+            children[d].append(k)
+    chain: dict[Key, float] = {}
+    for k in reversed(order):
+        chain[k] = estimates[k] + max((chain[c] for c in children[k]), default=0.0)
+    return {k: -v for k, v in chain.items()}
