@@ -42,7 +42,11 @@ class MotionLabels:
 
 @dataclass
 class GateResult:
-    """Outcome of one quality gate, as carried on ``AP_GATE_RESULT``."""
+    """Outcome of one quality gate, as carried on ``AP_GATE_RESULT``.
+
+    ``reasons`` says why it failed (one line per failed check, with the measured value
+    and its threshold; empty when it passed); ``notes`` carries information that is not
+    a failure (skipped intervals, a resized reference...)."""
 
     name: str
     passed: bool
@@ -50,6 +54,7 @@ class GateResult:
     thresholds: dict = field(default_factory=dict)
     failed_frames: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
