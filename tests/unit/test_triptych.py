@@ -154,3 +154,20 @@ def test_node_returns_panels_and_the_boxes_as_json():
     first, hero, last, batch, boxes = TriptychSplit().split(from_uint8(strip))
     assert torch.equal(last, from_uint8(panels[2])) and batch.shape[0] == 3
     assert json.loads(boxes)["strips"][0]["mode"] == "auto"
+
+
+def test_a_gutter_coloured_pillar_inside_a_panel_is_not_a_gutter():
+    case = StripCase(6, 6, 6, 6, 6, LIGHT, seed=13)
+    strip, panels = case.build()
+    x_hero = case.left + case.panel_w + case.gutter
+    strip[:, x_hero + 40:x_hero + 52] = LIGHT  # full-height flat band, exactly the gutter colour
+    panels[1][:, 40:52] = LIGHT
+    first, hero, last, _, report = split_triptych(from_uint8(strip))
+    assert report["strips"][0]["mode"] == "auto"
+    for got, want in zip((first, hero, last), panels):
+        assert torch.equal(got, from_uint8(want))
+
+
+def test_a_flat_strip_is_cut_in_thirds_with_a_note():
+    entry = split_triptych(torch.full((1, 20, 60, 3), 0.5))[4]["strips"][0]
+    assert entry["mode"] == "thirds" and "flat" in entry["note"]

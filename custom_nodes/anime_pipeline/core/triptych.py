@@ -55,7 +55,9 @@ NOISE_FACTOR = 3.0  # tolerance = NOISE_FACTOR x the most uniform line's spread
 MIN_SPAN_RATIO = 0.6  # a gutter candidate pair must leave spans >= this x the widest
 NEAR_EQUAL = 0.1  # spans whose summed shortfall is <= this x the panel width are near-equal
 MAX_PLACEMENTS = 2_000_000
+MAX_RUNS = 64  # gutter candidates considered per strip
 NO_GUTTERS = "auto: no pair of gutters found; cut the area inside the borders in thirds"
+FLAT = "auto: the strip is one flat colour; cut in thirds"
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ def _auto_columns(strip: np.ndarray, spread: np.ndarray, colour: np.ndarray, tol
     jumps[1:] = np.abs(np.diff(colour, axis=0)).max(axis=1) > tol_c
     runs = _runs(uniform, jumps)
     internal = [r for r in runs if r[0] > 0 and r[1] < width]
+    if len(internal) > MAX_RUNS:  # many flat stripes: keep the widest (in strip order)
+        internal = sorted(sorted(internal, key=lambda r: r[0] - r[1])[:MAX_RUNS])
     best = None
     for i, ri in enumerate(internal):
         for rj in internal[i + 1:]:
@@ -196,7 +200,7 @@ def _thirds_inside_borders(strip: np.ndarray, row_spread: np.ndarray, tol: float
     height, width = strip.shape[:2]
     top, bottom = _edge_runs(row_spread <= tol)
     if top + bottom >= height:
-        return StripLayout("thirds", _thirds_boxes(0, width, 0, height), "auto: the strip is one flat colour; cut in thirds")
+        return StripLayout("thirds", _thirds_boxes(0, width, 0, height), FLAT)
     left, right = _edge_runs(_spread(strip[top:height - bottom].transpose(1, 0, 2))[0] <= tol)
     x0, x1 = left, width - right
     if x1 - x0 < 3 * MIN_PANEL_WIDTH:
@@ -317,7 +321,8 @@ def split_triptych(
                       for b in layout.boxes)
         if boxes[0].w < 1 or boxes[0].h < 1:
             size = f"{layout.boxes[0].w}x{layout.boxes[0].h}"
-            raise InputError("trim_margin", f"{trim_margin} px on each side leaves nothing of strip {i}'s {size} panels", node)
+            problem = f"{trim_margin} px on each side leaves nothing of strip {i}'s {size} panels"
+            raise InputError("trim_margin", problem, node)
         layout = StripLayout(layout.mode, boxes, layout.note, layout.gutter_color)
         layouts.append(layout)
         crops.append(torch.stack([strips[i, b.y:b.y + b.h, b.x:b.x + b.w] for b in boxes]))
@@ -326,17 +331,19 @@ def split_triptych(
     targets = [_target_size(w, h, target_width, target_height) for w, h in sizes]
     if len(set(targets)) > 1:
         listed = ", ".join(f"strip {i}: {w}x{h}" for i, (w, h) in enumerate(targets))
+        name = "strip" if not (target_width or target_height) else "target_height" if target_height else "target_width"
         raise InputError(
-            "strip" if not (target_width or target_height) else "target_width",
-            f"panels of the batch come out at different sizes ({listed}); set target_width and target_height "
-            "to bring them to one size",
+            name,
+            f"panels of the batch come out at different sizes ({listed}); set both target_width and "
+            "target_height to bring them to one size",
             node,
         )
     out_w, out_h = targets[0]
     panels = torch.cat([fit_frames(c, out_w, out_h, fit) for c in crops]).contiguous()
     report = {
         "output_size": [out_w, out_h],
-        "fit": fit if (out_w, out_h) != sizes[0] or len(set(sizes)) > 1 else None,
+        "fit": fit if any(size != (out_w, out_h) for size in sizes) else None,  # None: not resized
         "strips": [{"index": i, **layout.to_dict()} for i, layout in enumerate(layouts)],
     }
-    return panels[0::3], panels[1::3], panels[2::3], panels, report
+    first, hero, last = (panels[k::3].contiguous() for k in range(3))
+    return first, hero, last, panels, report
