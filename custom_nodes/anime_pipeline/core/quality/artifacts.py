@@ -128,6 +128,10 @@ def neighbour_median(values: np.ndarray, usable: np.ndarray, radius: int = NEIGH
     return out
 
 
+def _listing(idx: list[int], limit: int = 12) -> str:
+    return f"{idx[:limit]}{' ...' if len(idx) > limit else ''}"
+
+
 def _idx(mask) -> list[int]:
     return [int(i) for i in np.flatnonzero(mask)]
 
@@ -164,10 +168,10 @@ def artifact_gate(frames: torch.Tensor, thresholds: ArtifactThresholds = Artifac
 
     problems = {"nonfinite": _idx(~ok), "black": _idx(black), "blank": _idx(blank), "blown": _idx(blown),
                 "crushed": _idx(crushed), "blurred": _idx(blurred), "soft": _idx(soft)}
-    notes = [f"{kind} frame(s) {idx[:12]}{' ...' if len(idx) > 12 else ''}" for kind, idx in problems.items() if idx]
+    reasons = [f"{kind} frame(s) {_listing(idx)}" for kind, idx in problems.items() if idx]
     failed = sorted(set().union(*problems.values()))
     if frozen:
-        notes.append(f"frozen clip: largest motion {max_motion:.2f} < {th.frozen_motion} (expect_motion is on)")
+        reasons.append(f"frozen clip: largest motion {max_motion:.2f} < {th.frozen_motion} (expect_motion is on)")
         failed = list(range(len(ok)))
     with np.errstate(invalid="ignore"):
         sharp_ratio = s.sharpness / np.where(sharp_ref > 0, sharp_ref, np.nan)
@@ -193,5 +197,5 @@ def artifact_gate(frames: torch.Tensor, thresholds: ArtifactThresholds = Artifac
         },
         thresholds={f.name: getattr(th, f.name) for f in fields(th)} | {"expect_motion": expect_motion},
         failed_frames=failed,
-        notes=notes,
+        reasons=reasons,
     )
