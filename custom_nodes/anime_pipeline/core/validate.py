@@ -19,10 +19,12 @@ def check_images(
     node: str | None = None,
     min_frames: int = 1,
     channels: tuple[int, ...] = (3,),
+    finite: bool = True,
 ) -> torch.Tensor:
     """Check a ComfyUI IMAGE batch: ``[B,H,W,C]`` float, ``B >= min_frames``, finite.
 
-    Returns the tensor unchanged (as float32 if it was another float dtype)."""
+    ``finite=False`` skips the NaN/inf check (for callers that report such pixels
+    themselves). Returns the tensor unchanged (as float32 if it was another float dtype)."""
     if not isinstance(images, torch.Tensor):
         raise InputError(input_name, f"expected an IMAGE tensor [B,H,W,C], got {type(images).__name__}", node)
     if images.ndim != 4:
@@ -37,9 +39,8 @@ def check_images(
         raise InputError(input_name, f"expected {' or '.join(map(str, channels))} channels, got {c} (shape {list(images.shape)})", node)
     if not images.is_floating_point():
         raise InputError(input_name, f"expected float pixels in 0..1, got dtype {images.dtype}", node)
-    finite = torch.isfinite(images)
-    if not bool(finite.all()):
-        bad = (~finite).reshape(b, -1).any(dim=1).nonzero().flatten().tolist()
+    if finite and not bool((ok := torch.isfinite(images)).all()):
+        bad = (~ok).reshape(b, -1).any(dim=1).nonzero().flatten().tolist()
         raise InputError(input_name, f"NaN or inf pixels in frame(s) {bad[:10]}{' ...' if len(bad) > 10 else ''}", node)
     return images.float() if images.dtype != torch.float32 else images
 
