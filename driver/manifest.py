@@ -95,8 +95,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
-def atomic_write_json(path: Path, doc) -> None:
-    atomic_write_text(path, json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+def atomic_write_json(path: Path, doc, *, compact: bool = False) -> None:
+    """``compact`` uses the C encoder (no indentation): for the manifest, which is
+    rewritten after every change and holds every submitted workflow."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")) if compact else \
+        json.dumps(doc, indent=1, ensure_ascii=False)
+    atomic_write_text(path, text + "\n")
 
 
 def git_commit(repo: Path) -> str | None:
@@ -153,7 +157,7 @@ class Manifest:
 
     def save(self) -> None:
         self.data["updated_at"] = now()
-        atomic_write_json(self.path, self.data)
+        atomic_write_json(self.path, self.data, compact=True)
 
     # ------------------------------------------------------------------ records
     def shot(self, sid: str, approach: str | None = None) -> dict:

@@ -237,7 +237,8 @@ class Scheduler:
         att.update(outputs=record_files(self.run_dir, outcome.files), gate_report=outcome.report,
                    report_file=report_file, passed=ok, score=quality.score(outcome.report) if job.gated else None,
                    timings=outcome.timings, status=DONE if ok else GATE_FAILED, finished_at=now())
-        self.manifest.save()
+        if not ok:
+            self.manifest.save()  # a passing attempt is saved once it is selected
         self.result.rendered += 1
         detail = ", ".join(f"{g['name']}={'ok' if g['passed'] else 'FAIL'}" for g in quality.summary(outcome.report))
         self.reporter.job_finished(job.id, "done" if ok else GATE_FAILED, detail)
