@@ -56,6 +56,9 @@ class Compiler:
         self.templates_dir = config.path(tdir) if tdir else DEFAULT_TEMPLATES_DIR
         self._templates: dict[str, dict] = {}
         self.registry, self.registry_text = self._load_registry()
+        unknown = sorted(set(config["template_overrides"]) - set(TEMPLATE_KEYS))
+        if unknown:
+            raise ConfigError(f"template_overrides: unknown template(s) {unknown}; known: {', '.join(TEMPLATE_KEYS)}")
 
     # ------------------------------------------------------------------ inputs
     def _load_registry(self):
@@ -115,6 +118,8 @@ class Compiler:
         b = Binder(self.template(job.template), self.template_path(job.template).name)
         prefix = f"ap/{self.run_id}/{job.id}_a{attempt}"
         getattr(self, f"_bind_{job.template}")(b, job, seed, inputs, prefix)
+        for title, values in self.config["template_overrides"].get(job.template, {}).items():
+            b.set(title, **values)  # project-wide settings, e.g. gate thresholds
         prompt = b.result()
         titles = {t: (role or job.outputs[0]) for t, role in OUTPUT_TITLES[job.template].items()}
         outputs = titled_outputs(prompt, titles)

@@ -81,6 +81,7 @@ DEFAULTS = {
     "output_root": "runs",
     "templates_dir": None,
     "templates": {},
+    "template_overrides": {},
     "model_profiles": {
         "wan22_sdxl": {},
         "wan22_qwen_image": {"t2i": T2I_UNET_DEFAULTS},
@@ -140,6 +141,8 @@ CONFIG_SCHEMA = {
         "output_root": _STR,
         "templates_dir": {"type": ["string", "null"]},
         "templates": {"type": "object", "additionalProperties": _STR},
+        "template_overrides": {"type": "object", "additionalProperties": {  # template key -> title -> inputs
+            "type": "object", "additionalProperties": {"type": "object"}}},
         "model_profiles": {"type": "object", "minProperties": 1, "additionalProperties": {
             "type": "object", "additionalProperties": False, "required": ["video", "t2i"],
             "properties": {

@@ -156,3 +156,15 @@ def test_replace_with_one_drops_orphaned_sources():
               "4": {"class_type": "Use", "inputs": {"a": ["2", 0], "b": ["3", 0]}}}
     new = replace_with_one(prompt, ["P", "N"], "Stub", {"t": 1}, "S")
     assert set(prompt) == {"4", new} and prompt["4"]["inputs"] == {"a": [new, 0], "b": [new, 1]}
+
+
+def test_template_overrides_apply_and_are_checked(tmp_path):
+    cfg = build_config({"template_overrides": {"held_static": {"Resize": {"upscale_method": "area"}}}}, tmp_path)
+    sb = load_storyboard(write_storyboard(tmp_path, [shot(1, 1, "held_frame_static")]))
+    c = Compiler(sb, cfg, "run").compile(make_plan(sb, cfg).job("S01T01-video"))
+    assert c.prompt[find(c.prompt, "Resize")[0]]["inputs"]["upscale_method"] == "area"
+    bad = build_config({"template_overrides": {"held_static": {"Resize": {"nope": 1}}}}, tmp_path)
+    with pytest.raises(TemplateError, match="has no input 'nope'"):
+        Compiler(sb, bad, "run").compile(make_plan(sb, bad).job("S01T01-video"))
+    with pytest.raises(Exception, match="unknown template"):
+        Compiler(sb, build_config({"template_overrides": {"wan": {}}}, tmp_path), "run")
