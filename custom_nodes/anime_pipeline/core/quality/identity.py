@@ -55,6 +55,10 @@ class IdentityModelError(RuntimeError):
     """The identity model cannot be loaded (missing package or model files)."""
 
 
+class NoReferenceFace(ValueError):
+    """A reference image has no detectable face (the face method cannot judge anything)."""
+
+
 # -- crops -----------------------------------------------------------------------------------------
 
 def mask_crops(images: torch.Tensor, mask: torch.Tensor | None, margin: float = MASK_MARGIN) -> tuple[list, list[int]]:
@@ -177,7 +181,7 @@ def identity_gate(frames: torch.Tensor, references: torch.Tensor, embed: Embedde
     ref_vecs = embed([r for r in references])
     missing = [i for i, v in enumerate(ref_vecs) if v is None]
     if missing:
-        raise ValueError(f"no face found in reference image(s) {missing}: the face method needs a detectable face "
+        raise NoReferenceFace(f"no face found in reference image(s) {missing}: the face method needs a detectable face "
                          "in every reference (use method 'clip_vision' for anime characters)")
     sampled = list(range(0, frames.shape[0], every))
     crops, empty_masks = mask_crops(frames[sampled], None if mask is None else

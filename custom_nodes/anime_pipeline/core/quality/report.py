@@ -57,6 +57,11 @@ def gate_entry(slot: str, gate: GateResult) -> dict:
     return _jsonable({"input": slot, **gate.to_dict()})
 
 
+def result_json(gate: GateResult) -> str:
+    """One gate result as JSON (what the gate nodes output next to the result)."""
+    return to_json(_jsonable(gate.to_dict()))
+
+
 def summarise(report: dict) -> str:
     """One line: overall verdict, then each failed gate with its reasons and numbers."""
     gates = report["gates"]

@@ -27,6 +27,7 @@ the gates were measured at exactly this resolution.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -42,6 +43,8 @@ ANALYSIS_MAX_SIDE = 512
 FLOW_SCALE = 0.5
 OCCLUSION_PX = 1.0
 MIN_MATCHED = 0.05  # below this fraction of matched pixels the whole frame is used
+
+Progress = Callable[[int, int], None]
 
 # BT.601 luma and chroma (Cb, Cr) rows, applied to RGB residuals.
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
@@ -94,12 +97,15 @@ def interval_residual(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, 
     return warp_error, log_gain, float(med[0]), float(np.abs(med[1:]).max()), matched
 
 
-def residual_series(frames_u8: np.ndarray, intervals=None) -> Residuals:
+def residual_series(frames_u8: np.ndarray, intervals=None, progress: Progress | None = None) -> Residuals:
     """Residuals of the intervals ``i -> i+1`` listed in ``intervals`` (all by default)."""
     n = max(len(frames_u8) - 1, 0)
+    todo = list(range(n) if intervals is None else intervals)
     out = np.full((5, n), np.nan)
-    for i in range(n) if intervals is None else intervals:
+    for done, i in enumerate(todo, 1):
         out[:, i] = interval_residual(frames_u8[i], frames_u8[i + 1])
+        if progress is not None:
+            progress(done, len(todo))
     return Residuals(*out)
 
 
@@ -133,14 +139,15 @@ class TemporalThresholds:
 
 
 def temporal_gate(frames: torch.Tensor, thresholds: TemporalThresholds = TemporalThresholds(),
-                  labels: MotionLabels | None = None, name: str = "temporal") -> GateResult:
+                  labels: MotionLabels | None = None, name: str = "temporal",
+                  progress: Progress | None = None) -> GateResult:
     """Judge flicker and instability of a clip (IMAGE ``[B,H,W,3]``, ``B >= 2``)."""
     th = thresholds
     small = analysis_frames(frames)
     n = len(small)
     cuts = sorted(set(cut_intervals(labels, small)))
     measured = [i for i in range(n - 1) if i not in set(cuts)]
-    res = residual_series(small, measured)
+    res = residual_series(small, measured, progress)
     err = res.warp_error[measured] if measured else np.zeros(0)
     median = float(np.median(err)) if len(err) else 0.0
     limit = max(th.warp_error_floor, th.warp_error_k * median)
