@@ -75,7 +75,7 @@ class LocalComfy:
         log.info("starting ComfyUI from %s on port %d (log: %s)", self.root, self.port, log_path)
         with log_path.open("wb") as fh:
             self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=fh, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, start_new_session=True)
         client = ComfyClient(self.url)
         deadline = time.monotonic() + self.start_timeout
         while True:

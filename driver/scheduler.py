@@ -93,6 +93,7 @@ class Scheduler:
                 self._hold_for_review(shot, rec, f"keyframes are {verdict}, not approved")
                 return
         jobs = self.jobs_for(shot)
+        self._record_given_keyframes(shot, jobs)
         changed = self._run_jobs([j for j in jobs if j.stage == KEYFRAMES])
         if self.stage == KEYFRAMES:
             if changed or shot.id not in self.approvals.entries:
@@ -257,6 +258,33 @@ class Scheduler:
             return path
         return dest
 
+    def _place(self, src: Path, dest: Path) -> None:
+        """``dest`` becomes a copy of ``src`` (hard link when possible), atomically."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+
+    def _record_given_keyframes(self, shot: Shot, jobs: list[Job]) -> None:
+        """Copy the storyboard's own keyframe images of this shot into ``keyframes/``
+        under the asset names, so the run folder (and its dailies page) is complete."""
+        assets = self.manifest.shot(shot.id)["assets"]
+        for inp in {i.role: i for j in jobs for i in j.inputs if i.file}.values():
+            src = Path(inp.file)
+            rec = assets.get(inp.role)
+            if rec and rec.get("source") == str(src) and rec["sha256"] == sha256_file(src) \
+                    and file_intact(self.run_dir, rec):
+                continue
+            dest = self.run_dir / KEYFRAME_DIR / asset_name(self.sb.project, self.sb.episode, shot.scene, shot.take,
+                                                            shot.characters, suffix=inp.role,
+                                                            ext=src.suffix.lstrip(".").lower())
+            self._place(src, dest)
+            assets[inp.role] = {**file_record(self.run_dir, dest), "source": str(src)}
+
     def _select(self, job: Job, rec: dict, att: dict, status: str) -> None:
         """Make ``att``'s files the shot's assets (hard link, else copy; atomic)."""
         assets = self.manifest.shot(job.shot)["assets"]
@@ -264,14 +292,7 @@ class Scheduler:
             src = self.run_dir / f["path"]
             folder = CLIP_DIR if job.stage == VIDEO else KEYFRAME_DIR
             dest = self.run_dir / folder / self._name(job, f["role"], src.suffix.lstrip("."))
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+            self._place(src, dest)
             assets[f["role"]] = {**file_record(self.run_dir, dest), "attempt": att["attempt"], "job": job.id}
         if att.get("report_file"):
             assets[f"{job.id}:report"] = att["report_file"]

@@ -218,3 +218,11 @@ def test_review_stop_keyframes_then_video_with_verdicts(tmp_path):
     assert "video" not in run.shot("S01T02")["assets"]
     assert run.job("S01T02", "kf-first")["attempts"][0]["seed"] == derive_seed(kf_seed, 2)
     assert Approvals.load(run.run_dir).entries["S01T02"] == {"verdict": "pending", "note": "off model"}
+
+
+def test_storyboard_keyframes_are_copied_into_the_run_folder(tmp_path):
+    run, server = Run(tmp_path, [SHOTS[0]]), FakeServer()
+    run(FakeClient(server))
+    hero = run.shot("S01T01")["assets"]["hero"]
+    assert hero["path"] == "keyframes/TST_EP007_S01_T01_AKI_hero.png" and hero["source"].endswith("still.png")
+    assert (run.run_dir / hero["path"]).read_bytes() == (tmp_path / "sb" / "still.png").read_bytes()
