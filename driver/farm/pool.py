@@ -1,0 +1,315 @@
+"""The server pool: :class:`~driver.farm.dispatch.Dispatcher` driven by real threads.
+
+* **Members** are ComfyUI servers (or one serverless endpoint). Each has a per-member
+  executor (the driver's own :class:`~driver.executor.Executor` for a server), a health
+  probe and a number of slots (jobs in flight at once, default 1).
+* **Preflight** runs per member, in parallel; a member that fails it is left out with
+  its message and the run goes on if another can serve.
+* **Leases**: a job thread asks for a slot (:meth:`ServerPool.lease`) and blocks until
+  the dispatcher gives it one, by priority; it may pin the request to the member that
+  had the job in flight.
+* **Health**: a watcher thread probes every member every ``health_interval_s``. A member
+  that fails ``down_after`` probes in a row (or that a job thread reports unreachable)
+  is marked down; one that answers again passes its preflight again and rejoins.
+* **Stopping**: :meth:`fail` (a fatal error from a watcher hook, e.g. the cost guard)
+  and :meth:`cancel` (Ctrl-C) wake every waiting thread, which then raises. When no
+  member is up for ``all_down_timeout_s`` a waiting thread raises NoServerAvailable.
+
+The pool never queues work of its own beyond the slots: each ComfyUI server keeps its
+own queue, and a serverless endpoint is RunPod's queue."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from driver.errors import Cancelled, DriverError, PreflightFailed
+
+from .dispatch import Dispatcher, State
+from .errors import NoServerAvailable, PackMissing
+from .images import POD_IMAGE, SERVERLESS_IMAGE
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[], Any]          # raises when the member does not answer
+Check = Callable[["Member"], None]  # raises PreflightFailed (or another DriverError) when it cannot serve
+
+
+@dataclass
+class Member:
+    """One backend of the pool. ``executor`` runs attempts on it (the interface of
+    :class:`driver.executor.Executor`: ``server``, ``client``, ``upload``,
+    ``run_attempt``); ``probe`` is its health check."""
+
+    name: str
+    executor: Any
+    probe: Probe
+    capacity: int = 1
+    kind: str = "comfyui"   # comfyui | serverless
+    uploaded: set = field(default_factory=set)  # input names already on it
+    jobs: int = 0
+    busy_s: float = 0.0
+    lost: int = 0
+
+    def image_hint(self) -> str:
+        image = SERVERLESS_IMAGE if self.kind == "serverless" else POD_IMAGE
+        return f"use the {image} image (docker/README.md), which carries the anime_pipeline pack"
+
+
+@dataclass
+class Lease:
+    member: Member
+    key: int
+    since: float
+
+
+class ServerPool:
+    def __init__(self, members: list[Member], *, health_interval_s: float = 5.0, down_after: int = 2,
+                 all_down_timeout_s: float = 300.0, rejoin_check: Check | None = None):
+        if not members:
+            raise NoServerAvailable("the pool has no server")
+        names = [m.name for m in members]
+        if len(set(names)) != len(names):
+            raise DriverError(f"a server is listed twice: {names}")
+        self.members = {m.name: m for m in members}
+        self.health_interval_s, self.down_after = health_interval_s, down_after
+        self.all_down_timeout_s = all_down_timeout_s
+        self.rejoin_check = rejoin_check
+        self._disp = Dispatcher()
+        for m in members:
+            self._disp.add_server(m.name, m.capacity)
+        self._cond = threading.Condition()
+        self._granted: dict[int, str] = {}
+        self._keys = itertools.count()
+        self._misses: dict[str, int] = {n: 0 for n in names}
+        self._fatal: DriverError | None = None
+        self._cancelled = False
+        self._all_down_since: float | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.hooks: list[Callable[[], None]] = []  # run by the watcher each round (cost guard...)
+        self.messages: list[str] = []  # why members were left out or lost, for the summary
+
+    # ------------------------------------------------------------------ preflight
+    def preflight(self, check: Check) -> None:
+        """Run ``check`` on every member in parallel; leave out those that fail. Raises
+        when none is left (PreflightFailed listing every member's problems)."""
+        members = list(self.members.values())
+        with ThreadPoolExecutor(max_workers=min(16, len(members)), thread_name_prefix="preflight") as tp:
+            errors = list(tp.map(lambda m: _check_error(check, m), members))
+        problems = []
+        for m, exc in zip(members, errors):
+            if exc is None:
+                continue
+            exc = _with_image_hint(exc, m)
+            self.exclude(m.name, str(exc))
+            problems += [f"{m.name}: {p}" for p in getattr(exc, "problems", [])] or [f"{m.name}: {exc}"]
+        if not self._disp.up:
+            raise PreflightFailed(f"no server can run this plan; nothing was queued:\n"
+                                  + "\n".join(f"  - {p}" for p in problems), problems=problems)
+        for name in self._disp.up:
+            log.info("pool: %s ready (%d slot(s))", name, self.members[name].capacity)
+
+    def exclude(self, name: str, reason: str) -> None:
+        with self._cond:
+            self._disp.exclude(name, reason)
+            self.messages.append(f"{name} left out: {reason}")
+            self._cond.notify_all()
+        log.warning("pool: %s left out: %s", name, reason)
+
+    # ------------------------------------------------------------------ leases
+    @contextlib.contextmanager
+    def lease(self, *, priority: float = 0.0, pin: str | None = None) -> Iterator[Lease]:
+        lease = self.acquire(priority=priority, pin=pin)
+        try:
+            yield lease
+        finally:
+            self.release(lease)
+
+    def acquire(self, *, priority: float = 0.0, pin: str | None = None) -> Lease:
+        """Block until a slot is granted (pinned to ``pin`` while that member is up)."""
+        key = next(self._keys)
+        with self._cond:
+            self._raise_if_stopped()
+            self._disp.request(key, priority=priority, pin=pin if pin in self.members else None)
+            self._assign()
+            while key not in self._granted:
+                try:
+                    self._raise_if_stopped()
+                    self._raise_if_all_down()
+                except DriverError:
+                    self._disp.cancel(key)
+                    raise
+                self._cond.wait(timeout=1.0)
+            member = self.members[self._granted.pop(key)]
+        member.jobs += 1
+        return Lease(member, key, time.monotonic())
+
+    def release(self, lease: Lease) -> None:
+        lease.member.busy_s += time.monotonic() - lease.since
+        with self._cond:
+            self._disp.release(lease.key)
+            self._assign()
+
+    def _assign(self) -> None:
+        pairs = self._disp.assign()
+        for key, name in pairs:
+            self._granted[key] = name
+        if pairs:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ health
+    def report_unreachable(self, name: str, why: str) -> None:
+        """A job thread found ``name`` not answering: mark it down now (the watcher
+        brings it back when it answers)."""
+        with self._cond:
+            if self._disp.servers[name].state is State.UP:
+                self._disp.mark_down(name, why)
+                self.messages.append(f"{name} down: {why}")
+                log.warning("pool: %s is down (%s)", name, why)
+            self._cond.notify_all()
+
+    def is_up(self, name: str) -> bool:
+        with self._cond:
+            return self._disp.servers[name].state is State.UP
+
+    def state(self, name: str) -> str:
+        with self._cond:
+            return self._disp.servers[name].state.value
+
+    def probe_round(self) -> None:
+        """Probe every member not left out once; mark down / bring back accordingly."""
+        with self._cond:
+            names = [n for n, s in self._disp.servers.items() if s.state is not State.EXCLUDED]
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(names))), thread_name_prefix="probe") as tp:
+            results = dict(zip(names, tp.map(self._probe_ok, names)))
+        for name, ok in results.items():
+            state = self.state(name)
+            if ok:
+                self._misses[name] = 0
+                if state == State.DOWN.value:
+                    self._rejoin(name)
+            else:
+                self._misses[name] += 1
+                if state == State.UP.value and self._misses[name] >= self.down_after:
+                    self.report_unreachable(name, f"no answer to {self._misses[name]} health checks")
+        for hook in self.hooks:
+            try:
+                hook()
+            except DriverError as exc:
+                self.fail(exc)
+
+    def _probe_ok(self, name: str) -> bool:
+        try:
+            self.members[name].probe()
+            return True
+        except Exception as exc:  # noqa: BLE001 - any failure of a probe means "not answering"
+            log.debug("pool: probe of %s failed: %s", name, exc)
+            return False
+
+    def _rejoin(self, name: str) -> None:
+        member = self.members[name]
+        if self.rejoin_check is not None:
+            exc = _check_error(self.rejoin_check, member)
+            if exc is not None:
+                self.exclude(name, f"answers again but fails preflight: {_with_image_hint(exc, member)}")
+                return
+        member.uploaded.clear()  # a restarted server may have lost its input folder
+        with self._cond:
+            self._disp.mark_up(name)
+            self._assign()
+            self._cond.notify_all()
+        self.messages.append(f"{name} rejoined")
+        log.info("pool: %s answers again and rejoins", name)
+
+    def __enter__(self) -> "ServerPool":
+        self._stop.clear()
+        self._watcher = threading.Thread(target=self._watch, name="pool-health", daemon=True)
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=self.health_interval_s + 15)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.health_interval_s):
+            try:
+                self.probe_round()
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad round
+                log.exception("pool: health round failed")
+
+    # ------------------------------------------------------------------ stopping
+    def fail(self, exc: DriverError) -> None:
+        """Stop the run with ``exc``: every waiting and future lease raises it."""
+        with self._cond:
+            if self._fatal is None:
+                self._fatal = exc
+                log.error("pool: stopping: %s", exc)
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    @property
+    def fatal(self) -> DriverError | None:
+        return self._fatal
+
+    def _raise_if_stopped(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+        if self._cancelled:
+            raise Cancelled("stopped by the user; rerun the same command to resume")
+
+    def _raise_if_all_down(self) -> None:
+        if self._disp.up:
+            self._all_down_since = None
+            return
+        now = time.monotonic()
+        self._all_down_since = self._all_down_since or now
+        if now - self._all_down_since >= self.all_down_timeout_s:
+            states = ", ".join(f"{n} ({s.state.value}{': ' + s.reason if s.reason else ''})"
+                               for n, s in self._disp.servers.items())
+            raise NoServerAvailable(f"no server of the pool has answered for {self.all_down_timeout_s:.0f} s: "
+                                    f"{states}; finished shots are kept, rerun to resume")
+
+    # ------------------------------------------------------------------ reporting
+    @property
+    def capacity(self) -> int:
+        with self._cond:
+            return self._disp.capacity
+
+    def summary(self) -> list[dict]:
+        with self._cond:
+            return [{"server": n, "state": s.state.value, "reason": s.reason, "slots": s.capacity,
+                     "jobs": self.members[n].jobs, "busy_s": round(self.members[n].busy_s, 3),
+                     "lost": self.members[n].lost} for n, s in self._disp.servers.items()]
+
+
+def _check_error(check: Check, member: Member) -> DriverError | None:
+    try:
+        check(member)
+        return None
+    except DriverError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a broken server must not stop the preflight of the others
+        return DriverError(f"preflight raised {exc.__class__.__name__}: {exc}")
+
+
+def _with_image_hint(exc: DriverError, member: Member) -> DriverError:
+    """A member without the pack gets a PackMissing naming the image to use."""
+    text = " ".join([str(exc), *getattr(exc, "problems", [])])
+    if "anime_pipeline pack" in text or ("AP_" in text and "does not exist" in text):
+        problems = [*getattr(exc, "problems", []), member.image_hint()]
+        return PackMissing(f"{member.name} lacks the anime_pipeline pack (or a node it needs): "
+                           f"{member.image_hint()}", problems=problems)
+    return exc
