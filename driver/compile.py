@@ -185,6 +185,7 @@ class Compiler:
 
     def _finish_video(self, b: Binder, job: Job, prefix: str) -> None:
         p = job.params
+        b.set("Quality Report", label=prefix.rsplit("/", 1)[-1], filename_prefix=f"{prefix}_quality")
         b.set("Retime", fps_in=float(p["wan_fps"]), fps_out=float(p["fps"]))
         b.set("Fit Frames", batch_index=0, length=p["frames"])
         b.set("Save Video", filename_prefix=f"{prefix}_video")

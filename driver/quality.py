@@ -1,17 +1,18 @@
-"""Reading ``AP_QualityReport`` results: from ``/history`` (its UI output
-``ap_quality_report``) or, when the node stopped the prompt (``policy=stop``), from the
-execution error after the line ``AP_QUALITY_REPORT:``. Pure functions.
+"""Reading ``AP_QualityReport`` results and ranking attempts (pure functions).
 
-The report (documented by the quality-gates issue) is a JSON object with a ``version``,
-an overall ``passed`` and one entry per gate (``name``, ``passed``, ``metrics``,
-``thresholds``, ``failed_frames``). The driver only relies on those keys."""
+The report arrives in ``/history`` (UI output ``ap_quality_report``) or, when the node
+stopped the prompt (``policy=stop``), in the execution error after the line
+``AP_QUALITY_REPORT:``; its format is the pack's (``docs/quality_report.md``,
+``anime_pipeline.core.quality.report``). The driver relies on ``passed`` and, per gate,
+``name``, ``passed``, ``metrics`` and ``failed_frames``."""
 
 from __future__ import annotations
 
 import json
 
-REPORT_KEY = "ap_quality_report"
-REPORT_MARKER = "AP_QUALITY_REPORT:"
+from anime_pipeline.core.quality.report import MARKER as REPORT_MARKER
+from anime_pipeline.core.quality.report import UI_KEY as REPORT_KEY
+from anime_pipeline.core.quality.report import parse_stop_message
 
 
 def _as_report(value) -> dict | None:
@@ -31,15 +32,16 @@ def report_from_history(entry: dict, node_id: str) -> dict | None:
 
 
 def parse_report_from_error(message: str) -> dict | None:
-    """The report JSON an ``AP_QualityReport(policy=stop)`` error carries."""
-    _, _, tail = (message or "").partition(REPORT_MARKER)
-    tail = tail.strip()
-    if not tail:
-        return None
+    """The report JSON an ``AP_QualityReport(policy=stop)`` error carries (ComfyUI may
+    append tips after it, e.g. on out-of-memory errors)."""
     try:
-        return _as_report(json.JSONDecoder().raw_decode(tail)[0])
+        return _as_report(parse_stop_message(message or ""))
     except ValueError:
-        return None
+        tail = (message or "").partition(REPORT_MARKER)[2].strip()
+        try:
+            return _as_report(json.JSONDecoder().raw_decode(tail)[0])
+        except ValueError:
+            return None
 
 
 def gates(report: dict | None) -> list[dict]:

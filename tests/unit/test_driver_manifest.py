@@ -71,7 +71,7 @@ def test_quality_report_from_history_and_from_a_stop_error():
     entry = {"outputs": {"22": {"ap_quality_report": [report], "images": []}}}
     assert quality.report_from_history(entry, "22") == report
     assert quality.report_from_history({"outputs": {"22": {"ap_quality_report": [json.dumps(report)]}}}, "22") == report
-    msg = "seam failed: jump 4.1 > 3\nAP_QUALITY_REPORT:\n" + json.dumps(report) + "\n"
+    msg = "seam failed: jump 4.1 > 3\nAP_QUALITY_REPORT:\n" + json.dumps(report) + "\nOOM tip: lower the batch\n"
     assert quality.parse_report_from_error(msg) == report
     assert quality.parse_report_from_error("no marker") is None
     assert not quality.passed(report) and not quality.passed(None)
