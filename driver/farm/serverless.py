@@ -1,0 +1,335 @@
+"""RunPod Serverless with the official worker-comfyui (``--endpoint runpod:ENDPOINT_ID``).
+
+One endpoint is one member of the pool with several slots: RunPod's queue and its
+autoscaler decide where each job runs; the driver bounds how many it has in flight,
+sends each job as ``{"input": {"workflow", "images": [{"name", "image"}]}, "policy"}``
+to ``/run``, polls ``/status`` (raw HTTP, so the ``error`` field is kept; its own
+backoff on 429 and 5xx), decodes outputs (``base64`` or ``s3_url``) and writes them
+where the scheduler asks. The known gaps are handled before they bite: bodies over
+~9.5 MB are refused up front; a job ``COMPLETED`` without the expected files is a
+failure; a job past its deadline is cancelled; Ctrl-C cancels every job in flight.
+
+Each submission's RunPod job id is journalled in the run folder
+(``farm/serverless_jobs.json``) before the driver waits on it, so a rerun after a crash
+asks RunPod about the job instead of paying for it twice."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from driver.compile import REPORT, Compiled
+from driver.errors import Cancelled, LostContact, OutputMissing
+from driver.executor import Outcome, upload_name
+from driver.manifest import atomic_write_json, now
+from driver.quality import REPORT_MARKER, parse_report_from_error
+
+from .errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessCancelled,
+                     ServerlessJobFailed, ServerlessNoOutput, ServerlessTimeout)
+from .images import SERVERLESS_IMAGE
+from .redact import redact
+from .worker_outputs import (RUN_PAYLOAD_LIMIT, b64_size, decode_base64, error_text, prefix_roles, report_from_png,
+                             role_of)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
+SCHEME = "runpod:"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def parse_endpoint(spec: str) -> str:
+    """``runpod:ENDPOINT_ID`` -> ``ENDPOINT_ID``."""
+    if not spec.startswith(SCHEME) or not spec[len(SCHEME):].strip() or "/" in spec[len(SCHEME):]:
+        from driver.errors import ConfigError
+        raise ConfigError(f"--endpoint must look like runpod:ENDPOINT_ID, got {spec!r}")
+    return spec[len(SCHEME):].strip()
+
+
+class EndpointClient:
+    """HTTP client of one endpoint: ``/run``, ``/status/{id}``, ``/cancel/{id}``, ``/health``."""
+
+    def __init__(self, endpoint_id: str, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
+                 request_timeout: float = 30.0, retries: int = 5, backoff_s: float = 1.0):
+        self.endpoint_id = endpoint_id
+        self.url = f"{base_url.rstrip('/')}/{endpoint_id}"
+        self.request_timeout, self.retries, self.backoff_s = request_timeout, retries, backoff_s
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
+
+    def _call(self, method: str, path: str, *, body: bytes | None = None, allow_404: bool = False):
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self.session.request(method, self.url + path, data=body, timeout=self.request_timeout)
+            except requests.RequestException as exc:
+                if attempt == self.retries:
+                    raise LostContact(redact(f"RunPod endpoint {self.endpoint_id}: {method} {path} failed: "
+                                             f"{exc.__class__.__name__}: {exc}")) from None
+            else:
+                if resp.status_code == 401:
+                    raise RunPodAuthError(f"RunPod refused the API key for endpoint {self.endpoint_id} (HTTP 401); "
+                                          "check RUNPOD_API_KEY or ~/.runpod/config.toml")
+                if resp.status_code == 404 and allow_404:
+                    return None
+                if resp.status_code < 400:
+                    return resp.json()
+                if resp.status_code not in RETRY_STATUS or attempt == self.retries:
+                    raise RunPodApiError(redact(f"RunPod endpoint {self.endpoint_id}: {method} {path}: "
+                                                f"HTTP {resp.status_code} {resp.text[:300]}"))
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    def run(self, body: bytes) -> str:
+        data = self._call("POST", "/run", body=body)
+        if not isinstance(data, dict) or not data.get("id"):
+            raise RunPodApiError(redact(f"RunPod endpoint {self.endpoint_id}: /run returned no job id: {data!r:.300}"))
+        return data["id"]
+
+    def status(self, job_id: str) -> dict | None:
+        """The job's status, or None when RunPod no longer knows it (TTL passed)."""
+        return self._call("GET", f"/status/{job_id}", allow_404=True)
+
+    def cancel(self, job_id: str) -> None:
+        self._call("POST", f"/cancel/{job_id}", allow_404=True)
+
+    def health(self) -> dict:
+        return self._call("GET", "/health")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the scheduler records as ``client_id`` for a serverless attempt."""
+
+    client_id: str
+
+
+class Journal:
+    """prompt id -> RunPod job id, on disk (atomic writes), for in-flight recovery."""
+
+    def __init__(self, path: Path | None):
+        self.path, self._lock = path, threading.Lock()
+        self._data: dict = {}
+        if path is not None and path.is_file():
+            self._data = json.loads(path.read_text(encoding="utf-8"))
+
+    def get(self, prompt_id: str) -> str | None:
+        with self._lock:
+            return (self._data.get(prompt_id) or {}).get("job_id")
+
+    def record(self, prompt_id: str, endpoint: str, job_id: str, **extra) -> None:
+        with self._lock:
+            self._data[prompt_id] = {"endpoint": endpoint, "job_id": job_id, "at": now(), **extra}
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(self.path, self._data)
+
+
+class ServerlessExecutor:
+    """Runs attempts on a worker-comfyui endpoint (the :class:`driver.executor.Executor` interface)."""
+
+    kind = "serverless"
+
+    def __init__(self, endpoint: EndpointClient, *, run_id: str, job_timeout: float, journal: Journal,
+                 queue_timeout_s: float = 3600.0, poll_s: tuple[float, float] = (0.5, 5.0)):
+        self.endpoint, self.run_id, self.job_timeout = endpoint, run_id, job_timeout
+        self.journal, self.queue_timeout_s, self.poll_s = journal, queue_timeout_s, poll_s
+        self.client = Identity(f"{SCHEME}{endpoint.endpoint_id}")
+        self._files: dict[str, Path] = {}
+        self._active: dict[str, str] = {}  # job id -> prompt id
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._downloads = requests.Session()  # no API key on presigned S3 URLs
+
+    @property
+    def server(self) -> str:
+        return self.client.client_id
+
+    # ------------------------------------------------------------------ inputs
+    def input_names(self, files: dict[str, Path]) -> dict[str, str]:
+        """Flat names (worker-comfyui uploads into ComfyUI's input folder, no subfolder)."""
+        return {role: f"ap-{self.run_id}-{upload_name(Path(p), role)}" for role, p in files.items()}
+
+    def upload(self, files: dict[str, Path]) -> dict[str, str]:
+        """Nothing leaves the machine yet: inputs travel base64 in each job's body."""
+        names = self.input_names(files)
+        with self._lock:
+            self._files.update({names[r]: Path(p) for r, p in files.items()})
+        return names
+
+    def body(self, compiled: Compiled) -> bytes:
+        """The ``/run`` body; PayloadTooLarge when it would pass RunPod's limit."""
+        import base64
+
+        with self._lock:
+            files = dict(self._files)
+        used = sorted({v for node in compiled.prompt.values() for v in (node.get("inputs") or {}).values()
+                       if isinstance(v, str) and v in files})
+        sizes = {n: files[n].stat().st_size for n in used}
+        estimate = len(json.dumps(compiled.prompt)) + sum(b64_size(s) + len(n) + 40 for n, s in sizes.items())
+        if estimate > RUN_PAYLOAD_LIMIT:
+            listing = ", ".join(f"{n} ({s / 1e6:.1f} MB)" for n, s in sorted(sizes.items(), key=lambda x: -x[1]))
+            raise PayloadTooLarge(
+                f"{compiled.job.id}: the /run body would be ~{estimate / 1e6:.1f} MB, over RunPod's 10 MB limit "
+                f"(inputs travel base64: {listing or 'none'}); use smaller keyframes, or a pool of pods for this shot",
+                shot=compiled.job.shot)
+        timeout_ms = int(min(max(self.job_timeout, 5.0), 7 * 86400) * 1000)
+        doc = {"input": {"workflow": compiled.prompt,
+                         "images": [{"name": n, "image": base64.b64encode(files[n].read_bytes()).decode("ascii")}
+                                    for n in used]},
+               "policy": {"executionTimeout": timeout_ms,
+                          "ttl": int(min(7 * 86400 * 1000, timeout_ms + self.queue_timeout_s * 1000 + 600_000))}}
+        return json.dumps(doc).encode()
+
+    # ------------------------------------------------------------------ running
+    def run_attempt(self, compiled: Compiled, dest_for, *, in_flight: bool = False, resubmit=None) -> Outcome:
+        t0 = time.monotonic()
+        job_id = self.journal.get(compiled.prompt_id) if in_flight else None
+        status = self.endpoint.status(job_id) if job_id else None
+        if status is None:
+            if in_flight:
+                log.info("%s is unknown to RunPod (expired or never sent); submitting it again", compiled.prompt_id)
+                compiled = resubmit() if resubmit else compiled
+            job_id = self.endpoint.run(self.body(compiled))
+            self.journal.record(compiled.prompt_id, self.endpoint.endpoint_id, job_id)
+            log.info("%s: RunPod job %s", compiled.prompt_id, job_id)
+        with self._lock:
+            self._active[job_id] = compiled.prompt_id
+        try:
+            status = self._wait(job_id, compiled, t0)
+        finally:
+            with self._lock:
+                self._active.pop(job_id, None)
+        return self._outcome(compiled, job_id, status, dest_for, t0)
+
+    def _wait(self, job_id: str, compiled: Compiled, t0: float) -> dict:
+        interval, cap = self.poll_s
+        queue_deadline = t0 + self.queue_timeout_s
+        run_deadline = None
+        while True:
+            if self._cancelled.is_set():
+                self._cancel(job_id)
+                raise Cancelled(f"stopped by the user; RunPod job {job_id} was cancelled")
+            status = self.endpoint.status(job_id)
+            if status is None:
+                raise ServerlessJobFailed(f"RunPod job {job_id} ({compiled.prompt_id}) is no longer known "
+                                          "(its TTL passed?)", prompt_id=compiled.prompt_id, shot=compiled.job.shot)
+            state = status.get("status")
+            if state in TERMINAL:
+                return status
+            clock = time.monotonic()
+            if state == "IN_PROGRESS" and run_deadline is None:
+                run_deadline = clock + self.job_timeout
+            if clock > (run_deadline or queue_deadline):
+                self._cancel(job_id)
+                where = "running" if run_deadline else "in the queue"
+                limit = self.job_timeout if run_deadline else self.queue_timeout_s
+                raise ServerlessTimeout(f"RunPod job {job_id} ({compiled.prompt_id}) was still {where} after "
+                                        f"{limit:.0f} s; it was cancelled", prompt_id=compiled.prompt_id,
+                                        shot=compiled.job.shot)
+            self._cancelled.wait(interval)
+            interval = min(cap, interval * 1.5)
+
+    def _cancel(self, job_id: str) -> None:
+        try:
+            self.endpoint.cancel(job_id)
+        except (LostContact, RunPodApiError) as exc:
+            log.warning("could not cancel RunPod job %s: %s", job_id, exc)
+
+    def cancel_all(self) -> None:
+        """Ctrl-C: cancel every job in flight (waiting threads then raise Cancelled)."""
+        self._cancelled.set()
+        with self._lock:
+            jobs = list(self._active)
+        for job_id in jobs:
+            self._cancel(job_id)
+
+    # ------------------------------------------------------------------ outcome
+    def _outcome(self, compiled: Compiled, job_id: str, status: dict, dest_for, t0: float) -> Outcome:
+        state, shot, pid = status.get("status"), compiled.job.shot, compiled.prompt_id
+        if state == "FAILED":
+            message = error_text(status.get("error") or (status.get("output") or {}).get("error") or "no error given")
+            if REPORT_MARKER in message:
+                return Outcome(report=parse_report_from_error(message), stopped_by_gate=True,
+                               timings=self._timings(status, t0))
+            if "does not exist" in message and "AP_" in message:
+                raise PackMissing(f"endpoint {self.endpoint.endpoint_id} lacks the anime_pipeline pack: {message[:300]}; "
+                                  f"deploy the {SERVERLESS_IMAGE} image (docker/README.md)")
+            raise ServerlessJobFailed(f"RunPod job {job_id} failed: {redact(message)[:2000]}", prompt_id=pid,
+                                      exception_message=redact(message), shot=shot)
+        if state == "TIMED_OUT":
+            raise ServerlessTimeout(f"RunPod job {job_id} timed out on the endpoint (policy executionTimeout "
+                                    f"{self.job_timeout:.0f} s, or expired in the queue)", prompt_id=pid, shot=shot)
+        if state == "CANCELLED":
+            raise ServerlessCancelled(f"RunPod job {job_id} was cancelled", prompt_id=pid, shot=shot)
+        output = status.get("output")
+        if not isinstance(output, dict) or not output.get("images"):
+            raise ServerlessNoOutput(
+                f"RunPod job {job_id} ({pid}) COMPLETED without output files ({json.dumps(output)[:200]}); results over "
+                "~20 MB are dropped by RunPod: set BUCKET_ENDPOINT_URL on the endpoint so files go to S3", shot=shot)
+        for warning in output.get("errors") or []:
+            log.warning("%s: worker warning: %s", pid, redact(warning))
+        t1 = time.monotonic()
+        out = Outcome(timings=self._timings(status, t0))
+        out.files, out.report = self._save(compiled, job_id, output["images"], dest_for)
+        out.timings["download_s"] = round(time.monotonic() - t1, 4)
+        return out
+
+    def _save(self, compiled: Compiled, job_id: str, images: list, dest_for) -> tuple[dict, dict | None]:
+        prefixes = prefix_roles(compiled.prompt, compiled.outputs)
+        wanted = set(compiled.outputs.values()) - {REPORT}
+        files: dict[str, Path] = {}
+        report = None
+        for item in images:
+            name = str(item.get("filename") or "")
+            blob = self._fetch(item, job_id)
+            role = role_of(name, prefixes)
+            if role in wanted:
+                if role in files:
+                    raise OutputMissing(f"{compiled.prompt_id}: two files for {role!r} ({files[role].name}, {name})",
+                                        shot=compiled.job.shot)
+                dest = dest_for(role, Path(name).suffix.lstrip(".").lower() or "bin")
+                tmp = dest.with_name(dest.name + ".part")
+                tmp.write_bytes(blob)
+                tmp.replace(dest)
+                files[role] = dest
+            elif report is None:
+                report = report_from_png(blob)
+        missing = sorted(wanted - set(files))
+        if missing:
+            got = [i.get("filename") for i in images]
+            raise ServerlessNoOutput(f"{compiled.prompt_id}: RunPod job {job_id} returned no file for {missing} "
+                                     f"(it returned {got})", shot=compiled.job.shot)
+        if REPORT in compiled.outputs.values() and report is None:
+            raise OutputMissing(f"{compiled.prompt_id}: no AP_QualityReport summary card with the report in the "
+                                f"job's images (RunPod job {job_id})", shot=compiled.job.shot)
+        return files, report
+
+    def _fetch(self, item: dict, job_id: str) -> bytes:
+        kind, data = item.get("type"), item.get("data") or ""
+        if kind == "base64":
+            return decode_base64(data)
+        if kind == "s3_url":
+            try:
+                resp = self._downloads.get(data, timeout=120)
+            except requests.RequestException as exc:
+                raise OutputMissing(f"RunPod job {job_id}: download of {item.get('filename')} failed: {exc}") from None
+            if resp.status_code != 200:
+                raise OutputMissing(f"RunPod job {job_id}: {item.get('filename')} from S3: HTTP {resp.status_code}")
+            return resp.content
+        raise OutputMissing(f"RunPod job {job_id}: output {item.get('filename')!r} has unknown type {kind!r}")
+
+    @staticmethod
+    def _timings(status: dict, t0: float) -> dict:
+        def sec(ms):
+            return round(ms / 1000.0, 4) if isinstance(ms, (int, float)) else None
+        return {"queue_s": sec(status.get("delayTime")), "execution_s": sec(status.get("executionTime")),
+                "wall_s": round(time.monotonic() - t0, 4)}
