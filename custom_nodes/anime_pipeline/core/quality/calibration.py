@@ -12,12 +12,59 @@ Everything works on ``uint8`` RGB numpy clips ``[T, H, W, 3]`` (single frames
 
 from __future__ import annotations
 
+import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .colour import lab_to_rgb_u8, rgb_u8_to_lab
+
+TEMPLATE_PACKAGE = "comfyui_workflow_templates"  # ships real WAN outputs as animated WebP (0.1.95)
+
+# The calibration set: every multi-frame WAN output among the templates, minus the real
+# flicker negative. Seen in review: anime and 3D-cartoon characters, landscapes, a car at
+# night with flashing neon (video_wan_vace_14B_t2v), lighting changes (video_wan_ati).
+WAN_CLIPS = (
+    "api_wan_image_to_video-1.webp", "api_wan_text_to_video-1.webp", "image_to_video_wan-1.webp",
+    "text_to_video_wan-1.webp", "video_wan2.1_alpha_t2v_14B-1.webp", "video_wan2.1_fun_camera_v1.1_1.3B-1.webp",
+    "video_wan2.1_fun_camera_v1.1_14B-1.webp", "video_wan2_2_14B_animate-1.webp", "video_wan2_2_14B_flf2v-1.webp",
+    "video_wan2_2_14B_fun_camera-1.webp", "video_wan2_2_14B_fun_control-1.webp",
+    "video_wan2_2_14B_fun_inpaint-1.webp", "video_wan2_2_14B_i2v-1.webp", "video_wan2_2_14B_s2v-1.webp",
+    "video_wan2_2_14B_t2v-1.webp", "video_wan2_2_5B_fun_control-1.webp", "video_wan2_2_5B_fun_inpaint-1.webp",
+    "video_wan2_2_5B_ti2v-1.webp", "video_wan_ati-1.webp", "video_wan_vace_14B_ref2v-1.webp",
+    "video_wan_vace_14B_t2v-1.webp", "video_wan_vace_14B_v2v-1.webp", "video_wan_vace_14B_v2v-2.webp",
+    "video_wan_vace_flf2v-1.webp", "video_wan_vace_inpainting-1.webp", "video_wan_vace_inpainting-2.webp",
+    "video_wan_vace_outpainting-1.webp", "video_wan_vace_outpainting-2.webp", "wan2.1_fun_control-1.webp",
+    "wan2.1_fun_control-2.webp", "wan2.1_fun_inp-1.webp",
+)
+# A first-last-frame output with strong texture/brightness flicker: a real temporal negative.
+FLICKER_CLIP = "wan2.1_flf2v_720_f16-1.webp"
+# Hard cuts in the showcase edits (two generations joined), found by inspection; the cut
+# rule does not label this one (same white cat, same colours), so the temporal gate is
+# given it as motion labels, as a wired AP_MotionGate with a lower cut_color would.
+KNOWN_CUTS = {"video_wan2_2_14B_fun_inpaint-1.webp": (50,)}
+
+
+def templates_dir() -> Path:
+    """Folder of the template media; ``FileNotFoundError`` when the package is absent."""
+    spec = importlib.util.find_spec(TEMPLATE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the {TEMPLATE_PACKAGE} package (pip install comfyui-workflow-templates==0.1.95) "
+                                "is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "templates"
+    if not (folder / FLICKER_CLIP).is_file():
+        raise FileNotFoundError(f"{folder} holds no template media (versions after 0.1.95 moved it out)")
+    return folder
+
+
+@lru_cache(maxsize=8)
+def template_clip(name: str) -> np.ndarray:
+    """A template clip as ``uint8 [T,H,W,3]`` (cached; treat as read-only)."""
+    clip = read_animated(templates_dir() / name)
+    clip.setflags(write=False)
+    return clip
 
 
 def read_animated(path: str | Path) -> np.ndarray:

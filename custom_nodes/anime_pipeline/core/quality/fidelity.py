@@ -52,6 +52,7 @@ def shrink(frame: torch.Tensor, factor: int, minimum: int) -> torch.Tensor:
 def compare(frame: torch.Tensor, keyframe: torch.Tensor) -> dict:
     """Metrics of one clip frame ``[1,H,W,3]`` against one keyframe ``[1,h,w,3]``."""
     resized = frame.shape[1:3] != keyframe.shape[1:3]
+    original = [int(keyframe.shape[2]), int(keyframe.shape[1])]
     if resized:
         keyframe = resize(keyframe, frame.shape[2], frame.shape[1], "area")
     a, b = shrink(frame, 2, 8), shrink(keyframe, 2, 8)
@@ -62,7 +63,7 @@ def compare(frame: torch.Tensor, keyframe: torch.Tensor) -> dict:
         "mean_shift": round(float(np.abs(shift).max()), 3),
         "mean_shift_rgb": [round(float(v), 3) for v in shift],
         "delta_e": round(mean_delta_e(blocks_a[0].numpy(), blocks_b[0].numpy()), 3),
-        "keyframe_resized_from": [int(keyframe.shape[2]), int(keyframe.shape[1])] if resized else None,
+        "keyframe_resized_from": original if resized else None,
     }
 
 
