@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 from driver.errors import Cancelled, DriverError, PreflightFailed
 
 from .dispatch import Dispatcher, State
-from .errors import NoServerAvailable, PackMissing
+from .errors import FarmError, NoServerAvailable, PackMissing
 from .images import POD_IMAGE, SERVERLESS_IMAGE
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,8 @@ class ServerPool:
         for m, exc in zip(members, errors):
             if exc is None:
                 continue
+            if isinstance(exc, FarmError):  # a wrong API key, a fleet problem: not one member's fault
+                raise exc
             exc = _with_image_hint(exc, m)
             self.exclude(m.name, str(exc))
             problems += [f"{m.name}: {p}" for p in getattr(exc, "problems", [])] or [f"{m.name}: {exc}"]
