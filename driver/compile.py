@@ -15,7 +15,7 @@ from anime_pipeline.core.lora import registry as lora_registry
 from .config import Config
 from .errors import ConfigError
 from .plan import (HELD_PUSH, HELD_STATIC, T2I_SDXL, T2I_UNET, TEMPLATE_KEYS, TRIPTYCH_SPLIT, WAN_FLF, WAN_SPLIT_FLF,
-                   Job, derive_seed)
+                   Job, derive_seed, segment_seed)
 from .storyboard import REPO_ROOT, Storyboard
 from .workflow import Binder, TemplateError, load_template, replace_with_one, titled_outputs, workflow_hash
 
@@ -237,7 +237,7 @@ class Compiler:
         b.set("Segment A", width=p["width"], height=p["height"], length=p["length_a"], batch_size=1)
         b.set("Segment B", width=p["width"], height=p["height"], length=p["length_b"], batch_size=1)
         self._wan_samplers(b, seed, "Sampler A High", "Sampler A Low")
-        self._wan_samplers(b, derive_seed(seed, 2), "Sampler B High", "Sampler B Low")
+        self._wan_samplers(b, segment_seed(seed, 1), "Sampler B High", "Sampler B Low")
         self._finish_video(b, job, prefix)
 
     def _bind_held_push(self, b, job, seed, inputs, prefix):

@@ -105,6 +105,15 @@ def derive_seed(seed: int, attempt: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+def segment_seed(seed: int, segment: int) -> int:
+    """Seed of segment ``segment`` (0-based) of a split-FLF attempt: segment 0 uses the
+    attempt's seed; later segments a seed derived from it, distinct from any attempt's."""
+    if segment == 0:
+        return seed
+    digest = hashlib.sha256(f"anime_pipeline:{seed}:segment:{segment}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def retimed_count(n: int, fps_in: float, fps_out: float) -> int:
     """Frames ``AP_AnimeRetime`` makes of ``n``: ``floor((n - 1) * fps_out / fps_in) + 1``."""
     return math.floor((n - 1) * _frac(fps_out) / _frac(fps_in)) + 1

@@ -117,3 +117,11 @@ def test_episode_example_plans():
     plan = make_plan(sb, load_config(None))
     assert all(is_wan_length(n) for j in plan.jobs for n in j.wan_lengths)
     assert plan.summary()["estimate_gpu_s"] > 0
+
+
+def test_split_segment_seeds_differ_from_every_attempt_seed():
+    from driver.plan import segment_seed
+
+    for seed in (0, 7, 2 ** 32 - 1):
+        attempts = {derive_seed(seed, a) for a in range(1, 22)}
+        assert segment_seed(seed, 0) == seed and segment_seed(seed, 1) not in attempts
