@@ -9,17 +9,20 @@ implementing the same method; nothing else changes.
 
 :class:`FlowInterpolator` is the weight-free default:
 
-1. DIS optical flow both ways (``F01``, ``F10``) on luma at reduced resolution.
+1. DIS optical flow both ways (``F01``, ``F10``) on luma, at reduced resolution
+   (long side ``flow_size``).
 2. Flows from the intermediate frame by the Super-SloMo approximation
    ``F_t0 = -(1-t) t F01 + t^2 F10``, ``F_t1 = (1-t)^2 F01 - t (1-t) F10``.
-3. Backward-warp both frames to ``t`` (``cv2.remap``).
-4. Occlusion handling: forward-backward consistency of the flows gives each
-   source a visibility map; a pixel that disappears between the frames is taken
-   from the side where it is visible.
-5. Line-art-preserving blend: where the two warped candidates still disagree
-   strongly (mis-registered lines), the temporally nearer one is used instead
-   of an average, so a line is never drawn twice (ghosting); elsewhere the
-   usual ``(1-t) A + t B`` blend.
+3. Backward-warp both frames to ``t`` (``cv2.remap`` on 8-bit frames) and blend
+   ``(1-t) A_t + t B_t``.
+
+Two refinements are available and off by default because they measured worse
+on real clips (benchmarks/bench_interp.py, PSNR and SSIM): ``occlusion_px``
+(forward-backward consistency gives each source a visibility map carried to
+``t``, so a pixel that disappears is taken from the side where it is visible)
+and ``line_guard`` (where the two warped candidates still disagree strongly,
+the temporally nearer one is used instead of an average, so a mis-registered
+line is drawn once instead of twice, at some cost in PSNR).
 """
 
 from __future__ import annotations
@@ -68,12 +71,13 @@ class LinearBlend:
 
 
 class FlowInterpolator:
-    """Bidirectional DIS-flow interpolation with occlusion handling (see the module doc).
+    """Bidirectional DIS-flow interpolation (see the module doc).
 
+    ``preset``: DIS preset (``medium`` is ~0.3 dB better and ~3x slower than ``fast``).
     ``flow_size``: flow is estimated with the frame's long side reduced to this many
-    pixels (never enlarged). ``occlusion_px``: forward-backward error (px) at which a
-    pixel counts as occluded. ``line_guard``: luma disagreement (0..1) above which the
-    nearer warped frame is used instead of a blend (``0`` disables)."""
+    pixels (never enlarged). ``occlusion_px``: forward-backward error scale (px) of the
+    visibility weights (``0`` disables). ``line_guard``: luma disagreement (0..1) above
+    which the nearer warped frame replaces the blend (``0`` disables)."""
 
     name = "dis_flow"
 
@@ -82,8 +86,8 @@ class FlowInterpolator:
         *,
         preset: str = "fast",
         flow_size: int = 640,
-        occlusion_px: float = 2.0,
-        line_guard: float = 0.25,
+        occlusion_px: float = 0.0,
+        line_guard: float = 0.0,
     ):
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
