@@ -61,6 +61,9 @@ def eval_artifact(clips, others, out, margins):
         margins["artifact: max |exposure jump| on positives"].append(r.metrics["max_exposure_jump"])
         margins["artifact: min sharpness ratio on positives"].append(r.metrics["min_sharpness_ratio"])
         margins["artifact: min of largest motion on positives"].append(r.metrics["max_motion"])
+        margins["artifact: min sharpness on positives"].append(r.metrics["min_median_max"]["sharpness"][0])
+        margins["artifact: min luma std on positives"].append(r.metrics["min_median_max"]["luma_std"][0])
+        margins["artifact: max dark fraction on positives"].append(r.metrics["min_median_max"]["dark_fraction"][2])
         for kind, clip, k in artifact_cases(c, others[name]):
             frames = clip if not isinstance(clip, np.ndarray) else from_uint8(clip)
             r = artifacts.artifact_gate(frames)
@@ -141,6 +144,8 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=len(cal.WAN_CLIPS), help="use the first N calibration clips")
     ap.add_argument("--frames", type=int, default=0, help="use only the first N frames of each clip (0 = all)")
     ap.add_argument("--margins", action="store_true", help="print the closest calls behind each default")
+    ap.add_argument("--gates", default="artifact,temporal,keyframe_fidelity,seam",
+                    help="comma-separated subset of gates to evaluate")
     args = ap.parse_args()
     try:
         names = cal.WAN_CLIPS[:args.clips]
@@ -151,8 +156,11 @@ def main() -> None:
     out = defaultdict(lambda: {"pos": [], "neg": defaultdict(list)})
     margins = defaultdict(list)
     timings = {}
+    chosen = set(args.gates.split(","))
     for gate, fn in (("artifact", eval_artifact), ("temporal", eval_temporal),
                      ("keyframe_fidelity", eval_fidelity), ("seam", eval_seam)):
+        if gate not in chosen:
+            continue
         t0 = time.perf_counter()
         fn(clips, others, out, margins)
         timings[gate] = time.perf_counter() - t0
@@ -173,7 +181,7 @@ def main() -> None:
             print(f"{'':<18}   false alarm: {line}")
         for line in missed:
             print(f"{'':<18}   missed: {line}")
-    print(f"{'identity':<18} {'not evaluated: no CLIP-vision / ArcFace weights offline'}")
+    print(f"{'identity':<18} not evaluated: no CLIP-vision / ArcFace weights offline")
     if args.margins:
         print("\nClosest calls (what the defaults were set from):")
         for key, values in margins.items():

@@ -1,9 +1,10 @@
 """Per-frame artifact checks: black/blank, blown or crushed exposure, blur, NaN/inf and a
 frozen clip.
 
-Everything is measured on the luma of a half-resolution copy of each frame (every
-other pixel: unbiased for the fractions and consistent across frames for the
-sharpness), which keeps the gate far cheaper than what it guards. Frames are judged
+Everything is measured on the luma of a subsampled copy of each frame (every
+``analysis_step``-th pixel, long side 400-799 px: unbiased for the fractions,
+consistent across frames for the sharpness, and independent of the render size),
+which keeps the gate far cheaper than what it guards. Frames are judged
 against their *neighbours* (the median over up to ``NEIGHBOURS`` frames on each
 side), because lighting and focus legitimately drift over a shot while a broken
 frame differs from the frames around it:
@@ -35,6 +36,7 @@ import torch
 
 from ..contracts import GateResult
 
+ANALYSIS_SIDE = 400
 THUMB_WIDTH = 128
 BLOCK = 8
 NEIGHBOURS = 4
@@ -51,7 +53,7 @@ class ArtifactThresholds:
     max_exposure_jump: float = 0.2
     max_clipped_increase: float = 0.2
     min_sharpness_ratio: float = 0.6
-    min_sharpness: float = 5e-4
+    min_sharpness: float = 1e-4
     frozen_motion: float = 3.0
 
 
@@ -78,6 +80,12 @@ def _block_max(diff: np.ndarray) -> float:
     return float(blocks.max())
 
 
+def analysis_step(height: int, width: int) -> int:
+    """Pixel step of the analysis copy: every ``step``-th pixel, so that its long side stays
+    between ``ANALYSIS_SIDE`` and twice that (frames shorter than that are used whole)."""
+    return max(1, max(height, width) // ANALYSIS_SIDE)
+
+
 def frame_stats(frames: torch.Tensor) -> FrameStats:
     """Measure an IMAGE batch ``[B,H,W,3]`` (non-finite pixels are allowed and reported)."""
     b = frames.shape[0]
@@ -85,14 +93,15 @@ def frame_stats(frames: torch.Tensor) -> FrameStats:
     if not finite.all():  # a huge finite value can overflow the sum: check those frames exactly
         for i in np.flatnonzero(~finite):
             finite[i] = bool(torch.isfinite(frames[i]).all())
-    half = frames[:, ::2, ::2, :3]
+    step = analysis_step(frames.shape[1], frames.shape[2])
+    small = frames[:, ::step, ::step, :3]
     stats = np.full((6, b), np.nan)
     thumbs = []
     for i in range(b):
         if not finite[i]:
             thumbs.append(None)
             continue
-        rgb = np.ascontiguousarray(half[i].numpy(), dtype=np.float32)
+        rgb = np.ascontiguousarray(small[i].numpy(), dtype=np.float32)
         y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         np.clip(y, 0.0, 1.0, out=y)
         mean, std = cv2.meanStdDev(y)
