@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import av
+from PIL import Image
+
 from .client import ComfyClient
 from .compile import REPORT, Compiled
 from .errors import DriverError, ExecutionFailed, OutputMissing
@@ -119,8 +122,9 @@ class Executor:
                                     shot=compiled.job.shot)
             dest = dest_for(role, Path(ref["filename"]).suffix.lstrip(".").lower() or "bin")
             self.client.download(ref, dest)
-            if dest.stat().st_size == 0:
-                raise OutputMissing(f"{compiled.prompt_id}: {ref['filename']} ({role}) downloaded empty",
+            problem = verify_file(dest, compiled.job.frames if role == "video" else None)
+            if problem:
+                raise OutputMissing(f"{compiled.prompt_id}: {ref['filename']} ({role}) {problem}",
                                     shot=compiled.job.shot)
             out.files[role] = dest
         wanted = set(compiled.outputs.values()) - {REPORT}
@@ -162,6 +166,31 @@ class Executor:
         outcome = self.collect(compiled, entry, dest_for)
         outcome.timings = {**timings, **outcome.timings}
         return outcome
+
+
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp"}
+VIDEO_EXT = {".mp4", ".webm", ".mov", ".mkv"}
+
+
+def verify_file(path: Path, frames: int | None = None) -> str | None:
+    """What is wrong with a downloaded output (empty, undecodable, wrong frame count),
+    or None. Videos are checked by demuxing, without decoding."""
+    if path.stat().st_size == 0:
+        return "downloaded empty"
+    ext = path.suffix.lower()
+    try:
+        if ext in IMAGE_EXT:
+            with Image.open(path) as im:
+                im.verify()
+        elif ext in VIDEO_EXT:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                count = sum(1 for packet in container.demux(stream) if packet.size)
+            if frames is not None and count != frames:
+                return f"has {count} frames, expected {frames}"
+    except (OSError, ValueError, IndexError, av.error.FFmpegError) as exc:
+        return f"cannot be read as {ext.lstrip('.')}: {exc}"
+    return None
 
 
 def _r(x: float | None) -> float | None:

@@ -4,9 +4,12 @@ of it: the methods the executor calls) and small storyboard builders."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -14,6 +17,39 @@ from driver.client import ComfyClient
 from driver.errors import LostContact, PromptRejected
 
 SAVERS = {"SaveImage": "png", "SaveVideo": "mp4"}
+
+
+def _media(kind: str, digest: str, frames: int) -> bytes:
+    """A real small PNG or MP4 whose colour depends on ``digest`` (distinct per prompt)."""
+    colour = tuple(bytes.fromhex(digest[:6]))
+    pixels = np.full((32, 32, 3), colour, np.uint8)
+    buf = io.BytesIO()
+    if kind == "png":
+        Image.fromarray(pixels).save(buf, format="PNG")
+        return buf.getvalue()
+    with av.open(buf, "w", format="mp4") as c:
+        stream = c.add_stream("libx264", rate=24)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    return buf.getvalue()
+
+
+def _frames_of(prompt: dict) -> int:
+    """The frame count the driver's templates ask for."""
+    for node in prompt.values():
+        title, inputs = (node.get("_meta") or {}).get("title"), node["inputs"]
+        if title == "Fit Frames":
+            return inputs["length"]
+        if title == "Hold":
+            return inputs["amount"]
+        if title == "Push":
+            return math.floor(inputs["duration_s"] * inputs["fps"] + 0.5)
+    return 1
 
 
 def png(path: Path, colour=(200, 80, 40), size=(48, 80)) -> Path:
@@ -90,7 +126,8 @@ class FakeClient:
                 prefix = node["inputs"]["filename_prefix"]
                 sub, _, stem = prefix.rpartition("/")
                 fname = f"{stem}_00001_.{ext}"
-                self.server.files[f"{sub}/{fname}"] = f"{node['class_type']}:{digest}:{nid}".encode()
+                node_digest = hashlib.sha256(f"{digest}:{nid}".encode()).hexdigest()
+                self.server.files[f"{sub}/{fname}"] = _media(ext, node_digest, _frames_of(prompt))
                 outputs[nid] = {"images": [{"filename": fname, "subfolder": sub, "type": "output"}]}
             elif node["class_type"] == "AP_QualityReport":
                 outputs[nid] = {"ap_quality_report": [report(self.gate(prompt))]}

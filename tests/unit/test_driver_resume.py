@@ -111,10 +111,11 @@ def test_a_damaged_asset_is_restored_without_rendering_when_its_attempt_is_intac
     run(FakeClient(server))
     before = len(server.submitted)
     asset = run.run_dir / run.shot("S02T01")["assets"]["video"]["path"]
+    recorded = run.shot("S02T01")["assets"]["video"]["sha256"]
     asset.unlink()
     asset.write_bytes(b"corrupt")
     run(FakeClient(server))
-    assert len(server.submitted) == before and asset.read_bytes().startswith(b"SaveVideo:")
+    assert len(server.submitted) == before and sha256_file(asset) == recorded
     # with the attempt file damaged too, the job is rendered again
     for f in run.job("S02T01")["attempts"][0]["outputs"]:
         (run.run_dir / f["path"]).write_bytes(b"x")
@@ -226,3 +227,13 @@ def test_storyboard_keyframes_are_copied_into_the_run_folder(tmp_path):
     hero = run.shot("S01T01")["assets"]["hero"]
     assert hero["path"] == "keyframes/TST_EP007_S01_T01_AKI_hero.png" and hero["source"].endswith("still.png")
     assert (run.run_dir / hero["path"]).read_bytes() == (tmp_path / "sb" / "still.png").read_bytes()
+
+
+def test_an_output_with_the_wrong_frame_count_fails_the_shot(tmp_path, monkeypatch):
+    from tests.unit import driver_fakes
+
+    run, server = Run(tmp_path, [SHOTS[2]]), FakeServer()
+    monkeypatch.setattr(driver_fakes, "_frames_of", lambda prompt: 3)
+    result = run(FakeClient(server))
+    err = result.failures["S02T01"]
+    assert err["code"] == "output_missing" and "has 3 frames, expected 24" in err["message"]
