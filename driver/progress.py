@@ -58,19 +58,22 @@ class RichReporter(Reporter):
         self.steps = self.progress.add_task("steps", total=1, visible=False)
 
     def job_started(self, job_id: str, attempt: int, nodes: int) -> None:
+        super().job_started(job_id, attempt, nodes)
         self._ran = set()
         self.progress.update(self.shot, description=f"{job_id} a{attempt}", total=max(nodes, 1), completed=0,
                              visible=True)
         self.progress.update(self.steps, visible=False)
 
     def job_skipped(self, job_id: str, why: str) -> None:
-        self.console.log(f"{job_id}: {why}")
+        super().job_skipped(job_id, why)  # a log line, printed above the bars
         self.progress.advance(self.overall)
 
     def job_finished(self, job_id: str, status: str, detail: str = "") -> None:
-        self.console.log(f"{job_id}: {status}" + (f" ({detail})" if detail else ""))
+        super().job_finished(job_id, status, detail)
         if status in ("done", "failed", "quality_failed"):
             self.progress.advance(self.overall)
+        task = self.progress.tasks[self.shot]
+        self.progress.update(self.shot, completed=task.total)
         self.progress.update(self.steps, visible=False)
 
     def event(self, kind: str, data: dict) -> None:

@@ -147,3 +147,26 @@ def test_fit_frames_streams():
     assert list(fit_frames(iter([1, 2, 3]), 2, notes, "k")) == [1, 2] and notes["k"] == "trimmed 1"
     with pytest.raises(ValueError):
         list(fit_frames(iter([]), 2, notes, "k"))
+
+
+def test_rich_progress_follows_events(caplog):
+    import io
+
+    from rich.console import Console
+
+    from driver.progress import RichReporter
+
+    out = io.StringIO()
+    r = RichReporter(Console(file=out, force_terminal=True, width=100))
+    with r:
+        r.start(2)
+        r.job_skipped("S01T01-video", "unchanged")
+        r.job_started("S01T02-video", 1, 5)
+        r.event("execution_cached", {"nodes": ["1", "2"]})
+        r.event("executing", {"node": "3"})
+        r.event("progress", {"node": "3", "value": 2, "max": 4})
+        assert r.progress.tasks[1].completed == 2 and r.progress.tasks[2].completed == 2
+        r.event("executing", {"node": None})
+        r.job_finished("S01T02-video", "done")
+    assert r.progress.tasks[0].completed == 2
+    assert "S01T02-video: done" in caplog.text
