@@ -26,7 +26,7 @@ import requests
 
 from driver.compile import REPORT, Compiled
 from driver.errors import Cancelled, LostContact, OutputMissing
-from driver.executor import Outcome, upload_name
+from driver.executor import Outcome, upload_name, verify_file
 from driver.manifest import atomic_write_json, now
 from driver.quality import REPORT_MARKER, parse_report_from_error
 
@@ -300,6 +300,10 @@ class ServerlessExecutor:
                 tmp = dest.with_name(dest.name + ".part")
                 tmp.write_bytes(blob)
                 tmp.replace(dest)
+                problem = verify_file(dest, compiled.job.frames if role == "video" else None)
+                if problem:
+                    raise OutputMissing(f"{compiled.prompt_id}: {name} ({role}) from RunPod job {job_id} {problem}",
+                                        shot=compiled.job.shot)
                 files[role] = dest
             elif report is None:
                 report = report_from_png(blob)

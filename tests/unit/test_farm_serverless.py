@@ -28,7 +28,7 @@ from driver.farm.worker_outputs import dropped_outputs, role_of
 from driver.plan import make_plan
 from driver.storyboard import REPO_ROOT, load_storyboard
 from tests.standins.http import JsonServer
-from tests.unit.driver_fakes import png
+from tests.unit.driver_fakes import _media, png
 
 DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
 EP1 = REPO_ROOT / "storyboards" / "storyboard_ep_001.json"
@@ -78,7 +78,8 @@ def _dest(tmp_path):
     return dest
 
 
-def _video_file(c, data=b"\x00\x00\x00\x18ftypmp42fake-video"):
+def _video_file(c, data=None):
+    data = data or _media("mp4", "a0b1c2", c.job.frames)  # a real MP4 with the shot's frame count
     nid = next(n for n, r in c.outputs.items() if r == "video")
     stem = c.prompt[nid]["inputs"]["filename_prefix"].rsplit("/", 1)[-1]
     return {"filename": f"{stem}_00001_.mp4", "type": "base64", "data": base64.b64encode(data).decode()}
@@ -91,7 +92,7 @@ def test_completed_job_outputs_are_decoded_and_named_and_the_body_is_the_workers
     c = _compiled(DEMO, "S01T02-video", ex, tmp_path)
     ep.statuses[-1]["output"] = {"images": [_video_file(c)]}
     out = ex.run_attempt(c, _dest(tmp_path))
-    assert out.files["video"].read_bytes().endswith(b"fake-video")
+    assert out.files["video"].read_bytes() == _media("mp4", "a0b1c2", c.job.frames)
     assert out.timings["queue_s"] == 1.2 and out.timings["execution_s"] == 3.4
     (body,) = ep.bodies
     (img,) = body["input"]["images"]
@@ -106,7 +107,8 @@ def test_completed_job_outputs_are_decoded_and_named_and_the_body_is_the_workers
 def test_s3_outputs_are_downloaded_without_the_api_key(tmp_path):
     seen = []
     s3 = JsonServer()
-    s3.route("GET", r"/bucket/(?P<k>.+)", lambda m, b, h: (seen.append(dict(h)) or 200, b"mp4-bytes-from-s3"))
+    video = _media("mp4", "3c3c3c", 36)
+    s3.route("GET", r"/bucket/(?P<k>.+)", lambda m, b, h: (seen.append(dict(h)) or 200, video))
     with s3:
         ep = ScriptedEndpoint({"status": "COMPLETED", "output": None})
         ex = _executor(ep, tmp_path)
@@ -114,7 +116,7 @@ def test_s3_outputs_are_downloaded_without_the_api_key(tmp_path):
         item = {**_video_file(c), "type": "s3_url", "data": f"{s3.base}/bucket/06-26/job-1/ab12cd34.mp4"}
         ep.statuses[0]["output"] = {"images": [item]}
         out = ex.run_attempt(c, _dest(tmp_path))
-    assert out.files["video"].read_bytes() == b"mp4-bytes-from-s3"
+    assert out.files["video"].read_bytes() == video
     assert "Authorization" not in seen[0]
 
 
@@ -288,3 +290,12 @@ def test_http_client_retries_429_and_5xx_then_types_errors():
     s.stop()
     with pytest.raises(LostContact):
         EndpointClient("ep", "k" * 10, base_url=f"{url}/v2", backoff_s=0.001, retries=1).health()
+
+
+def test_every_returned_file_is_verified(tmp_path):
+    ep = ScriptedEndpoint({"status": "COMPLETED", "output": None})
+    ex = _executor(ep, tmp_path)
+    c = _compiled(DEMO, "S01T02-video", ex, tmp_path)
+    ep.statuses[0]["output"] = {"images": [_video_file(c, _media("mp4", "a0b1c2", c.job.frames - 1))]}
+    with pytest.raises(OutputMissing, match=f"expected {c.job.frames}"):
+        ex.run_attempt(c, _dest(tmp_path))
