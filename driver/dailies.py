@@ -33,6 +33,10 @@ def _e(x) -> str:
     return html.escape(str(x), quote=True)
 
 
+def _blank(x) -> str:
+    return "" if x is None else str(x)
+
+
 def _badge(text: str) -> str:
     return f'<span class="badge {_e(text)}">{_e(text)}</span>'
 
@@ -53,15 +57,15 @@ def _attempts(rec: dict) -> str:
         for a in job.get("attempts", []):
             t = a.get("timings") or {}
             rows.append(f"<tr><td>{_e(job_id)}</td><td>a{a['attempt']}</td><td>{_e(a.get('seed'))}</td>"
-                        f"<td>{_badge(a.get('status', '?'))}</td><td>{_e(a.get('score'))}</td>"
-                        f"<td>{_e(t.get('execution_s'))}</td></tr>")
+                        f"<td>{_badge(a.get('status', '?'))}</td><td>{_e(_blank(a.get('score')))}</td>"
+                        f"<td>{_e(_blank(t.get('execution_s')))}</td></tr>")
     if not rows:
         return ""
     return ("<details><summary>attempts</summary><table><tr><th>job</th><th>attempt</th><th>seed</th>"
             f"<th>status</th><th>score</th><th>exec s</th></tr>{''.join(rows)}</table></details>")
 
 
-def _shot(shot, rec: dict, verdict: str) -> str:
+def _shot(shot, rec: dict, verdict: str | None) -> str:
     assets = rec.get("assets") or {}
     media = [f'<figure><img src="{_e(assets[r]["path"])}" alt="{r}"><figcaption>{r}</figcaption></figure>'
              for r in KEYFRAME_ROLES if r in assets]
@@ -73,9 +77,10 @@ def _shot(shot, rec: dict, verdict: str) -> str:
                     None)
     err = rec.get("error") or {}
     prompts = " | ".join(f"{k}: {v}" for k, v in shot.prompts.items() if v and k != "negative")
+    review = f" review {_badge(verdict)}" if verdict else ""
     return (
         f'<div class="shot" id="{shot.id}"><div class="head"><span class="id">{shot.id}</span>'
-        f"{_badge(rec.get('status', 'pending'))} review {_badge(verdict)}"
+        f"{_badge(rec.get('status', 'pending'))}{review}"
         f"<span>{_e(shot.approach)} · {shot.duration_s:g} s · seed {shot.seed} · "
         f"{_e('-'.join(shot.characters) or 'no character')}</span></div>"
         f'<div class="prompt">{_e(prompts)}</div><div class="media">{"".join(media) or "<i>no images yet</i>"}</div>'
@@ -89,7 +94,8 @@ def write_dailies(sb: Storyboard, manifest, approvals) -> Path:
     cut = (manifest.data.get("episode") or {}).get("cut")
     cut_html = (f'<h2>Episode cut</h2><video src="{_e(cut["path"])}" controls preload="metadata" '
                 f'style="max-height:360px"></video>' if cut else "")
-    body = "".join(_shot(s, shots.get(s.id, {}), approvals.verdict(s.id)) for s in sb.shots)
+    body = "".join(_shot(s, shots.get(s.id, {}), approvals.verdict(s.id) if s.id in approvals.entries else None)
+                   for s in sb.shots)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(sb.project)} EP{sb.episode:03d} dailies"
             f"</title><style>{CSS}</style></head><body><h1>{_e(sb.project)} EP{sb.episode:03d} "
             f"{_e(sb.title)}</h1><div class='sub'>run {_e(manifest.run_id)} · updated {_e(now())} · verdicts go in "

@@ -107,10 +107,12 @@ class Scheduler:
         rec.update(status=KEYFRAMES_DONE, error=None)
         video_jobs = [j for j in jobs if j.stage == VIDEO]
         self._run_jobs(video_jobs)
-        states = {self.manifest.job_record(shot.id, j.id)["status"] for j in video_jobs}
-        if QUALITY_FAILED in states:
-            raise _ShotFailed(QualityFailed(f"failed its quality gates on all {1 + self.max_retakes} attempt(s); "
-                                            "the best-scoring attempt is kept", shot=shot.id))
+        for j in video_jobs:
+            record = self.manifest.job_record(shot.id, j.id)
+            if record["status"] == QUALITY_FAILED:
+                raise _ShotFailed(QualityFailed(
+                    f"failed its quality gates on all {len(record['attempts'])} attempt(s); attempt "
+                    f"{record['selected_attempt']}, the best-scoring, is kept", shot=shot.id))
         rec.update(status=DONE, error=None)
 
     def _hold_for_review(self, shot: Shot, rec: dict, why: str) -> None:

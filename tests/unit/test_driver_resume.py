@@ -237,3 +237,18 @@ def test_an_output_with_the_wrong_frame_count_fails_the_shot(tmp_path, monkeypat
     result = run(FakeClient(server))
     err = result.failures["S02T01"]
     assert err["code"] == "output_missing" and "has 3 frames, expected 24" in err["message"]
+
+
+def test_dailies_page_links_assets_relatively_and_escapes_text(tmp_path):
+    from driver.dailies import write_dailies
+
+    shots = [dict(SHOTS[1], motion_prompt="<script>alert(1)</script>"), SHOTS[2]]
+    run, server = Run(tmp_path, shots), FakeServer()
+    run(FakeClient(server), stage="keyframes")
+    run(FakeClient(server))
+    page = write_dailies(load_storyboard(run.sb_path), run.manifest, Approvals.load(run.run_dir)).read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert 'src="keyframes/TST_EP007_S01_T02_NOCHAR_first.png"' in page
+    assert 'src="clips/TST_EP007_S02_T01_NOCHAR_video.mp4"' in page
+    assert "temporal" in page and "review <span" in page
+    assert str(tmp_path) not in page  # opens from the run folder, wherever it is moved
