@@ -97,7 +97,7 @@ def run_driver(url: str, work: Path, n: int) -> tuple[list[float], float]:
     manifest = json.loads((folder / "run" / "run_manifest.json").read_text())
     exec_s = [manifest["shots"][s]["jobs"][f"{s}-video"]["attempts"][0]["timings"]["execution_s"]
               for s in sorted(manifest["shots"])]
-    overheads = [w - e for w, e in zip(per_job, exec_s)]
+    overheads = [w - e for w, e in zip(per_job, exec_s, strict=True)]
     return overheads, total - sum(per_job)
 
 

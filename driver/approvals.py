@@ -43,7 +43,7 @@ class Approvals:
         self.entries = entries
 
     @classmethod
-    def load(cls, run_dir: Path) -> "Approvals":
+    def load(cls, run_dir: Path) -> Approvals:
         path = Path(run_dir) / APPROVALS_NAME
         if not path.exists():
             return cls(path, {})

@@ -169,15 +169,17 @@ class Compiler:
         b.set("Model Sampling", shift=v["shift"])
         speed = v.get("speed_loras")
         if speed:
-            b.set("Speed LoRAs", lora_name_1=speed["high"], strength_model_1=speed.get("strength", 1.0),
-                  target_1="high", lora_name_2=speed["low"], strength_model_2=speed.get("strength", 1.0), target_2="low")
+            strength = speed.get("strength", 1.0)
+            b.set("Speed LoRAs", lora_name_1=speed["high"], strength_model_1=strength, target_1="high",
+                  lora_name_2=speed["low"], strength_model_2=strength, target_2="low")
         else:
             b.bypass("Speed LoRAs")
         return self._character_loras(b, job, "video", {0: "model_high", 1: "model_low"}, keep_apply=bool(speed))
 
     def _wan_samplers(self, b: Binder, seed: int, high: str, low: str) -> None:
         v = self.profile["video"]
-        common = dict(noise_seed=seed, steps=v["steps"], cfg=v["cfg"], sampler_name=v["sampler"], scheduler=v["scheduler"])
+        common = dict(noise_seed=seed, steps=v["steps"], cfg=v["cfg"], sampler_name=v["sampler"],
+                      scheduler=v["scheduler"])
         b.set(high, add_noise="enable", start_at_step=0, end_at_step=v["split_step"],
               return_with_leftover_noise="enable", **common)
         b.set(low, add_noise="disable", start_at_step=v["split_step"], end_at_step=10000,

@@ -158,7 +158,8 @@ CONFIG_SCHEMA = {
         "gpu": _STR,
         "gpu_table": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": False, "required": ["wan_ref_s", "wan_ref", "t2i_s_per_mp_step"],
-            "properties": {"wan_ref_s": _POS, "wan_ref": {"type": "array", "items": _INT1, "minItems": 4, "maxItems": 4},
+            "properties": {"wan_ref_s": _POS,
+                           "wan_ref": {"type": "array", "items": _INT1, "minItems": 4, "maxItems": 4},
                            "t2i_s_per_mp_step": {"type": "object", "additionalProperties": _POS}}}},
     },
 }
@@ -205,10 +206,11 @@ class Config:
     def gpu_figures(self) -> dict:
         table = self.data["gpu_table"]
         if self.data["gpu"] not in table:
-            raise ConfigError(f"gpu: {self.data['gpu']!r} has no entry in gpu_table (known: {', '.join(sorted(table))})")
+            known = ", ".join(sorted(table))
+            raise ConfigError(f"gpu: {self.data['gpu']!r} has no entry in gpu_table (known: {known})")
         return table[self.data["gpu"]]
 
-    def with_overrides(self, **overrides) -> "Config":
+    def with_overrides(self, **overrides) -> Config:
         """A copy with top-level keys replaced (command-line flags), revalidated."""
         return build_config({k: v for k, v in overrides.items() if v is not None}, self.base_dir, self.source,
                             base=self.data)

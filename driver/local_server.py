@@ -104,7 +104,7 @@ class LocalComfy:
             self.proc.kill()
             self.proc.wait(10)
 
-    def __enter__(self) -> "LocalComfy":
+    def __enter__(self) -> LocalComfy:
         self.start()
         return self
 

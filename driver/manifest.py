@@ -123,7 +123,7 @@ class Manifest:
         return self.path.parent
 
     @classmethod
-    def load(cls, run_dir: Path) -> "Manifest | None":
+    def load(cls, run_dir: Path) -> Manifest | None:
         path = Path(run_dir) / MANIFEST_NAME
         if not path.exists():
             return None
@@ -137,7 +137,7 @@ class Manifest:
         return cls(path, data)
 
     @classmethod
-    def open(cls, run_dir: Path, *, run_id: str, storyboard, config, repo: Path) -> "Manifest":
+    def open(cls, run_dir: Path, *, run_id: str, storyboard, config, repo: Path) -> Manifest:
         """Load the run folder's manifest, or start one. The storyboard and config
         records always describe the latest invocation."""
         run_dir = Path(run_dir)

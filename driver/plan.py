@@ -209,9 +209,9 @@ class _Planner:
             seg_max = floor_wan_length(v["max_segment"])
             if total > seg_max:
                 self.problems.append(
-                    f"{shot.path}.duration_s: {shot.duration_s} s needs {total} WAN frames at {wan_fps:g} fps, more than "
-                    f"one FLF segment holds ({seg_max}, {(seg_max - 1) / wan_fps:.2f} s); shorten the shot or use "
-                    "triptych_split_flf")
+                    f"{shot.path}.duration_s: {shot.duration_s} s needs {total} WAN frames at {wan_fps:g} fps, "
+                    f"more than one FLF segment holds ({seg_max}, {(seg_max - 1) / wan_fps:.2f} s); shorten the shot "
+                    "or use triptych_split_flf")
                 return []
             kf_jobs, inputs = self.keyframe_inputs(shot, ("first", "last"))
             lengths = (total,)
@@ -244,7 +244,8 @@ def make_plan(sb: Storyboard, config: Config, *, only: list[str] | None = None,
         known = {s.id for s in sb.shots}
         unknown = [s for s in only if s not in known]
         if unknown:
-            raise ConfigError(f"--only: no shot {', '.join(unknown)} in {sb.path.name} (shots: {', '.join(sorted(known))})")
+            raise ConfigError(f"--only: no shot {', '.join(unknown)} in {sb.path.name} "
+                              f"(shots: {', '.join(sorted(known))})")
         wanted = set(only)
     plan = Plan(sb, config)
     for shot in sb.shots:

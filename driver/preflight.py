@@ -11,7 +11,7 @@ are ``4n+1``. The storyboard was validated before planning."""
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from anime_pipeline.core.segments import is_wan_length
 

@@ -136,7 +136,8 @@ def _cross_field_problems(doc: dict, folder: Path) -> list[str]:
         for j, code in enumerate(shot.get("characters_in_shot", [])):
             if code not in declared:
                 known = ", ".join(sorted(declared)) or "none declared"
-                problems.append(f"{where}.characters_in_shot[{j}]: {code!r} is not declared in characters (known: {known})")
+                problems.append(f"{where}.characters_in_shot[{j}]: {code!r} is not declared in characters "
+                                f"(known: {known})")
         for role, rel in (shot.get("keyframes") or {}).items():
             path = _inside(folder, rel)
             if path is None:

@@ -101,8 +101,9 @@ def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_
                 inputs.append({"name": name, "type": kind, "link": None})
         row = rows.get(depth[nid], 0)
         rows[depth[nid]] = row + 1
+        names_out = info.get("output_name") or info["output"]
         outputs = [{"name": n, "type": t, "links": [], "slot_index": i}
-                   for i, (n, t) in enumerate(zip(info.get("output_name") or info["output"], info["output"]))]
+                   for i, (n, t) in enumerate(zip(names_out, info["output"], strict=True))]
         nodes[nid] = {"id": int(nid), "type": node["class_type"], "pos": [60 + 380 * depth[nid], 60 + 260 * row],
                       "size": [340, 120 + 24 * len(values)], "flags": {}, "order": index,
                       "mode": BYPASS if nid in bypassed else 0, "inputs": inputs, "outputs": outputs,

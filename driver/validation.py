@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 import jsonschema
 from jsonschema import Draft202012Validator
@@ -37,7 +37,7 @@ def _expected(schema: dict) -> str:
     if "required" in schema and set(schema) <= {"required", "properties"}:
         req = ", ".join(schema["required"])
         nested = [f"{k}.{r}" for k, s in (schema.get("properties") or {}).items() for r in s.get("required", [])]
-        return " + ".join([req] if not nested else nested)
+        return " + ".join(nested if nested else [req])
     kind = schema.get("type")
     bounds = []
     for key, sym in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):

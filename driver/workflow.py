@@ -13,7 +13,8 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from .errors import ConfigError
 
@@ -39,7 +40,8 @@ def load_template(path: Path) -> dict:
         raise TemplateError(f"workflow template {path} is not valid JSON: {exc}") from None
     if isinstance(doc, dict) and "nodes" in doc and "links" in doc:
         raise TemplateError(f"{path} is a UI-format workflow; export it from the canvas with 'Export (API)'")
-    bad = [k for k, v in (doc.items() if isinstance(doc, dict) else []) if not (isinstance(v, dict) and "class_type" in v)]
+    entries = doc.items() if isinstance(doc, dict) else []
+    bad = [k for k, v in entries if not (isinstance(v, dict) and "class_type" in v)]
     if not isinstance(doc, dict) or not doc or bad:
         raise TemplateError(f"{path} is not an API-format workflow (node ids mapping to class_type + inputs)"
                             + (f"; bad entries: {bad[:5]}" if bad else ""))

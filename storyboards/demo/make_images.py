@@ -31,8 +31,9 @@ def _sky(w: int, h: int, top, bottom) -> Image.Image:
 
 def _hills(draw: ImageDraw.ImageDraw, w: int, h: int, rng: np.random.Generator, base: float, colour) -> None:
     xs = np.linspace(0, w, 24)
-    ys = h * base + h * 0.04 * np.sin(xs / w * rng.uniform(4, 8) + rng.uniform(0, 6)) + rng.normal(0, h * 0.006, xs.size)
-    draw.polygon([(0, h)] + list(zip(xs.tolist(), ys.tolist())) + [(w, h)], fill=colour)
+    wave = np.sin(xs / w * rng.uniform(4, 8) + rng.uniform(0, 6))
+    ys = h * base + h * 0.04 * wave + rng.normal(0, h * 0.006, xs.size)
+    draw.polygon([(0, h)] + list(zip(xs.tolist(), ys.tolist(), strict=True)) + [(w, h)], fill=colour)
 
 
 def _skyline(draw: ImageDraw.ImageDraw, w: int, h: int, rng: np.random.Generator, lit: float) -> None:
@@ -58,7 +59,8 @@ def _character(draw: ImageDraw.ImageDraw, cx: float, ground: float, size: float,
     for ex in (-0.4, 0.25):  # eyes
         draw.ellipse([cx + head * ex, body_top - 1.05 * head, cx + head * (ex + 0.18), body_top - 0.7 * head],
                      fill=(40, 30, 60))
-    draw.pieslice([cx - head * 1.15, body_top - 2.25 * head, cx + head * 1.15, body_top - 0.3 * head], 180, 360, fill=hair)
+    draw.pieslice([cx - head * 1.15, body_top - 2.25 * head, cx + head * 1.15, body_top - 0.3 * head], 180, 360,
+                  fill=hair)
     draw.polygon([(cx + head * 0.9, body_top - 1.4 * head), (cx + head * 2.4, body_top - 0.2 * head),
                   (cx + head * 0.9, body_top - 0.6 * head)], fill=hair)  # ponytail
 
@@ -93,7 +95,8 @@ def strip(panels: list[Image.Image], gutter: int = 12, colour=(16, 16, 20)) -> I
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     scene(432, 768, "dusk", 1, sun=(0.65, 0.3), character=0.45).save(OUT / "city_dusk.png", optimize=True)
-    scene(432, 768, "night", 2, sun=(0.25, 0.18), character=None, lit=0.6).save(OUT / "rooftop_night.png", optimize=True)
+    night = scene(432, 768, "night", 2, sun=(0.25, 0.18), character=None, lit=0.6)
+    night.save(OUT / "rooftop_night.png", optimize=True)
     panels = [scene(368, 656, "noon", 3, sun=(0.8, 0.2), character=0.25),
               scene(368, 656, "noon", 3, sun=(0.8, 0.2), character=0.5),
               scene(368, 656, "noon", 3, sun=(0.8, 0.2), character=0.75)]

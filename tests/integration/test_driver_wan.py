@@ -79,7 +79,8 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
     assert [a["status"] for a in attempts] == ["gate_failed", "gate_failed"]
     assert all("seam" in a["gate_report"]["failed_gates"] for a in attempts)
     for a in attempts:
-        seeds = sorted(n["inputs"]["noise_seed"] for n in a["workflow"].values() if n["class_type"] == "KSamplerAdvanced")
+        seeds = sorted(n["inputs"]["noise_seed"] for n in a["workflow"].values()
+                       if n["class_type"] == "KSamplerAdvanced")
         assert seeds == sorted([a["seed"]] * 2 + [segment_seed(a["seed"], 1)] * 2)  # segment A, segment B
         lengths = sorted(n["inputs"]["length"] for n in a["workflow"].values()
                          if n["class_type"] == "WanFirstLastFrameToVideo")

@@ -176,7 +176,8 @@ def write_storyboard(folder: Path, shots: list[dict], **top) -> Path:
 
 
 def shot(scene: int, take: int, approach: str, **fields) -> dict:
-    base = {"scene": scene, "take": take, "generation_approach": approach, "duration_s": 1.0, "seed": 100 * scene + take}
+    base = {"scene": scene, "take": take, "generation_approach": approach, "duration_s": 1.0,
+            "seed": 100 * scene + take}
     if approach in ("held_frame_push", "held_frame_static"):
         base["hero_prompt"] = "a still"
     elif approach == "standard_flf":

@@ -115,7 +115,7 @@ def _clip(path, n, colour, size=(64, 96), fps=24):
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(n):
+        for _ in range(n):
             frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), colour, np.uint8), format="rgb24")
             for p in s.encode(frame):
                 c.mux(p)
@@ -133,7 +133,8 @@ def test_episode_cut_keeps_storyboard_timing(tmp_path):
                                                                                        (10, 250, 10)), "S01T03": None}
     info = write_cut(sb, clips, tmp_path / "cut.mp4")
     assert info["frames"] == 24 + 12 + 6
-    assert info["shots"] == {"S01T01": "trimmed 6", "S01T02": "held last frame x7", "S01T03": "missing: black placeholder"}
+    assert info["shots"] == {"S01T01": "trimmed 6", "S01T02": "held last frame x7",
+                             "S01T03": "missing: black placeholder"}
     with av.open(str(tmp_path / "cut.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         assert c.streams.video[0].average_rate == 24

@@ -23,7 +23,7 @@ def _renumbered(prompt: dict, seed: int = 0) -> dict:
     ids = list(prompt)
     new = [str(100 + i) for i in range(len(ids))]
     random.Random(seed).shuffle(new)
-    mapping = dict(zip(ids, new))
+    mapping = dict(zip(ids, new, strict=True))
     out = {}
     for nid, node in prompt.items():
         node = json.loads(json.dumps(node))

@@ -60,7 +60,8 @@ def test_shipped_configs_load():
         load_config(REPO_ROOT / "configs" / name)
     tiny = load_config(REPO_ROOT / "configs" / "test_tiny_wan.yaml").profile("tiny_wan")
     assert tiny["stub_conditioning"]["node"] == "AP_TestZeroConditioning"
-    assert load_config(REPO_ROOT / "configs" / "project.example.yaml").profile("wan22_sdxl")["stub_conditioning"] is None
+    example = load_config(REPO_ROOT / "configs" / "project.example.yaml")
+    assert example.profile("wan22_sdxl")["stub_conditioning"] is None
 
 
 def test_overrides_revalidate():

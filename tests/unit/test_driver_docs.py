@@ -23,7 +23,8 @@ def test_exit_code_table_matches_the_error_classes():
 
 def test_documented_titles_exist_in_the_templates():
     text = (REPO_ROOT / "workflows" / "README.md").read_text()
-    templates = {p.name.removesuffix(".api.json"): load_template(p) for p in (REPO_ROOT / "workflows").glob("*.api.json")}
+    paths = (REPO_ROOT / "workflows").glob("*.api.json")
+    templates = {p.name.removesuffix(".api.json"): load_template(p) for p in paths}
     rows = [r for r in text.split("## Titles the driver binds", 1)[1].split("\n\n")[1].splitlines()[2:]]
     assert len(rows) > 30
     for row in rows:

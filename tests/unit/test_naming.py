@@ -10,7 +10,8 @@ from anime_pipeline.core.naming import (NOCHAR, AssetName, NamingError, asset_na
 
 def test_examples_from_the_issue():
     assert asset_name("LEV", 1, 3, 2, ["JINX"], suffix="hero", ext="png") == "LEV_EP001_S03_T02_JINX_hero.png"
-    assert asset_name("LEV", 1, 3, 2, ["JINX", "VI"], suffix="video", ext="mp4") == "LEV_EP001_S03_T02_JINX-VI_video.mp4"
+    assert asset_name("LEV", 1, 3, 2, ["JINX", "VI"], suffix="video", ext="mp4") == \
+        "LEV_EP001_S03_T02_JINX-VI_video.mp4"
     assert asset_name("LEV", 12, 1, 1, [], ext="mp4") == "LEV_EP012_S01_T01_NOCHAR.mp4"
     assert asset_name("LEV", 1, 3, 2, ["JINX"], suffix="video", ext="mp4", attempt=2) == \
         "LEV_EP001_S03_T02_JINX_video_a2.mp4"
@@ -19,7 +20,8 @@ def test_examples_from_the_issue():
     assert parse_shot_id("S03T02") == (3, 2)
 
 
-@pytest.mark.parametrize("bad", ["lev", "LE_V", "LEV/..", "..", "A B", "", "ÄBC", "LEV.", "X" * 33, "-", "-LEV", "LEV-"])
+@pytest.mark.parametrize("bad", ["lev", "LE_V", "LEV/..", "..", "A B", "", "ÄBC", "LEV.", "X" * 33, "-", "-LEV",
+                                 "LEV-"])
 def test_codes_outside_the_alphabet_are_rejected_naming_the_field(bad):
     with pytest.raises(NamingError, match=r"^shots\[2\]\.characters_in_shot\[0\]: "):
         check_code(bad, "shots[2].characters_in_shot[0]")

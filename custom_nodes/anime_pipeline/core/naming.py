@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 NOCHAR = "NOCHAR"
 MAX_CODE_LEN = 32
