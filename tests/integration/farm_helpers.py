@@ -1,0 +1,78 @@
+"""Runs a storyboard on a farm backend the way ``driver.runner.run`` will once the farm
+hooks are in it (driver/farm/INTEGRATION.md): storyboard -> plan -> compile -> backend
+(open_backend: pool, pods or endpoint, preflight per member) -> FarmScheduler ->
+manifest. Also small checks shared by the farm integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from driver import runner
+from driver.approvals import Approvals
+from driver.compile import Compiler
+from driver.config import load_config
+from driver.farm.backend import FarmOptions, open_backend
+from driver.farm.pool_executor import plan_priorities
+from driver.farm.scheduling import FarmScheduler
+from driver.manifest import Manifest, sha256_file
+from driver.plan import make_plan
+from driver.progress import Reporter
+from driver.storyboard import REPO_ROOT, load_storyboard
+
+DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
+
+
+def farm_run(run_dir: Path, fo: FarmOptions, *, storyboard: Path = DEMO, config: Path | None = None,
+             only: list[str] | None = None, stage: str = "all", on_backend=None):
+    sb, cfg = load_storyboard(storyboard), load_config(config)
+    manifest = Manifest.open(run_dir, run_id=runner.run_id_for(sb, run_dir), storyboard=sb, config=cfg,
+                             repo=REPO_ROOT)
+    manifest.save()
+    plan = make_plan(sb, cfg, only=only)
+    compiler = Compiler(sb, cfg, manifest.run_id)
+    approvals = Approvals.load(run_dir)
+    reporter = Reporter()
+    with contextlib.ExitStack() as stack:
+        executor = open_backend(
+            fo, run_dir=run_dir, run_id=manifest.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
+            request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
+            check_server=lambda client: runner._preflight(client, plan, compiler, stage),
+            compiled=lambda: runner.compile_all(plan, compiler, stage), priorities=plan_priorities(plan.jobs))
+        if on_backend is not None:
+            on_backend(executor)
+        scheduler = FarmScheduler(
+            storyboard=sb, compiler=compiler, manifest=manifest, executor=executor, approvals=approvals,
+            jobs_for=lambda s: make_plan(sb, cfg, only=[s.id], keyframe_rounds=manifest.keyframe_rounds()).jobs,
+            reporter=reporter, stage=stage, max_retakes=cfg["retakes"]["max_retakes"])
+        try:
+            result = scheduler.run([s for s in sb.shots if not only or s.id in only])
+        finally:
+            approvals.save()
+            manifest.save()
+    return result, json.loads((run_dir / "run_manifest.json").read_text())
+
+
+def attempts(manifest: dict):
+    for sid, rec in manifest["shots"].items():
+        for jid, job in rec["jobs"].items():
+            for att in job["attempts"]:
+                yield sid, jid, job, att
+
+
+def assert_complete_and_verified(manifest: dict, run_dir: Path, shots: list[str]) -> None:
+    """Every shot done; every job done exactly once (one selected attempt, status done);
+    every recorded file on disk with its recorded sha256."""
+    for sid in shots:
+        rec = manifest["shots"][sid]
+        assert rec["status"] == "done", (sid, rec.get("error"))
+        for jid, job in rec["jobs"].items():
+            assert job["status"] == "done", (jid, job)
+            done = [a for a in job["attempts"] if a["status"] == "done"]
+            assert len(done) == 1 and job["selected_attempt"] == done[0]["attempt"], (jid, job["attempts"])
+            for f in done[0]["outputs"]:
+                assert sha256_file(run_dir / f["path"]) == f["sha256"], f
+        for role, f in rec["assets"].items():
+            if isinstance(f, dict) and "path" in f:
+                assert sha256_file(run_dir / f["path"]) == f["sha256"], (sid, role)
