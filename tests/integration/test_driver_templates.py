@@ -5,6 +5,7 @@ template exactly (so artists and the driver see the same graph)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -57,3 +58,36 @@ def test_every_compiled_workflow_matches_the_server(object_info):
             continue
         problems += [p for p in workflow_problems(c, object_info) if "is not on the server" not in p]
     assert not problems
+
+
+def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, comfy_install, object_info, tmp_path):
+    """Every workflow the driver compiles for the example episode (T2I keyframes with the
+    character registry inline, triptych split, WAN FLF and split FLF, held shots) passes
+    preflight and the server's own validation once files exist under the configured model
+    names (stand-ins: nothing here can run real T2I or 14B WAN weights on a CPU)."""
+    from driver import preflight
+    from tests.harness.comfy import tiny_models
+    from tests.integration.test_example_workflows import _placeholder_strip, _stand_ins
+
+    sb = load_storyboard(REPO_ROOT / "storyboards" / "storyboard_ep_001.json")
+    cfg = load_config(REPO_ROOT / "configs" / "project.example.yaml")
+    compiler = Compiler(sb, cfg, "accept")
+    compiled = [compiler.compile(job) for job in make_plan(sb, cfg).jobs]
+    strip = tmp_path / "placeholder.png"
+    _placeholder_strip(strip)
+    for c in compiled:
+        _stand_ins(c.prompt, object_info, comfy.models_dir, tiny_models(comfy_install), tmp_path)
+        for node in c.prompt.values():
+            if node["class_type"] == "LoadImage":
+                sub, _, name = node["inputs"]["image"].rpartition("/")
+                comfy.client.upload_image(strip, subfolder=sub, name=name)
+    preflight.check(compiled, comfy.client.object_info())
+    for c in compiled:
+        prompt_id = comfy.client.queue_prompt(c.prompt, c.prompt_id)  # raises PromptRejected on any node error
+        comfy.client._request("POST", "/queue", json={"delete": [prompt_id]})
+        if comfy.client.is_queued(prompt_id):
+            comfy.client.interrupt(prompt_id)
+    deadline = time.monotonic() + 120  # leave the shared server idle for the next test
+    while comfy.client.queue()["queue_running"] and time.monotonic() < deadline:
+        comfy.client.interrupt()
+        time.sleep(0.5)
