@@ -75,11 +75,12 @@ def validate(storyboard: Path, config: Path | None = None) -> dict:
 
 
 # ---------------------------------------------------------------------- dry run
-def dry_run(sb: Storyboard, cfg: Config, plan: Plan, run_dir: Path, stage: str = ALL) -> Path:
+def dry_run(sb: Storyboard, cfg: Config, plan: Plan, run_dir: Path, stage: str = ALL, run_id: str | None = None
+            ) -> Path:
     """Write the plan and every compiled workflow under ``<run>/dry-run/``."""
     out = run_dir / "dry-run"
     (out / "workflows").mkdir(parents=True, exist_ok=True)
-    compiler = Compiler(sb, cfg, run_id_for(sb, run_dir))
+    compiler = Compiler(sb, cfg, run_id or run_id_for(sb, run_dir))
     summary = plan.summary()
     for c in compile_all(plan, compiler, stage):
         atomic_write_json(out / "workflows" / f"{c.job.id}.json", c.prompt)
@@ -133,7 +134,7 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
     rounds = existing.keyframe_rounds() if existing else {}
     plan = make_plan(sb, cfg, only=opts.only or None, keyframe_rounds=rounds)
     if opts.dry_run:
-        out = dry_run(sb, cfg, plan, run_dir, opts.stage)
+        out = dry_run(sb, cfg, plan, run_dir, opts.stage, existing.run_id if existing else None)
         log.info("dry run: %d job(s), estimated GPU time %.0f s on %s; plan and workflows in %s",
                  len(plan.jobs), plan.estimate_s, cfg["gpu"], out)
         return 0
