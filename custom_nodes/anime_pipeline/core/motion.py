@@ -40,7 +40,10 @@ Frames may be ``uint8`` numpy ``[N,H,W,3]`` or a ComfyUI IMAGE tensor (float
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -56,6 +59,8 @@ HIST_BINS = 64
 JITTER_LIMIT = 0.5  # thumbnail px (~0.3 % of the frame width)
 NOISE_FLOOR_PERCENTILE = 2
 CONTRAST_EPS = 4.0
+CHUNK = 32  # frames analysed together (bounded working memory)
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 SCORE_NAMES = ("detail_change", "color_shift", "unexplained")
 
 Progress = Callable[[int, int], None]
@@ -76,13 +81,18 @@ class Thresholds:
 
 
 @dataclass
-class _Frame:
-    """What one frame contributes to its two intervals."""
+class _Frames:
+    """Per-frame descriptors of a run of frames (arrays over the frame axis)."""
 
-    y: np.ndarray  # float32 luma thumbnail
-    hp: np.ndarray  # high-passed luma
-    cdf: np.ndarray  # [3, HIST_BINS] cumulative YUV histograms
-    contrast: float  # mean |y - mean(y)|
+    y: np.ndarray  # float32 [m, th, tw] luma thumbnails
+    hp: np.ndarray  # float32 [m, th, tw] high-passed luma
+    cdf: np.ndarray  # float32 [m, 3, HIST_BINS] cumulative Y, U, V histograms
+
+    def __getitem__(self, index) -> _Frames:
+        return _Frames(self.y[index], self.hp[index], self.cdf[index])
+
+    def __len__(self) -> int:
+        return len(self.y)
 
 
 def analysis_size(height: int, width: int) -> tuple[int, int]:
@@ -91,38 +101,52 @@ def analysis_size(height: int, width: int) -> tuple[int, int]:
     return max(BLOCK, round(height * s)), max(BLOCK, round(width * s))
 
 
-def thumbnail(frame: np.ndarray) -> np.ndarray:
-    """``uint8`` RGB analysis thumbnail of a ``uint8`` or float (0..1) ``[H,W,3]`` frame."""
-    th, tw = analysis_size(*frame.shape[:2])
-    if frame.shape[:2] != (th, tw):
-        factor = frame.shape[1] / tw
+def thumbnails(frames: np.ndarray) -> np.ndarray:
+    """``uint8`` RGB analysis thumbnails ``[m, th, tw, 3]`` of ``uint8`` or float (0..1) frames ``[m, H, W, 3]``."""
+    m, h, w = frames.shape[:3]
+    th, tw = analysis_size(h, w)
+    if (th, tw) == (h, w):
+        out = np.array(frames, copy=True)
+    else:
         # INTER_AREA is exact and fast up to 2x; beyond, bilinear sampling averages 2x2
         # source pixels per tap at a fraction of the cost of a full area average.
-        method = cv2.INTER_AREA if factor <= 2.01 else cv2.INTER_LINEAR
-        frame = cv2.resize(frame, (tw, th), interpolation=method)
-    if frame.dtype != np.uint8:
-        frame = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return frame
+        method = cv2.INTER_AREA if w / tw <= 2.01 else cv2.INTER_LINEAR
+        out = np.empty((m, th, tw, 3), frames.dtype)
+        for j in range(m):
+            cv2.resize(frames[j], (tw, th), dst=out[j], interpolation=method)
+    if out.dtype != np.uint8:
+        out = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
-def _describe(thumb: np.ndarray) -> _Frame:
-    y = cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    yuv = cv2.cvtColor(thumb, cv2.COLOR_RGB2YUV)
-    hists = np.stack([cv2.calcHist([yuv], [c], None, [HIST_BINS], [0, 256]).ravel() for c in range(3)])
-    cdf = np.cumsum(hists / hists.sum(axis=1, keepdims=True), axis=1)
-    hp = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
-    return _Frame(y, hp, cdf, float(np.abs(y - y.mean()).mean()))
+def _describe(thumbs: np.ndarray) -> _Frames:
+    m, th, tw = thumbs.shape[:3]
+    tall = thumbs.reshape(m * th, tw, 3)  # one colour conversion for the whole run
+    y = cv2.cvtColor(tall, cv2.COLOR_RGB2GRAY).reshape(m, th, tw).astype(np.float32)
+    yuv = cv2.cvtColor(tall, cv2.COLOR_RGB2YUV).reshape(m, th, tw, 3)
+    cdf = np.empty((m, 3, HIST_BINS), np.float32)
+    hp = np.empty_like(y)
+    for j in range(m):
+        for c in range(3):
+            cdf[j, c] = cv2.calcHist([yuv[j]], [c], None, [HIST_BINS], [0, 256]).ravel()
+        cv2.GaussianBlur(y[j], (0, 0), HIGHPASS_SIGMA, dst=hp[j])
+    np.cumsum(cdf, axis=2, out=cdf)
+    cdf /= np.float32(th * tw)
+    np.subtract(y, hp, out=hp)
+    return _Frames(y, hp, cdf)
 
 
 def _block_means(x: np.ndarray) -> np.ndarray:
-    h, w = (x.shape[0] // BLOCK) * BLOCK, (x.shape[1] // BLOCK) * BLOCK
-    return cv2.resize(x[:h, :w], (w // BLOCK, h // BLOCK), interpolation=cv2.INTER_AREA)
+    """Means of the ``BLOCK`` x ``BLOCK`` blocks of ``[..., h, w]`` (partial blocks dropped)."""
+    h, w = (x.shape[-2] // BLOCK) * BLOCK, (x.shape[-1] // BLOCK) * BLOCK
+    x = x[..., :h, :w]
+    return x.reshape(*x.shape[:-2], h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(-3, -1))
 
 
-def _global_jitter_compensated(a: _Frame, b: _Frame) -> np.ndarray:
+def _global_jitter_compensated(ya: np.ndarray, yb: np.ndarray) -> np.ndarray:
     """High-passed difference after removing a whole-frame sub-pixel shift (first-order)."""
-    d = b.y - a.y
-    mid = 0.5 * (a.y + b.y)
+    d = yb - ya
+    mid = 0.5 * (ya + yb)
     gx = cv2.Sobel(mid, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(mid, cv2.CV_32F, 0, 1, ksize=3) / 8
     m = np.array([[np.vdot(gx, gx), np.vdot(gx, gy)], [np.vdot(gx, gy), np.vdot(gy, gy)]], np.float64)
@@ -133,29 +157,39 @@ def _global_jitter_compensated(a: _Frame, b: _Frame) -> np.ndarray:
     return d - cv2.GaussianBlur(d, (0, 0), HIGHPASS_SIGMA)
 
 
-def color_shift(a: _Frame, b: _Frame) -> float:
+def color_shift(cdf_a: np.ndarray, cdf_b: np.ndarray) -> np.ndarray:
     """Mean over Y, U, V of the histogram earth mover's distance, in 8-bit levels."""
-    return float(np.abs(a.cdf - b.cdf).sum(axis=1).mean() * (256 / HIST_BINS))
+    return np.abs(cdf_a - cdf_b).sum(axis=-1).mean(axis=-1) * (256 / HIST_BINS)
 
 
-def unexplained(a: _Frame, b: _Frame) -> float:
+def unexplained(ya: np.ndarray, yb: np.ndarray) -> float:
     """Flow-compensated residual relative to the frames' contrast (0 = explained by motion)."""
-    ya, yb = a.y.astype(np.uint8), b.y.astype(np.uint8)
-    f = compute_flow(ya, yb, scale=1.0, preset="ultrafast")
-    residual = float(np.abs(warp(b.y, f) - a.y).mean())
-    return residual / (0.5 * (a.contrast + b.contrast) + CONTRAST_EPS)
+    f = compute_flow(ya.astype(np.uint8), yb.astype(np.uint8), scale=1.0, preset="ultrafast")
+    residual = float(np.abs(warp(yb, f) - ya).mean())
+    contrast = 0.5 * float(np.abs(ya - ya.mean()).mean() + np.abs(yb - yb.mean()).mean())
+    return residual / (contrast + CONTRAST_EPS)
 
 
-def _iter_thumbnails(frames, chunk: int = 16):
-    """Thumbnails of numpy ``uint8`` frames or an IMAGE tensor, chunk by chunk."""
-    if isinstance(frames, np.ndarray):
-        for f in frames:
-            yield thumbnail(f)
-        return
-    for start in range(0, frames.shape[0], chunk):
-        block = frames[start : start + chunk].detach().cpu().float().numpy()
-        for f in block:
-            yield thumbnail(f)
+def _score_chunk(frames, start: int, thresholds: Thresholds) -> tuple[int, dict[str, np.ndarray]]:
+    """Scores of the intervals ending in frames ``start + 1 .. start + CHUNK`` (the chunk plus
+    the frame before it, so chunks are independent). Returns the first interval's index."""
+    first = max(0, start - 1)
+    block = frames[first : start + CHUNK]
+    if not isinstance(block, np.ndarray):  # a torch IMAGE tensor: convert one chunk only
+        block = block.detach().cpu().float().numpy()
+    run = _describe(thumbnails(block))
+    out = {"color_shift": color_shift(run.cdf[:-1], run.cdf[1:]).astype(np.float32)}
+    if thresholds.adaptive_holds:
+        blocks = np.stack([_block_means(np.abs(_global_jitter_compensated(run.y[j], run.y[j + 1])))
+                           for j in range(len(run) - 1)])
+        out["median_change"] = np.median(blocks, axis=(-2, -1)).astype(np.float32)
+    else:
+        blocks = _block_means(np.abs(run.hp[1:] - run.hp[:-1]))
+    out["detail_change"] = blocks.max(axis=(-2, -1)).astype(np.float32)
+    out["unexplained"] = np.full(len(run) - 1, np.nan, np.float32)
+    for j in np.flatnonzero(out["color_shift"] >= thresholds.cut_color):
+        out["unexplained"][j] = unexplained(run.y[j], run.y[j + 1])
+    return first, out
 
 
 def interval_scores(
@@ -164,28 +198,31 @@ def interval_scores(
     *,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-interval scores (see the module doc) plus ``median_change`` (adaptive mode only)."""
+    """Per-interval scores (see the module doc) plus ``median_change`` (adaptive mode only).
+
+    Chunks of ``CHUNK`` frames are analysed on ``WORKERS`` threads (OpenCV and numpy release
+    the GIL), with at most ``WORKERS + 1`` chunks in flight: memory stays bounded."""
     n = len(frames)
-    out = {name: np.full(max(n - 1, 0), np.nan, np.float32) for name in SCORE_NAMES}
-    median = np.full(max(n - 1, 0), np.nan, np.float32)
-    prev = None
-    for i, thumb in enumerate(_iter_thumbnails(frames)):
-        cur = _describe(thumb)
-        if prev is not None:
-            k = i - 1
-            hp = _global_jitter_compensated(prev, cur) if thresholds.adaptive_holds else cur.hp - prev.hp
-            blocks = _block_means(np.abs(hp))
-            out["detail_change"][k] = blocks.max()
-            if thresholds.adaptive_holds:
-                median[k] = np.median(blocks)
-            out["color_shift"][k] = color_shift(prev, cur)
-            if out["color_shift"][k] >= thresholds.cut_color:
-                out["unexplained"][k] = unexplained(prev, cur)
-        prev = cur
+    names = SCORE_NAMES + (("median_change",) if thresholds.adaptive_holds else ())
+    out = {name: np.full(max(n - 1, 0), np.nan, np.float32) for name in names}
+    if n < 2:
+        return out
+
+    def merge(future) -> None:
+        first, scores = future.result()
+        for name, values in scores.items():
+            out[name][first : first + len(values)] = values
         if progress is not None:
-            progress(i + 1, n)
-    if thresholds.adaptive_holds:
-        out["median_change"] = median
+            progress(min(n, first + len(values) + 1), n)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        pending = deque()
+        for start in range(0, n - 1, CHUNK):
+            pending.append(pool.submit(_score_chunk, frames, start, thresholds))
+            if len(pending) > WORKERS:
+                merge(pending.popleft())
+        while pending:
+            merge(pending.popleft())
     return out
 
 
@@ -217,8 +254,9 @@ def classify(frames, thresholds: Thresholds = Thresholds(), *, progress: Progres
 
 def is_cut(a: np.ndarray, b: np.ndarray, thresholds: Thresholds = Thresholds()) -> bool:
     """The cut rule on one pair of ``uint8`` (or float 0..1) ``[H,W,3]`` frames."""
-    fa, fb = _describe(thumbnail(a)), _describe(thumbnail(b))
-    return color_shift(fa, fb) >= thresholds.cut_color and unexplained(fa, fb) >= thresholds.cut_residual
+    d = _describe(thumbnails(np.stack([a, b])))
+    return bool(color_shift(d.cdf[0], d.cdf[1]) >= thresholds.cut_color
+                and unexplained(d.y[0], d.y[1]) >= thresholds.cut_residual)
 
 
 def flash_frames(labels) -> list[int]:
