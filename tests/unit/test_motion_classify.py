@@ -90,8 +90,9 @@ def test_adaptive_mode_holds_boiling_repeats_that_the_fixed_rule_calls_motion():
 
 def test_progress_and_analysis_size():
     calls = []
-    motion.classify(np.stack([_cel(1)] * 3), progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(1, 3), (2, 3), (3, 3)]
+    labels = motion.classify(np.stack([_cel(1)] * (motion.CHUNK + 8)), progress=lambda d, t: calls.append((d, t)))
+    assert labels.labels == ("hold",) * (motion.CHUNK + 7)  # chunks join without a gap or overlap
+    assert calls == [(motion.CHUNK, motion.CHUNK + 8), (motion.CHUNK + 8, motion.CHUNK + 8)]
     assert motion.analysis_size(720, 1280) == (90, 160)
     assert motion.analysis_size(832, 480) == (160, 92)
     assert motion.analysis_size(60, 80) == (60, 80)
