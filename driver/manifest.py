@@ -71,7 +71,11 @@ def file_intact(run_dir: Path, record: dict | None) -> bool:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader sees the old or the new file, never a part."""
+    """Write ``text`` to ``path`` so a reader sees the old or the new file, never a part.
+
+    The data is fsynced before the rename (no empty file after a power loss); the
+    directory is not: after an OS crash the previous version may reappear, which a
+    resume handles (it asks the server about anything recorded as in flight)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -83,16 +87,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def atomic_write_json(path: Path, doc, *, compact: bool = False) -> None:

@@ -79,8 +79,10 @@ class Scheduler:
                 rec.update(status=FAILED, error=err)
                 self.result.failures[shot.id] = err
                 log.error("%s failed: %s", shot.id, failure.error)
-            finally:
                 self.manifest.save()
+            # a shot's final status reaches the disk with the next save (the next job's
+            # submission, or the end of the run): after a crash a rerun recomputes it
+        self.manifest.save()
         return self.result
 
     def _shot(self, shot: Shot, rec: dict) -> None:
