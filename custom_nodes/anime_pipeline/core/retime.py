@@ -26,7 +26,10 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,6 +42,7 @@ from .interpolate import Interpolator
 log = logging.getLogger(__name__)
 
 MODES = ("keep_holds", "smooth")
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 _MAX_DENOMINATOR = 10000
 
 
@@ -125,6 +129,20 @@ def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode
     }
 
 
+def _jobs(steps: Sequence[Step]) -> list[tuple[int, int]]:
+    """Consecutive output ranges made in one go: a copy, or a run of outputs between one source pair."""
+    jobs, k = [], 0
+    while k < len(steps):
+        end = k + 1
+        if not steps[k].is_copy:
+            pair = (steps[k].a, steps[k].b)
+            while end < len(steps) and not steps[end].is_copy and (steps[end].a, steps[end].b) == pair:
+                end += 1
+        jobs.append((k, end))
+        k = end
+    return jobs
+
+
 def retime(
     frames: torch.Tensor,
     fps_in: float,
@@ -134,8 +152,13 @@ def retime(
     mode: str = "keep_holds",
     interpolator: Interpolator,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = WORKERS,
 ) -> tuple[torch.Tensor, list[Step]]:
-    """Retime an IMAGE batch ``[N,H,W,C]``; returns the new batch and its plan."""
+    """Retime an IMAGE batch ``[N,H,W,C]``; returns the new batch and its plan.
+
+    Interpolations of different source pairs run on ``workers`` threads, each writing its
+    own slice of the preallocated output (``workers=1`` for an interpolator that must not
+    be called concurrently); at most ``2 * workers`` are in flight."""
     seq = labels.labels if isinstance(labels, MotionLabels) else tuple(labels)
     n = frames.shape[0]
     steps = plan(n, fps_in, fps_out, seq, mode)
@@ -144,20 +167,26 @@ def retime(
     src = frames.detach().cpu().float().contiguous().numpy()
     out = torch.empty((len(steps), *frames.shape[1:]), dtype=torch.float32)
     dst = out.numpy()
-    k = 0
-    while k < len(steps):
+
+    def make(k: int, end: int) -> int:
         s = steps[k]
         if s.is_copy:
             np.copyto(dst[k], src[s.a])
-            k += 1
-        else:  # one call for the run of outputs that share this source pair
-            end = k
-            while end < len(steps) and not steps[end].is_copy and (steps[end].a, steps[end].b) == (s.a, s.b):
-                end += 1
-            ts = [float(steps[j].t) for j in range(k, end)]
-            interpolator.interpolate(src[s.a], src[s.b], ts, out=dst[k:end])
+        else:
+            interpolator.interpolate(src[s.a], src[s.b], [float(steps[j].t) for j in range(k, end)], out=dst[k:end])
             np.clip(dst[k:end], 0.0, 1.0, out=dst[k:end])
-            k = end
-        if progress is not None:
-            progress(k, len(steps))
+        return end
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque = deque()
+        for k, end in _jobs(steps):
+            pending.append(pool.submit(make, k, end))
+            while len(pending) > 2 * max(1, workers) or (pending and pending[0].done()):
+                done = pending.popleft().result()
+                if progress is not None:
+                    progress(done, len(steps))
+        while pending:
+            done = pending.popleft().result()
+            if progress is not None:
+                progress(done, len(steps))
     return out, steps
