@@ -34,7 +34,13 @@ Rules (defaults measured on the frozen ground truth's tuning split, see
 * **motion**: everything else.
 
 Frames may be ``uint8`` numpy ``[N,H,W,3]`` or a ComfyUI IMAGE tensor (float
-0..1); tensors are reduced chunk by chunk, never converted whole.
+0..1). They are analysed in independent chunks of ``CHUNK`` frames on
+``WORKERS`` threads; a tensor is converted one chunk at a time, never whole.
+
+Entry points: :func:`classify` (labels + scores as :class:`MotionLabels`),
+:func:`is_cut` (the cut rule on one pair, e.g. a seam between two renders),
+:func:`interval_scores` / :func:`decide` (scores and rules separately) and
+:func:`flash_frames`.
 """
 
 from __future__ import annotations
@@ -87,12 +93,6 @@ class _Frames:
     y: np.ndarray  # float32 [m, th, tw] luma thumbnails
     hp: np.ndarray  # float32 [m, th, tw] high-passed luma
     cdf: np.ndarray  # float32 [m, 3, HIST_BINS] cumulative Y, U, V histograms
-
-    def __getitem__(self, index) -> _Frames:
-        return _Frames(self.y[index], self.hp[index], self.cdf[index])
-
-    def __len__(self) -> int:
-        return len(self.y)
 
 
 def analysis_size(height: int, width: int) -> tuple[int, int]:
@@ -181,12 +181,12 @@ def _score_chunk(frames, start: int, thresholds: Thresholds) -> tuple[int, dict[
     out = {"color_shift": color_shift(run.cdf[:-1], run.cdf[1:]).astype(np.float32)}
     if thresholds.adaptive_holds:
         blocks = np.stack([_block_means(np.abs(_global_jitter_compensated(run.y[j], run.y[j + 1])))
-                           for j in range(len(run) - 1)])
+                           for j in range(len(run.y) - 1)])
         out["median_change"] = np.median(blocks, axis=(-2, -1)).astype(np.float32)
     else:
         blocks = _block_means(np.abs(run.hp[1:] - run.hp[:-1]))
     out["detail_change"] = blocks.max(axis=(-2, -1)).astype(np.float32)
-    out["unexplained"] = np.full(len(run) - 1, np.nan, np.float32)
+    out["unexplained"] = np.full(len(run.y) - 1, np.nan, np.float32)
     for j in np.flatnonzero(out["color_shift"] >= thresholds.cut_color):
         out["unexplained"][j] = unexplained(run.y[j], run.y[j + 1])
     return first, out
