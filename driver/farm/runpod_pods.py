@@ -53,7 +53,7 @@ class PodRecord:
     started: float = 0.0          # monotonic, creation
     ready_s: float | None = None  # boot time
     stopped: float | None = None  # monotonic
-    state: str = "created"        # created | ready | not_ready | stopped | stop_failed
+    state: str = "created"        # created | ready | stopped | not_ready (stopped) | stop_failed
 
     def hours(self, at: float) -> float:
         return max(0.0, ((self.stopped or at) - self.started) / 3600.0)
@@ -202,7 +202,9 @@ class PodFleet:
                     rec.state = "stop_failed"
                     return False
                 time.sleep(min(5.0, self.poll_s))
-        rec.stopped, rec.state = time.monotonic(), "stopped"
+        rec.stopped = time.monotonic()
+        if rec.state != "not_ready":  # a pod stopped for never answering keeps saying so
+            rec.state = "stopped"
         log.info("pod %s %s", rec.id, "terminated" if self.terminate else "stopped")
         return True
 
