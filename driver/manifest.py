@@ -70,6 +70,9 @@ def file_intact(run_dir: Path, record: dict | None) -> bool:
         return False
 
 
+_datasync = getattr(os, "fdatasync", os.fsync)  # data + size are what a rename needs
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so a reader sees the old or the new file, never a part.
 
@@ -82,7 +85,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            _datasync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -296,8 +296,9 @@ class Scheduler:
             src = self.run_dir / f["path"]
             folder = CLIP_DIR if job.stage == VIDEO else KEYFRAME_DIR
             dest = self.run_dir / folder / self._name(job, f["role"], src.suffix.lstrip("."))
-            self._place(src, dest)
-            assets[f["role"]] = {**file_record(self.run_dir, dest), "attempt": att["attempt"], "job": job.id}
+            self._place(src, dest)  # the attempt's verified file, so its recorded hash holds
+            assets[f["role"]] = {"path": dest.relative_to(self.run_dir).as_posix(), "sha256": f["sha256"],
+                                 "bytes": f["bytes"], "attempt": att["attempt"], "job": job.id}
         if att.get("report_file"):
             assets[f"{job.id}:report"] = att["report_file"]
         rec.update(status=status, selected_attempt=att["attempt"])
