@@ -132,6 +132,8 @@ def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: 
         raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
     install_log_redaction()
     locked = LockedReporter(reporter) if reporter is not None else None
+    parts: dict = {}  # filled as things start; summarised after everything is stopped
+    stack.callback(_summarise, parts)
     fleet = None
     if fo.endpoint:
         members = [serverless_member(fo, run_id=run_id, run_dir=run_dir, job_timeout_s=job_timeout_s)]
@@ -150,6 +152,7 @@ def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: 
                 spec=fo.pod, url_template=fo.pod_url_template, ready_timeout_s=fo.pod_ready_timeout_s,
                 terminate=fo.terminate, max_cost_usd=fo.max_cost_usd, journal=run_dir / FARM_DIR / "pods.json",
                 poll_s=fo.pod_poll_s, budget_lookahead_s=max(60.0, 2 * fo.health_interval_s)))
+            parts["fleet"] = fleet
             urls += fleet.up(fo.pods)
         members = [comfy_member(u, run_id=run_id, job_timeout_s=job_timeout_s, request_timeout_s=request_timeout_s,
                                 reporter=locked, slots=fo.slots_per_server) for u in dict.fromkeys(urls)]
@@ -164,16 +167,24 @@ def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: 
     stack.enter_context(pool)
     executor = stack.enter_context(PoolExecutor(pool, job_timeout_s=job_timeout_s, lost_after_s=fo.lost_after_s,
                                                 priorities=priorities))
-    started = time.monotonic()
-    stack.callback(_log_summary, pool, started)
+    parts.update(pool=pool, executor=executor, started=time.monotonic())
     return executor
 
 
-def _log_summary(pool: ServerPool, started: float) -> None:
-    wall = max(1e-9, time.monotonic() - started)
-    for s in pool.summary():
-        log.info("farm: %-40s %-8s %3d job(s), busy %6.0f s (%3.0f%%)%s", s["server"], s["state"], s["jobs"],
-                 s["busy_s"], 100.0 * s["busy_s"] / (wall * s["slots"]),
-                 f", {s['lost']} lost" if s["lost"] else "")
-    for m in pool.messages:
-        log.info("farm: %s", m)
+def _summarise(parts: dict) -> None:
+    """After the pool and the pods are stopped: log what each server did and what the
+    pods cost, and leave it on ``executor.summary`` for the manifest."""
+    pool, executor, fleet = parts.get("pool"), parts.get("executor"), parts.get("fleet")
+    summary: dict = {}
+    if pool is not None:
+        wall = max(1e-9, time.monotonic() - parts["started"])
+        summary["servers"] = pool.summary()
+        summary["events"] = list(pool.messages)
+        for s in summary["servers"]:
+            log.info("farm: %-40s %-8s %3d job(s), busy %6.0f s (%3.0f%%)%s", s["server"], s["state"], s["jobs"],
+                     s["busy_s"], 100.0 * s["busy_s"] / (wall * s["slots"]),
+                     f", {s['lost']} lost" if s["lost"] else "")
+    if fleet is not None:
+        summary["pods"] = fleet.summary()
+    if executor is not None:
+        executor.summary = summary

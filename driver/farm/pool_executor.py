@@ -79,6 +79,7 @@ class PoolExecutor:
         self._big = threading.Lock()
         self._held_by_main = False
         self._closed = False
+        self.summary: dict = {}  # what each server did, pods' GPU time and cost (set when the backend closes)
 
     # ------------------------------------------------------------------ scheduler interface
     @property

@@ -48,8 +48,13 @@ def test_demo_renders_on_pods_which_are_all_stopped_and_the_key_is_nowhere(comfy
     caplog.set_level(logging.DEBUG)
     with RunPodApiStandIn(api_key=KEY, backends=_backends(comfy)) as standin:
         run_dir = tmp_path / "run"
-        result, manifest = farm_run(run_dir, _options(standin, pods=3, pod_ready_timeout_s=3.0))
+        seen = []
+        result, manifest = farm_run(run_dir, _options(standin, pods=3, pod_ready_timeout_s=3.0),
+                                    on_backend=seen.append)
         assert not result.failures
+        summary = seen[0].summary  # for the manifest: per server, and the pods' GPU time and cost
+        assert summary["pods"]["cost_usd"] > 0 and len(summary["pods"]["pods"]) == 3
+        assert sum(s["jobs"] for s in summary["servers"]) == 4
         assert_complete_and_verified(manifest, run_dir, list(manifest["shots"]))
         pod_urls = {f"http://{ip}:{port}" for ip, port in _backends(comfy)}
         assert {att["server"] for *_x, att in attempts(manifest)} <= pod_urls
