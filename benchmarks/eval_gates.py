@@ -88,7 +88,7 @@ def eval_temporal(clips, others, out, margins):
         f = temporal.temporal_gate(from_uint8(cal.brightness_flicker(c)), labels=labels_for(name, len(c)))
         out["temporal"]["neg"]["+4 % every 4th frame"].append((name, not f.passed))
         margins["temporal: min of max flicker on +4 % negatives"].append(f.metrics["max_flicker"])
-    real = cal.template_clip(cal.FLICKER_CLIP)
+    real = np.array(cal.template_clip(cal.FLICKER_CLIP))
     r = temporal.temporal_gate(from_uint8(real))
     out["temporal"]["neg"]["real flicker template"].append((cal.FLICKER_CLIP, not r.passed))
 

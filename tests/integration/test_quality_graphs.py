@@ -44,7 +44,7 @@ def gates_chain(g: Graph, frames: list, start: list, end: list) -> list[list]:
     f = g.add("AP_KeyframeFidelityGate", frames=[t, 0], min_ssim=0.8, max_mean_shift=2.5, max_delta_e=1.5,
               start_image=start, end_image=end)
     s = g.add("AP_SeamGate", frames=[f, 0], seam_index=N // 2, warp_error_k=3.0, warp_error_floor=0.03,
-              max_luma_jump=1.5, max_chroma_jump=2.0)
+              max_luma_jump=1.35, max_chroma_jump=2.0)
     return [[a, 1], [t, 1], [f, 1], [s, 1]], [s, 0]
 
 
@@ -140,7 +140,7 @@ def test_seam_gate_reads_the_chain_concat_seam_report(comfy, media):
     cat = g.add("AP_FLFChainConcat", segment_a=[a, 0], segment_b=[b, 0], drop_shared_hero=True, smooth_frames=0,
                 color_match="off")
     s = g.add("AP_SeamGate", frames=[cat, 0], seam_index=0, warp_error_k=3.0, warp_error_floor=0.03,
-              max_luma_jump=1.5, max_chroma_jump=2.0, seam_report=[cat, 1])
+              max_luma_jump=1.35, max_chroma_jump=2.0, seam_report=[cat, 1])
     rep_id = report_node(g, [s, 0], [[s, 1]], "report")
     entry = comfy.client.run(g, timeout=300)
     (rep,) = entry["outputs"][rep_id]["ap_quality_report"]

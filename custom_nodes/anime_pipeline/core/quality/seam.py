@@ -42,7 +42,7 @@ class SeamThresholds:
 
     warp_error_k: float = 3.0
     warp_error_floor: float = 0.03
-    max_luma_jump: float = 1.5
+    max_luma_jump: float = 1.35
     max_chroma_jump: float = 2.0
 
 

@@ -146,7 +146,8 @@ def temporal_gate(frames: torch.Tensor, thresholds: TemporalThresholds = Tempora
     small = analysis_frames(frames)
     n = len(small)
     cuts = sorted(set(cut_intervals(labels, small)))
-    measured = [i for i in range(n - 1) if i not in set(cuts)]
+    cut_set = set(cuts)
+    measured = [i for i in range(n - 1) if i not in cut_set]
     res = residual_series(small, measured, progress)
     err = res.warp_error[measured] if measured else np.zeros(0)
     median = float(np.median(err)) if len(err) else 0.0
@@ -167,7 +168,7 @@ def temporal_gate(frames: torch.Tensor, thresholds: TemporalThresholds = Tempora
         reasons.append(f"median warp error {median:.4f} above {th.max_median_warp_error} (unstable throughout)")
     if cuts:
         notes.append(f"skipped cut interval(s) {cuts}")
-    failed = sorted({i + 1 for i in unstable} | set(flicker))
+    failed = list(range(n)) if median_bad else sorted({i + 1 for i in unstable} | set(flicker))
     return GateResult(
         name=name,
         passed=not (unstable or flicker or median_bad),

@@ -61,13 +61,13 @@ class ArtifactGate:
                 "median share. Dark real clips vary by up to 0.15.")),
             "min_sharpness_ratio": _float(_A.min_sharpness_ratio, 0.0, 1.0, 0.01, (
                 "Blurred: Laplacian variance below this x its neighbours' median. Real WAN clips measured >= "
-                "0.68; a Gaussian blur of sigma 1 px gives <= 0.49.")),
+                "0.70; a Gaussian blur of sigma 1 px gives <= 0.49.")),
             "min_sharpness": _float(_A.min_sharpness, 0.0, 1.0, 0.0001, (
-                "Soft: absolute Laplacian variance (luma 0..1, half resolution) below this; catches clips "
-                "that are soft throughout. Softest real WAN frame measured: 0.0017.")),
+                "Soft: absolute Laplacian variance (luma 0..1, analysis copy) below this; catches clips "
+                "that are soft throughout. Softest real WAN frame measured: 0.0003.")),
             "frozen_motion": _float(_A.frozen_motion, 0.0, 255.0, 0.1, (
                 "Frozen clip: every interval's largest 8x8-block luma change (0-255, 128 px thumbnails) stays "
-                "below this. A still frame with decode noise measured 0.7; the slowest real clip 9.3.")),
+                "below this. A still frame with decode noise measured 0.7; the slowest real clip 8.8.")),
             "expect_motion": ("BOOLEAN", {"default": True, "tooltip": (
                 "Motion was asked for: a frozen clip fails. Turn off for intentionally still shots.")}),
         }}
@@ -162,7 +162,7 @@ class KeyframeFidelityGate:
                     "Largest per-channel mean difference (0-255). Round trips measured <= 0.4; a delta-E 3 drift "
                     ">= 3.3.")),
                 "max_delta_e": _float(_F.max_delta_e, 0.0, 100.0, 0.1, (
-                    "Mean CIE76 delta-E of 16 px block means. Round trips measured <= 0.5; delta-E 3 drifts "
+                    "Mean CIE76 delta-E of 16 px block means. Round trips measured <= 0.44; delta-E 3 drifts "
                     ">= 2.0.")),
             },
             "optional": {
@@ -208,7 +208,7 @@ class SeamGate:
                     "Absolute allowance of the warp error limit, for very steady clips.")),
                 "max_luma_jump": _float(_S.max_luma_jump, 0.0, 255.0, 0.1, (
                     "Largest allowed luma step at the seam beyond its neighbours' (median residual after motion "
-                    "compensation, 0-255). Real seams measured <= 1.1; the 3-4/255 jumps to catch >= 1.9.")),
+                    "compensation, 0-255). Real seams measured <= 1.06; the 3-4/255 jumps to catch >= 1.63.")),
                 "max_chroma_jump": _float(_S.max_chroma_jump, 0.0, 255.0, 0.1, (
                     "Largest allowed Cb/Cr step at the seam beyond its neighbours' (0-255). Real intervals "
                     "measured <= 1.6.")),
