@@ -104,7 +104,7 @@ class ServerPool:
         with ThreadPoolExecutor(max_workers=min(16, len(members)), thread_name_prefix="preflight") as tp:
             errors = list(tp.map(lambda m: _check_error(check, m), members))
         problems = []
-        for m, exc in zip(members, errors):
+        for m, exc in zip(members, errors, strict=True):
             if exc is None:
                 continue
             if isinstance(exc, FarmError):  # a wrong API key, a fleet problem: not one member's fault
@@ -113,7 +113,7 @@ class ServerPool:
             self.exclude(m.name, str(exc))
             problems += [f"{m.name}: {p}" for p in getattr(exc, "problems", [])] or [f"{m.name}: {exc}"]
         if not self._disp.up:
-            raise PreflightFailed(f"no server can run this plan; nothing was queued:\n"
+            raise PreflightFailed("no server can run this plan; nothing was queued:\n"
                                   + "\n".join(f"  - {p}" for p in problems), problems=problems)
         for name in self._disp.up:
             log.info("pool: %s ready (%d slot(s))", name, self.members[name].capacity)
@@ -190,7 +190,7 @@ class ServerPool:
         with self._cond:
             names = [n for n, s in self._disp.servers.items() if s.state is not State.EXCLUDED]
         with ThreadPoolExecutor(max_workers=min(16, max(1, len(names))), thread_name_prefix="probe") as tp:
-            results = dict(zip(names, tp.map(self._probe_ok, names)))
+            results = dict(zip(names, tp.map(self._probe_ok, names), strict=True))
         for name, ok in results.items():
             state = self.state(name)
             if ok:

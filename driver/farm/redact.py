@@ -41,7 +41,8 @@ def redact(text) -> str:
     return text
 
 
-def resolve_api_key(*, env: dict | None = None, config_path: Path | None = None, profile: str = "default") -> str | None:
+def resolve_api_key(*, env: dict | None = None, config_path: Path | None = None,
+                    profile: str = "default") -> str | None:
     """The RunPod API key: ``RUNPOD_API_KEY``, else the runpod SDK's config file
     (``~/.runpod/config.toml``, profile ``default``, key ``api_key``), else None. The
     key is registered as a secret before it is returned."""
@@ -73,7 +74,8 @@ def install_log_redaction() -> None:
             clean = redact(message)
             if clean != message:
                 record.msg, record.args = clean, ()
-            if record.exc_info and record.exc_info[1] is not None and redact(record.exc_info[1]) != str(record.exc_info[1]):
+            exc = record.exc_info[1] if record.exc_info else None
+            if exc is not None and redact(exc) != str(exc):
                 record.exc_info = None  # an exception carrying a secret is logged without its traceback
                 record.msg = f"{record.msg} [traceback withheld: it contained a secret]"
         return record

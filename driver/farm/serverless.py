@@ -261,8 +261,8 @@ class ServerlessExecutor:
                 return Outcome(report=parse_report_from_error(message), stopped_by_gate=True,
                                timings=self._timings(status, t0))
             if "does not exist" in message and "AP_" in message:
-                raise PackMissing(f"endpoint {self.endpoint.endpoint_id} lacks the anime_pipeline pack: {message[:300]}; "
-                                  f"deploy the {SERVERLESS_IMAGE} image (docker/README.md)")
+                raise PackMissing(f"endpoint {self.endpoint.endpoint_id} lacks the anime_pipeline pack: "
+                                  f"{redact(message)[:300]}; deploy the {SERVERLESS_IMAGE} image (docker/README.md)")
             raise ServerlessJobFailed(f"RunPod job {job_id} failed: {redact(message)[:2000]}", prompt_id=pid,
                                       exception_message=redact(message), shot=shot)
         if state == "TIMED_OUT":
@@ -273,8 +273,9 @@ class ServerlessExecutor:
         output = status.get("output")
         if not isinstance(output, dict) or not output.get("images"):
             raise ServerlessNoOutput(
-                f"RunPod job {job_id} ({pid}) COMPLETED without output files ({json.dumps(output)[:200]}); results over "
-                "~20 MB are dropped by RunPod: set BUCKET_ENDPOINT_URL on the endpoint so files go to S3", shot=shot)
+                f"RunPod job {job_id} ({pid}) COMPLETED without output files ({json.dumps(output)[:200]}); "
+                "results over ~20 MB are dropped by RunPod: set BUCKET_ENDPOINT_URL on the endpoint so files go to S3",
+                shot=shot)
         for warning in output.get("errors") or []:
             log.warning("%s: worker warning: %s", pid, redact(warning))
         t1 = time.monotonic()

@@ -5,8 +5,9 @@ The worker's handler returns only the files a node reports under ``images`` (not
 node id and no subfolder. So the driver maps files back to its output roles by the
 save node's ``filename_prefix`` (unique per job, attempt and role), reads the gate
 report from the ``AP_QualityReport`` summary card PNG (the report JSON in a PNG text
-chunk, written by ``anime_pipeline.core.quality.card``), and refuses in preflight any workflow that writes a declared output through a
-node whose files the worker would drop (e.g. VHS_VideoCombine's ``gifs``)."""
+chunk, written by ``anime_pipeline.core.quality.card``), and refuses in preflight any
+workflow that writes a declared output through a node whose files the worker would
+drop (e.g. VHS_VideoCombine's ``gifs``)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ EP1 = REPO_ROOT / "storyboards" / "storyboard_ep_001.json"
 def test_api_key_from_env_then_sdk_config_and_always_masked(tmp_path, caplog):
     cfg = tmp_path / "config.toml"
     cfg.write_text('[default]\napi_key = "rpa_FROMFILE_123456"\n')
-    assert redact.resolve_api_key(env={"RUNPOD_API_KEY": " rpa_FROMENV_123456 "}, config_path=cfg) == "rpa_FROMENV_123456"
+    env = {"RUNPOD_API_KEY": " rpa_FROMENV_123456 "}
+    assert redact.resolve_api_key(env=env, config_path=cfg) == "rpa_FROMENV_123456"
     assert redact.resolve_api_key(env={}, config_path=cfg) == "rpa_FROMFILE_123456"
     assert redact.resolve_api_key(env={}, config_path=tmp_path / "none.toml") is None
     assert redact.redact("key rpa_FROMFILE_123456 here") == "key [REDACTED] here"

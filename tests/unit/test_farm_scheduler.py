@@ -55,7 +55,7 @@ class FarmRun:
         return result
 
     def attempts(self):
-        for sid, rec in self.manifest.data["shots"].items():
+        for rec in self.manifest.data["shots"].values():
             for jid, job in rec["jobs"].items():
                 for att in job["attempts"]:
                     yield jid, att

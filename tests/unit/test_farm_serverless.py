@@ -145,7 +145,8 @@ def test_the_gate_report_comes_from_the_summary_card(tmp_path):
     assert REPORT in c.outputs.values()
     rid = next(n for n, r in c.outputs.items() if r == REPORT)
     card_stem = c.prompt[rid]["inputs"]["filename_prefix"].rsplit("/", 1)[-1]
-    card = {"filename": f"{card_stem}_00001_.png", "type": "base64", "data": base64.b64encode(card_png(report)).decode()}
+    card = {"filename": f"{card_stem}_00001_.png", "type": "base64",
+            "data": base64.b64encode(card_png(report)).decode()}
     ep.statuses[0]["output"] = {"images": [card, _video_file(c)], "errors": ["a warning"]}
     out = ex.run_attempt(c, _dest(tmp_path))
     assert out.report["passed"] is False and out.report["gates"][0]["failed_frames"] == [3]
