@@ -88,7 +88,7 @@ def comfy_member(url: str, *, run_id: str, job_timeout_s: float, request_timeout
     client = ComfyClient(url, request_timeout=request_timeout_s)
     prober = ComfyClient(url, request_timeout=min(10.0, request_timeout_s))
     return Member(url, Executor(client, run_id=run_id, job_timeout=job_timeout_s, reporter=reporter),
-                  probe=lambda: prober._json("GET", "/prompt"), capacity=slots)
+                  probe=prober.system_stats, capacity=slots)
 
 
 def serverless_member(fo: FarmOptions, *, run_id: str, run_dir: Path, job_timeout_s: float) -> Member:

@@ -21,6 +21,7 @@ import json
 import logging
 
 from .backend import FarmOptions
+from .errors import FarmError
 from .estimate import Estimate, format_table, table
 from .redact import install_log_redaction, resolve_api_key
 from .runpod_api import PodSpec, RunPodApi
@@ -129,7 +130,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         urls = fleet.up(args.pods)
     except BaseException:
-        fleet.down()  # nothing half-started stays billing
+        try:
+            fleet.down()  # nothing half-started stays billing
+        except FarmError as exc:
+            log.error("%s", exc)
         raise
     print(f"{len(urls)} pod(s) ready, named {prefix}-NN (stop them with: python -m driver farm down --prefix {prefix})")
     print(" ".join(f"--server {u}" for u in urls))
