@@ -150,12 +150,12 @@ class ServerPool:
                     raise
                 self._cond.wait(timeout=1.0)
             member = self.members[self._granted.pop(key)]
-        member.jobs += 1
+            member.jobs += 1
         return Lease(member, key, time.monotonic())
 
     def release(self, lease: Lease) -> None:
-        lease.member.busy_s += time.monotonic() - lease.since
         with self._cond:
+            lease.member.busy_s += time.monotonic() - lease.since
             self._disp.release(lease.key)
             self._assign()
 
