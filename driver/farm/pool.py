@@ -177,6 +177,12 @@ class ServerPool:
                 log.warning("pool: %s is down (%s)", name, why)
             self._cond.notify_all()
 
+    def note_lost(self, name: str, prompt_id: str) -> None:
+        """A job was confirmed lost with ``name`` (for the summary)."""
+        with self._cond:
+            self.members[name].lost += 1
+            self.messages.append(f"{prompt_id} lost with {name}; resubmitted elsewhere")
+
     def is_up(self, name: str) -> bool:
         with self._cond:
             return self._disp.servers[name].state is State.UP

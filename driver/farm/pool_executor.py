@@ -143,7 +143,7 @@ class PoolExecutor:
                              compiled.prompt_id)
                     in_flight = True
                     continue
-                member.lost += 1
+                self.pool.note_lost(member.name, compiled.prompt_id)
                 moves += 1
                 if resubmit is None or moves > 2 * len(self.pool.members) + 1:
                     raise ServerLost(f"{compiled.prompt_id} was lost with {member.name} ({exc}) and could not be "
