@@ -1,6 +1,6 @@
 """Cut / hold / motion gating: accuracy and speed side by side in one run (a benchmark, not a test).
 
-    cd /work/main && .venv/bin/python benchmarks/bench_gating.py [--frames 96] [--tune]
+    cd /work/main && .venv/bin/python benchmarks/bench_gating.py [--frames 96] [--tune] [--speed-only]
 
 1. Accuracy on the frozen ground truth (tests/groundtruth, held-out clips, every variant):
    cut and hold precision/recall and motion-labelled-hold rate for
@@ -218,7 +218,7 @@ def speed(n_frames: int) -> None:
     images = from_uint8(big)
     bgr = to_bgr(big)  # PySceneDetect reads BGR, as from an OpenCV decoder (prepared untimed)
     print(f"\n== Speed at 1280x720: {len(big)} uint8 frames in memory ({truth.sum()} cuts), 2 cores ==")
-    print(f"{'method':32s}  cut P  cut R cut F1   frames/s")
+    print(f"{'method':32s}  cut P  cut R cut F1   frames/s  CPU ms/frame")
     runs = [
         ("ours (core.motion, uint8)", lambda f: ours(f) == "cut"),
         ("ours (adaptive_holds)", lambda f: ours(f, True) == "cut"),
@@ -235,11 +235,12 @@ def speed(n_frames: int) -> None:
                 labels = _node.gate(images[: len(f)], 5.0, 0.63, 3.5, False, 4.5)[0]
                 return np.array(labels.labels) == "cut"
         fn(big[:8])  # warm-up: OpenCV/libav initialisation, thread pools
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         cuts = fn(big)
         fps[name] = len(big) / (time.perf_counter() - t)
+        cpu_ms = (time.process_time() - cpu) / len(big) * 1000  # all threads of this process
         cp, cr = pr(cuts, truth)
-        print(f"{name:32s}  {cp:5.3f} {cr:5.3f} {2 * cp * cr / max(cp + cr, 1e-9):5.3f}  {fps[name]:9.1f}")
+        print(f"{name:32s}  {cp:5.3f} {cr:5.3f} {2 * cp * cr / max(cp + cr, 1e-9):5.3f}  {fps[name]:9.1f}  {cpu_ms:12.2f}")
     ratio = fps["ours (core.motion, uint8)"] / fps["PySceneDetect ContentDetector"]
     print(f"ours / PySceneDetect speed: {ratio:.2f}x")
 
@@ -268,13 +269,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=96, help="frames for the 1280x720 speed run")
     parser.add_argument("--tune", action="store_true", help="also print the tuning-split measurements")
+    parser.add_argument("--speed-only", action="store_true", help="skip the accuracy tables")
     args = parser.parse_args()
     if gt.missing_reason():
         sys.exit(gt.missing_reason())
     cv2.setNumThreads(2)
     if args.tune:
         tune_report()
-    accuracy("heldout")
+    if not args.speed_only:
+        accuracy("heldout")
     speed(args.frames)
 
 
