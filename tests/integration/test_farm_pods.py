@@ -97,3 +97,15 @@ def test_the_cost_guard_stops_the_run_and_the_pods(comfy, tmp_path, runpod_env):
         with pytest.raises(BudgetExceeded, match="max-cost-usd"):
             farm_run(tmp_path / "run", _options(standin, max_cost_usd=1.0))
         assert not standin.live()
+
+
+def test_pods_whose_volume_lacks_the_models_are_refused_and_stopped(comfy, tmp_path, runpod_env):
+    from driver.errors import PreflightFailed
+    from driver.storyboard import REPO_ROOT
+
+    with RunPodApiStandIn(api_key=KEY, backends=_backends(comfy)) as standin:
+        with pytest.raises(PreflightFailed) as err:  # the test server has no SDXL checkpoint, no WAN models
+            farm_run(tmp_path / "run", _options(standin),
+                     storyboard=REPO_ROOT / "storyboards" / "storyboard_ep_001.json")
+        assert "sd_xl_base_1.0.safetensors" in str(err.value) and "nothing was queued" in str(err.value)
+        assert len(standin.pods) == 2 and not standin.live()
