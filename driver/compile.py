@@ -187,6 +187,13 @@ class Compiler:
 
     def _finish_video(self, b: Binder, job: Job, prefix: str) -> None:
         p = job.params
+        clip_vision = self.profile["video"].get("clip_vision")
+        if clip_vision:  # identity gate: the clip's character against its keyframes, in CLIP-vision space
+            b.set("CLIP Vision", clip_name=clip_vision)
+            b.require("Identity Gate", "Identity References")
+        else:
+            for title in ("Identity Gate", "Identity References", "CLIP Vision"):
+                b.bypass(title)
         b.set("Quality Report", label=prefix.rsplit("/", 1)[-1], filename_prefix=f"{prefix}_quality")
         b.set("Retime", fps_in=float(p["wan_fps"]), fps_out=float(p["fps"]))
         b.set("Fit Frames", batch_index=0, length=p["frames"])

@@ -28,6 +28,7 @@ WAN_VIDEO_DEFAULTS = {
     "vae": "wan_2.1_vae.safetensors",
     "text_encoder": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
     "text_encoder_type": "wan",
+    "clip_vision": None,  # e.g. clip_vision_h.safetensors: turns the identity gate on
     "speed_loras": {
         "high": "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
         "low": "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors",
@@ -107,7 +108,7 @@ VIDEO_SCHEMA = {
     "required": ["unet_high", "unet_low", "vae", "steps", "split_step", "cfg", "shift", "sampler", "scheduler", "fps"],
     "properties": {
         "unet_high": _STR, "unet_low": _STR, "weight_dtype": _STR, "vae": _STR,
-        "text_encoder": _STR, "text_encoder_type": _STR,
+        "text_encoder": _STR, "text_encoder_type": _STR, "clip_vision": {"type": ["string", "null"]},
         "speed_loras": {"oneOf": [{"type": "null"}, {
             "type": "object", "additionalProperties": False, "required": ["high", "low"],
             "properties": {"high": _STR, "low": _STR, "strength": _NUM}}]},
@@ -211,7 +212,8 @@ class Config:
         return table[self.data["gpu"]]
 
     def with_overrides(self, **overrides) -> Config:
-        """A copy with top-level keys replaced (command-line flags), revalidated."""
+        """A copy with ``overrides`` deep-merged over this config (command-line flags,
+        test settings), revalidated."""
         return build_config({k: v for k, v in overrides.items() if v is not None}, self.base_dir, self.source,
                             base=self.data)
 

@@ -23,7 +23,7 @@ from .workflow import is_link, load_template, title_of
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 BYPASS = 4
-DEFAULT_BYPASS = ("Character LoRAs",)
+DEFAULT_BYPASS = ("Character LoRAs", "Identity Gate")  # need a registry / a CLIP-vision model
 
 
 def is_widget(spec) -> bool:

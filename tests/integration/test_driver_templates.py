@@ -70,7 +70,8 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     from tests.integration.test_example_workflows import _placeholder_strip, _stand_ins
 
     sb = load_storyboard(REPO_ROOT / "storyboards" / "storyboard_ep_001.json")
-    cfg = load_config(REPO_ROOT / "configs" / "project.example.yaml")
+    cfg = load_config(REPO_ROOT / "configs" / "project.example.yaml").with_overrides(
+        model_profiles={"wan22_sdxl": {"video": {"clip_vision": "clip_vision_h.safetensors"}}})  # identity gate on
     compiler = Compiler(sb, cfg, "accept")
     compiled = [compiler.compile(job) for job in make_plan(sb, cfg).jobs]
     strip = tmp_path / "placeholder.png"

@@ -168,3 +168,20 @@ def test_template_overrides_apply_and_are_checked(tmp_path):
         Compiler(sb, bad, "run").compile(make_plan(sb, bad).job("S01T01-video"))
     with pytest.raises(Exception, match="unknown template"):
         Compiler(sb, build_config({"template_overrides": {"wan": {}}}, tmp_path), "run")
+
+
+@pytest.mark.parametrize("approach,template", [("standard_flf", "wan22_flf"), ("triptych_split_flf", "wan22_split_flf")])
+def test_identity_gate_follows_the_profile_clip_vision(tmp_path, approach, template):
+    sb = load_storyboard(write_storyboard(tmp_path, [shot(1, 1, approach, duration_s=2.0)]))
+    for clip_vision in (None, "clip_vision_h.safetensors"):
+        cfg = build_config({"model_profiles": {"wan22_sdxl": {"video": {"clip_vision": clip_vision}}}}, tmp_path)
+        c = Compiler(sb, cfg, "run").compile(make_plan(sb, cfg).job("S01T01-video"))
+        types = {n["class_type"] for n in c.prompt.values()}
+        report = c.prompt[find(c.prompt, "Quality Report")[0]]["inputs"]
+        gates = {c.prompt[v[0]]["class_type"] for k, v in report.items() if k.startswith("gate_")}
+        assert all(v[0] in c.prompt for n in c.prompt.values() for v in n["inputs"].values() if is_link(v))
+        if clip_vision:
+            assert "AP_IdentityGate" in gates
+            assert c.prompt[find(c.prompt, "CLIP Vision")[0]]["inputs"]["clip_name"] == clip_vision
+        else:
+            assert not types & {"AP_IdentityGate", "CLIPVisionLoader"} and "AP_IdentityGate" not in gates
