@@ -88,3 +88,11 @@ def test_node_needs_two_frames_and_passes_frames_through():
     frames = image(clip(POSITIVES[0], frames=6))
     out, result, _ = node.check(frames, D.warp_error_floor, D.warp_error_k, D.max_median_warp_error, D.max_flicker)
     assert out is frames and result.name == "temporal"
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 400, 3), (3, 20, 64, 3), (3, 64, 300, 3)])
+def test_frames_too_small_or_thin_for_optical_flow_are_an_input_error(shape):
+    # OpenCV's DIS flow crashes the whole process on such images (e.g. 20x160 thumbnails)
+    with pytest.raises(ValueError, match=r"AP_TemporalGate\.frames: frames of \d+x\d+ are too small or too thin"):
+        TemporalGate().check(torch.rand(*shape), D.warp_error_floor, D.warp_error_k, D.max_median_warp_error,
+                             D.max_flicker)

@@ -29,7 +29,7 @@ import torch
 
 from ..contracts import GateResult
 from ..motion import is_cut
-from .temporal import analysis_frames, residual_series
+from .temporal import analysis_frames, check_flow_size, residual_series
 
 WINDOW = 4
 CONCAT_KEYS = ("seam_index", "dropped_frame", "luma_jump", "ssim_across_seam", "hero_similarity")
@@ -111,6 +111,7 @@ def judge_seam(frames: torch.Tensor, seam: int, th: SeamThresholds) -> tuple[dic
 def seam_gate(frames: torch.Tensor, seams: list[int], thresholds: SeamThresholds = SeamThresholds(),
               concat_info: list[dict] | None = None, name: str = "seam") -> GateResult:
     """Judge each seam (index of the first frame after the junction, ``1 <= s <= B - 1``)."""
+    check_flow_size(frames.shape[1], frames.shape[2])
     by_index = {rec["seam_index"]: rec for rec in concat_info or []}
     seam_metrics, reasons, failed = [], [], []
     for s in sorted(set(seams)):

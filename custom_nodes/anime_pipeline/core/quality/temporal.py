@@ -43,6 +43,7 @@ ANALYSIS_MAX_SIDE = 512
 FLOW_SCALE = 0.5
 OCCLUSION_PX = 1.0
 MIN_MATCHED = 0.05  # below this fraction of matched pixels the whole frame is used
+MIN_SIDE, MAX_ASPECT = 64, 4
 
 Progress = Callable[[int, int], None]
 
@@ -50,6 +51,15 @@ Progress = Callable[[int, int], None]
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 _LUMA = _YCC[0].astype(np.float64)
 _MEDIAN_STEP = 2  # medians over every other row and column of matched pixels
+
+
+def check_flow_size(height: int, width: int) -> None:
+    """Optical flow needs frames of at least ``MIN_SIDE`` px a side and an aspect ratio of at
+    most ``MAX_ASPECT`` (OpenCV's DIS crashes the process on thinner images, e.g. 20x160
+    analysis thumbnails). Raises ``ValueError`` naming the size."""
+    if min(height, width) < MIN_SIDE or max(height, width) > MAX_ASPECT * min(height, width):
+        raise ValueError(f"frames of {width}x{height} are too small or too thin for optical flow (need at least "
+                         f"{MIN_SIDE} px a side and an aspect ratio up to {MAX_ASPECT}:1)")
 
 
 def analysis_frames(frames: torch.Tensor, max_side: int = ANALYSIS_MAX_SIDE) -> np.ndarray:
@@ -143,6 +153,7 @@ def temporal_gate(frames: torch.Tensor, thresholds: TemporalThresholds = Tempora
                   progress: Progress | None = None) -> GateResult:
     """Judge flicker and instability of a clip (IMAGE ``[B,H,W,3]``, ``B >= 2``)."""
     th = thresholds
+    check_flow_size(frames.shape[1], frames.shape[2])
     small = analysis_frames(frames)
     n = len(small)
     cuts = sorted(set(cut_intervals(labels, small)))

@@ -38,6 +38,15 @@ def _outputs(result: GateResult, frames) -> tuple:
     return (frames, result, report.result_json(result))
 
 
+def _flow_frames(frames, node: str):
+    frames = check_images(frames, "frames", node=node, min_frames=2)
+    try:
+        temporal.check_flow_size(frames.shape[1], frames.shape[2])
+    except ValueError as exc:
+        raise InputError("frames", str(exc), node) from None
+    return frames
+
+
 def _thresholds(cls, node: str, **values):
     return cls(**{k: check_positive(v, k, node=node, allow_zero=True) for k, v in values.items()})
 
@@ -128,7 +137,7 @@ class TemporalGate:
 
     def check(self, frames, warp_error_floor, warp_error_k, max_median_warp_error, max_flicker, labels=None):
         node = "AP_TemporalGate"
-        frames = check_images(frames, "frames", node=node, min_frames=2)
+        frames = _flow_frames(frames, node)
         if labels is not None and not isinstance(labels, MotionLabels):
             raise InputError("labels", f"expected {LABELS} from AP_MotionGate, got {type(labels).__name__}", node)
         if labels is not None and labels.n_frames != frames.shape[0]:
@@ -229,7 +238,7 @@ class SeamGate:
     def check(self, frames, seam_index, warp_error_k, warp_error_floor, max_luma_jump, max_chroma_jump,
               seam_report=None):
         node = "AP_SeamGate"
-        frames = check_images(frames, "frames", node=node, min_frames=2)
+        frames = _flow_frames(frames, node)
         info = []
         if seam_report is not None and seam_report.strip():
             try:
