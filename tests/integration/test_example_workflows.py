@@ -49,7 +49,9 @@ def _folder_for(class_type: str, name: str) -> str | None:
 
 
 def _placeholder_strip(path: Path) -> None:
-    """A small synthetic triptych strip (three textured panels, dark gutters)."""
+    """A small synthetic triptych strip (three textured panels, dark gutters); saved as an
+    animated image (the panels drifting a few pixels per frame) when the name asks for
+    one, since an animated WebP loads as a whole frame batch."""
     rng = np.random.default_rng(0)
     h, w, g = 160, 96, 8
     strip = np.full((h + 2 * g, 3 * w + 4 * g, 3), 12, np.uint8)
@@ -59,7 +61,11 @@ def _placeholder_strip(path: Path) -> None:
         panel = np.clip(panel.astype(int) + rng.integers(-10, 10, panel.shape), 0, 255).astype(np.uint8)
         x0 = g + i * (w + g)
         strip[g:g + h, x0:x0 + w] = panel
-    Image.fromarray(strip).save(path)
+    if path.suffix.lower() in (".webp", ".gif"):
+        frames = [Image.fromarray(np.roll(strip, 3 * k, axis=1)) for k in range(6)]
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=62, loop=0, lossless=True)
+    else:
+        Image.fromarray(strip).save(path)
 
 
 def _stand_ins(prompt: dict, object_info: dict, models_dir: Path, tiny_dir: Path, tmp: Path) -> bool:
@@ -95,12 +101,12 @@ def test_example_workflow_is_accepted_by_the_real_server(path, comfy, comfy_inst
     workflow = json.loads(path.read_text())
     object_info = comfy.client.object_info()
     prompt = convert(workflow, object_info)
-    strip = tmp_path / "placeholder.png"
-    _placeholder_strip(strip)
     for node in prompt.values():
         if node["class_type"] == "LoadImage":
-            comfy.client.upload_image(strip, name=Path(node["inputs"]["image"]).name,
-                                      subfolder=str(Path(node["inputs"]["image"]).parent).strip("."))
+            name = Path(node["inputs"]["image"])
+            placeholder = tmp_path / f"placeholder{name.suffix}"
+            _placeholder_strip(placeholder)
+            comfy.client.upload_image(placeholder, name=name.name, subfolder=str(name.parent).strip("."))
     needs_models = _stand_ins(prompt, object_info, comfy.models_dir, tiny_models(comfy_install), tmp_path)
     prompt_id = comfy.client.queue_prompt(prompt)  # raises PromptRejected with every node error
     if needs_models:
