@@ -67,7 +67,7 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     names (stand-ins: nothing here can run real T2I or 14B WAN weights on a CPU)."""
     from driver import preflight
     from tests.harness.comfy import tiny_models
-    from tests.integration.test_example_workflows import _placeholder_strip, _stand_ins
+    from tests.harness.standins import placeholder_image, provide_stand_ins
 
     sb = load_storyboard(REPO_ROOT / "storyboards" / "storyboard_ep_001.json")
     cfg = load_config(REPO_ROOT / "configs" / "project.example.yaml").with_overrides(
@@ -75,9 +75,9 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     compiler = Compiler(sb, cfg, "accept")
     compiled = [compiler.compile(job) for job in make_plan(sb, cfg).jobs]
     strip = tmp_path / "placeholder.png"
-    _placeholder_strip(strip)
+    placeholder_image(strip)
     for c in compiled:
-        _stand_ins(c.prompt, object_info, comfy.models_dir, tiny_models(comfy_install), tmp_path)
+        provide_stand_ins(c.prompt, object_info, comfy.models_dir, tiny_models(comfy_install), tmp_path)
         for node in c.prompt.values():
             if node["class_type"] == "LoadImage":
                 sub, _, name = node["inputs"]["image"].rpartition("/")
