@@ -11,7 +11,7 @@ from ..core.contracts import LABELS, MotionLabels
 from ..core.interpolate import FlowInterpolator
 from ..core.retime import MODES, retime, summarize
 from ..core.validate import InputError, check_images, check_positive
-from .video import _progress_callback
+from ._progress import progress_callback
 
 CATEGORY = "anime_pipeline/motion"
 LABELS_TYPE = "AP_MOTION_LABELS"
@@ -95,7 +95,7 @@ class MotionGate:
             adaptive_holds=bool(adaptive_holds),
             adaptive_factor=check_positive(adaptive_factor, "adaptive_factor", node=node),
         )
-        result = gating.classify(frames, thresholds, progress=_progress_callback())
+        result = gating.classify(frames, thresholds, progress=progress_callback())
         return (result, json.dumps(gate_summary(result)))
 
 
@@ -154,7 +154,7 @@ class AnimeRetime:
             raise InputError("labels", f"describe {labels.n_frames} frames but frames has {n}; gate the same "
                                        "clip that is retimed", node)
         out, steps = retime(frames, fps_in, fps_out, labels, mode=mode, interpolator=FlowInterpolator(),
-                            progress=_progress_callback())
+                            progress=progress_callback())
         return (out, fps_out, json.dumps(summarize(steps, n, fps_in, fps_out, mode)))
 
 

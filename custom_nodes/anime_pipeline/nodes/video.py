@@ -9,28 +9,13 @@ import logging
 from ..core.chain import COLOR_MATCH, concat_segments
 from ..core.push import EASINGS, SAMPLINGS, held_frame_push
 from ..core.segments import DEFAULT_MAX_SEGMENT, MIN_SEGMENT, WAN_FPS, plan_split_flf
+from ._progress import progress_callback
 
 log = logging.getLogger("anime_pipeline")
 
 CATEGORY = "anime_pipeline/video"
 MAX_SIZE = 16384
 MAX_FRAMES = 16384
-
-
-def _progress_callback():
-    """``(done, total)`` callback driving ComfyUI's progress bar; a no-op outside ComfyUI."""
-    try:
-        from comfy.utils import ProgressBar
-    except ImportError:
-        return None
-    bar = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = ProgressBar(total)
-        bar["bar"].update_absolute(done, total)
-
-    return update
 
 
 class FLFSegmentPlan:
@@ -205,7 +190,7 @@ class HeldFramePush:
         frames = held_frame_push(
             image, duration_s, fps, width, height, zoom_start, zoom_end,
             (center_x_start, center_y_start), (center_x_end, center_y_end), easing, sampling,
-            node="AP_HeldFramePush", progress=_progress_callback(),
+            node="AP_HeldFramePush", progress=progress_callback(),
         )
         return (frames, float(fps))
 

@@ -8,7 +8,7 @@ import logging
 from ...core.contracts import GateResult, MotionLabels
 from ...core.quality import artifacts, fidelity, report, seam, temporal
 from ...core.validate import InputError, check_images, check_positive
-from ..video import _progress_callback
+from .._progress import progress_callback
 
 log = logging.getLogger("anime_pipeline")
 
@@ -145,7 +145,7 @@ class TemporalGate:
         th = _thresholds(temporal.TemporalThresholds, node, warp_error_floor=warp_error_floor,
                          warp_error_k=warp_error_k, max_median_warp_error=max_median_warp_error,
                          max_flicker=max_flicker)
-        return _outputs(temporal.temporal_gate(frames, th, labels, progress=_progress_callback()), frames)
+        return _outputs(temporal.temporal_gate(frames, th, labels, progress=progress_callback()), frames)
 
 
 def _single_image(image, name: str, node: str):
