@@ -9,7 +9,7 @@ from driver.workflow import TemplateError, load_template, title_of
 
 
 def test_exit_code_table_matches_the_error_classes():
-    text = (REPO_ROOT / "driver" / "README_SECTION.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     table = text.split("### Exit codes", 1)[1].split("\n\n", 2)[1]
     documented = {}
     for row in table.splitlines()[2:]:
