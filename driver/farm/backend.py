@@ -167,6 +167,7 @@ def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: 
     stack.enter_context(pool)
     executor = stack.enter_context(PoolExecutor(pool, job_timeout_s=job_timeout_s, lost_after_s=fo.lost_after_s,
                                                 priorities=priorities))
+    executor.reporter = locked  # the scheduler's calls go through the same lock as the servers' events
     parts.update(pool=pool, executor=executor, started=time.monotonic())
     return executor
 

@@ -80,6 +80,7 @@ class PoolExecutor:
         self._held_by_main = False
         self._closed = False
         self.summary: dict = {}  # what each server did, pods' GPU time and cost (set when the backend closes)
+        self.reporter: LockedReporter | None = None  # the run's reporter, shared by every thread
 
     # ------------------------------------------------------------------ scheduler interface
     @property

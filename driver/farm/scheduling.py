@@ -36,7 +36,8 @@ class FarmScheduler(Scheduler):
     def run(self, shots):
         shots = list(shots)
         self.reporter.start(sum(len(self.jobs_for(s)) for s in shots))
-        run_reporter, self.reporter = self.reporter, _StartedReporter(self.reporter)
+        shared = getattr(self.executor, "reporter", None) or self.reporter  # one lock for all threads' calls
+        run_reporter, self.reporter = self.reporter, _StartedReporter(shared)
         try:
             self.executor.map_shots(shots, lambda shot: Scheduler.run(self, [shot]), key=self._shot_order())
         finally:
