@@ -109,7 +109,7 @@ class RunPodApi:
             problems.append("pod name contains a quote, backslash or newline")
         if problems:
             raise ConfigError("pod settings rejected before sending: " + "; ".join(problems), problems=problems)
-        pod = self._call(f"create pod {name}", self._rp.create_pod, name, spec.image, spec.gpu_type,
+        pod = self._call(f"create pod {name}", self._rp.create_pod, name, spec.image or "", spec.gpu_type,
                          cloud_type=spec.cloud_type, gpu_count=spec.gpu_count,
                          container_disk_in_gb=spec.container_disk_gb, volume_in_gb=spec.volume_gb,
                          volume_mount_path=spec.volume_mount_path, ports=spec.ports or None,

@@ -213,3 +213,18 @@ def test_api_errors_are_typed(api_env):
             api.stop("nope")
     finally:
         standin.stop()
+
+
+def test_template_and_network_volume_reach_the_mutation(comfies, api_env):
+    standin = _standin(comfies)
+    try:
+        spec = PodSpec(image=None, template_id="tpl-anime", network_volume_id="vol-models")
+        with PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="ap-tpl", spec=spec,
+                      url_template=TCP_TEMPLATE, poll_s=0.02) as fleet:
+            fleet.up(1)
+        (mutation,) = [q for q in standin.queries if "podFindAndDeployOnDemand" in q]
+        assert 'templateId: "tpl-anime"' in mutation and 'networkVolumeId: "vol-models"' in mutation
+        assert 'imageName: ""' in mutation and 'dataCenterId: "EU-RO-1"' in mutation  # the volume's data center
+        assert 'volumeMountPath: "/workspace"' in mutation
+    finally:
+        standin.stop()
