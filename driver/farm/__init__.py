@@ -2,8 +2,12 @@
 Serverless (worker-comfyui). Each ComfyUI server keeps its own queue and a serverless
 endpoint is RunPod's autoscaling queue: the farm only dispatches, watches and records.
 
-Modules: ``dispatch`` (pure slot/priority logic), ``simulate`` (its discrete-event
-simulation), ``pool`` (threads, health checks, preflight per server), ``executor``
-(the scheduler's executor over the pool), ``serverless`` (worker-comfyui endpoints),
-``runpod_pods`` (pods via the official SDK), ``estimate`` (dry-run GPU time and cost),
-``redact`` (keeps the API key out of logs and messages)."""
+Modules: ``dispatch`` (pure slot/priority logic) and ``simulate`` (its discrete-event
+simulation); ``pool`` (threads, health checks, preflight per server) and
+``pool_executor`` (the scheduler's executor over the pool) with ``scheduling`` (the
+scheduler glue); ``serverless`` and ``worker_outputs`` (worker-comfyui endpoints);
+``runpod_api`` (the only user of the ``runpod`` SDK) and ``runpod_pods`` (the fleet);
+``backend`` (builds a run's backend), ``cli`` (``--farm/--endpoint`` options, ``farm``
+command), ``estimate`` (dry-run GPU time and cost), ``redact`` (the API key out of
+logs and messages), ``images`` and ``errors``. How it plugs into the driver:
+INTEGRATION.md; for users: README.md."""
