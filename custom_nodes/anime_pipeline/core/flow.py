@@ -16,6 +16,12 @@ quality gates (flow-compensated flicker). Everything works on numpy arrays:
     replicated; same dtype and shape as ``image``). Hence
     ``warp(b, compute_flow(a, b)) ~ a``.
 
+``sampling_map(flow, height, width)`` / ``remap(image, coords)``
+    The same warp in two steps, for a flow estimated at reduced resolution:
+    absolute remap coordinates at ``height`` x ``width`` (resized and rescaled
+    in one pass), then a bilinear remap (RGB ``uint8`` goes through RGBA,
+    OpenCV's vectorised path).
+
 ``consistency_error(flow_ab, flow_ba) -> float32 [H, W]``
     Forward-backward error ``|F_ab(x) + F_ba(x + F_ab(x))|`` in pixels: large
     where a pixel of ``a`` is occluded in ``b`` (or the flow is wrong).
@@ -94,20 +100,63 @@ def upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+_GRIDS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _grid(height: int, width: int) -> np.ndarray:
+    """Cached read-only ``float32 [H, W, 2]`` pixel coordinates ``(x, y)``."""
+    g = _GRIDS.get((height, width))
+    if g is None:
+        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        g = np.dstack([xs, ys])
+        g.flags.writeable = False
+        if len(_GRIDS) > 8:
+            _GRIDS.clear()
+        _GRIDS[(height, width)] = g
+    return g
+
+
+def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Absolute ``cv2.remap`` coordinates ``float32 [H, W, 2]`` = ``(x + dx, y + dy)``.
+
+    ``flow`` may be at a lower resolution than ``height`` x ``width`` (default: the flow's
+    own size): it is resized and its vectors rescaled on the way, in one pass."""
+    fh, fw = flow.shape[:2]
+    height, width = height or fh, width or fw
+    if (fh, fw) == (height, width):
+        m = np.array(flow, np.float32, copy=True)
+    else:
+        m = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+        if fw * height == fh * width:  # same factor on both axes (the usual case)
+            m *= np.float32(width / fw)
+        else:
+            m *= np.array([width / fw, height / fh], np.float32)
+    m += _grid(height, width)
+    return m
+
+
 def sampling_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Absolute ``cv2.remap`` coordinates ``(x + dx, y + dy)`` for a flow field."""
-    h, w = flow.shape[:2]
-    map_x = flow[..., 0] + np.arange(w, dtype=np.float32)[None, :]
-    map_y = flow[..., 1] + np.arange(h, dtype=np.float32)[:, None]
-    return map_x, map_y
+    """Absolute ``cv2.remap`` coordinates ``(x + dx, y + dy)`` as two planes."""
+    m = sampling_map(flow)
+    return m[..., 0], m[..., 1]
+
+
+def remap(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Bilinear ``cv2.remap`` with border replication at 2-channel ``coords``.
+
+    3-channel ``uint8`` images go through 4 channels (OpenCV's vectorised path, ~2x faster)."""
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        out = cv2.remap(cv2.cvtColor(image, cv2.COLOR_RGB2RGBA), coords, None, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB)
+    return cv2.remap(image, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward warp ``out[y, x] = image[y + dy, x + dx]`` (bilinear, border replicated)."""
     if image.shape[:2] != flow.shape[:2]:
         raise ValueError(f"warp: image {list(image.shape[:2])} and flow {list(flow.shape[:2])} differ in size")
-    map_x, map_y = sampling_maps(flow)
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return remap(image, sampling_map(flow))
 
 
 def consistency_error(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:

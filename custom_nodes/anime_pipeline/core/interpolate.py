@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from .flow import PRESETS, consistency_error, upscale_flow, warp
+from .flow import PRESETS, consistency_error, remap, sampling_map, warp
 
 __all__ = ["Interpolator", "FlowInterpolator", "LinearBlend"]
 
@@ -77,7 +77,9 @@ class FlowInterpolator:
     ``flow_size``: flow is estimated with the frame's long side reduced to this many
     pixels (never enlarged). ``occlusion_px``: forward-backward error scale (px) of the
     visibility weights (``0`` disables). ``line_guard``: luma disagreement (0..1) above
-    which the nearer warped frame replaces the blend (``0`` disables)."""
+    which the nearer warped frame replaces the blend (``0`` disables).
+    ``finest_scale``: DIS pyramid level the flow is refined down to (``None``: the preset's;
+    ``1`` with ``flow_size=256`` measured +0.1 dB at t=1/2 but ~1.5x the time)."""
 
     name = "dis_flow"
 
@@ -88,10 +90,12 @@ class FlowInterpolator:
         flow_size: int = 640,
         occlusion_px: float = 0.0,
         line_guard: float = 0.0,
+        finest_scale: int | None = None,
     ):
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         self.preset = preset
+        self.finest_scale = finest_scale
         self.flow_size = int(flow_size)
         self.occlusion_px = float(occlusion_px)
         self.line_guard = float(line_guard)
@@ -109,6 +113,8 @@ class FlowInterpolator:
         size = (max(16, round(h * s)), max(16, round(w * s)))
         ga, gb = self._grey(a8, size), self._grey(b8, size)
         dis = cv2.DISOpticalFlow_create(PRESETS[self.preset])
+        if self.finest_scale is not None:
+            dis.setFinestScale(int(self.finest_scale))
         return dis.calc(ga, gb, None), dis.calc(gb, ga, None)
 
     # -- synthesis ----------------------------------------------------------------------
@@ -130,8 +136,8 @@ class FlowInterpolator:
         for k, t in enumerate(map(float, ts)):
             ft0 = (-(1 - t) * t) * f01 + (t * t) * f10
             ft1 = ((1 - t) * (1 - t)) * f01 - (t * (1 - t)) * f10
-            a_t = warp(a8, upscale_flow(ft0, h, w))
-            b_t = warp(b8, upscale_flow(ft1, h, w))
+            a_t = remap(a8, sampling_map(ft0, h, w))
+            b_t = remap(b8, sampling_map(ft1, h, w))
             if self.occlusion_px <= 0 and self.line_guard <= 0:
                 cv2.addWeighted(a_t, (1 - t) / 255.0, b_t, t / 255.0, 0.0, dst=out[k], dtype=cv2.CV_32F)
                 continue
@@ -156,9 +162,8 @@ class FlowInterpolator:
 
 
 def _to_uint8(frame: np.ndarray) -> np.ndarray:
-    """float 0..1 -> uint8 (rounded, saturated); uint8 passes through."""
+    """float 0..1 -> uint8 (rounded, saturated: negatives give 0); uint8 passes through."""
     if frame.dtype == np.uint8:
         return frame
-    if frame.min() < 0:  # convertScaleAbs would mirror negative values
-        frame = np.maximum(frame, 0)
-    return cv2.convertScaleAbs(frame, alpha=255.0)
+    # One saturating pass (convertScaleAbs would mirror negative values and need a min() pass).
+    return cv2.multiply(np.asarray(frame, np.float32), 255.0, dtype=cv2.CV_8U)

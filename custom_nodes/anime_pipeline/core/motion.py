@@ -137,10 +137,23 @@ def _describe(thumbs: np.ndarray) -> _Frames:
 
 
 def _block_means(x: np.ndarray) -> np.ndarray:
-    """Means of the ``BLOCK`` x ``BLOCK`` blocks of ``[..., h, w]`` (partial blocks dropped)."""
-    h, w = (x.shape[-2] // BLOCK) * BLOCK, (x.shape[-1] // BLOCK) * BLOCK
-    x = x[..., :h, :w]
-    return x.reshape(*x.shape[:-2], h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(-3, -1))
+    """Means of the ``BLOCK`` x ``BLOCK`` blocks of float32 ``[h, w]`` or ``[m, h, w]`` (partial
+    blocks dropped): one area resize of the frames stacked as a tall image (exact block means,
+    since frames are cropped to whole blocks first)."""
+    flat = x.ndim == 2
+    x = x[None] if flat else x
+    m, h, w = x.shape
+    bh, bw = h // BLOCK, w // BLOCK
+    x = np.ascontiguousarray(x[:, : bh * BLOCK, : bw * BLOCK], dtype=np.float32)
+    means = cv2.resize(x.reshape(m * bh * BLOCK, bw * BLOCK), (bw, m * bh), interpolation=cv2.INTER_AREA)
+    means = means.reshape(m, bh, bw)
+    return means[0] if flat else means
+
+
+def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``|a - b|`` of two float32 ``[m, h, w]`` stacks in one OpenCV pass."""
+    m, h, w = a.shape
+    return cv2.absdiff(a.reshape(m * h, w), b.reshape(m * h, w)).reshape(m, h, w)
 
 
 def _global_jitter_compensated(ya: np.ndarray, yb: np.ndarray) -> np.ndarray:
@@ -184,7 +197,7 @@ def _score_chunk(frames, start: int, thresholds: Thresholds) -> tuple[int, dict[
                            for j in range(len(run.y) - 1)])
         out["median_change"] = np.median(blocks, axis=(-2, -1)).astype(np.float32)
     else:
-        blocks = _block_means(np.abs(run.hp[1:] - run.hp[:-1]))
+        blocks = _block_means(_abs_diff(run.hp[1:], run.hp[:-1]))
     out["detail_change"] = blocks.max(axis=(-2, -1)).astype(np.float32)
     out["unexplained"] = np.full(len(run.y) - 1, np.nan, np.float32)
     for j in np.flatnonzero(out["color_shift"] >= thresholds.cut_color):
