@@ -215,12 +215,19 @@ def bench_throughput(jobs: int, repeats: int) -> dict:
         print(f"{x['servers']:>7} {x['wall_s']:>7.1f}s {x['jobs_per_min']:>9.1f} {x['server_exec_s_median']:>8.2f}s "
               f"{100 * x['servers_busy']:>5.1f}% {x['load_avg_1min_after']:>5.1f} {x['driver_cpu_s']:>10.2f}s "
               f"{x['driver_cpu_pct_of_one_core']:>11.1f}% {x['driver_cpu_ms_per_job']:>7.0f}")
+    busy = {n: sum(x["servers_busy"] for x in runs if x["servers"] == n) / repeats for n in (1, 2)}
+    execs = {n: sum(x["server_exec_s_median"] for x in runs if x["servers"] == n) / repeats for n in (1, 2)}
+    print(f"ratio = 2 x busy ratio ({busy[2] / busy[1]:.3f}: the driver's dispatch) x exec-time ratio "
+          f"({execs[1] / execs[2]:.3f}: the machine, each job's own execution time on 2 busy cores vs 1); "
+          f"on cores that do not slow each other down: {2 * busy[2] / busy[1]:.2f}")
     ceiling = sum(c["ceiling_ratio"] for c in ceilings) / len(ceilings)
     loops = ", ".join(f"alone {c['alone_s']:.2f} s, pair {max(c['pair_s']):.2f} s" for c in ceilings)
     print(f"machine ceiling now: 2 pinned CPU loops give {ceiling:.2f}x one loop ({loops})")
     print(f"throughput ratio 2 vs 1 servers: {ratio:.2f} (target >= 1.8); exec/job = the server's own execution "
           "time (history), busy = sum(exec) / (servers x wall), load = 1-min load average of the machine after the run")
-    return {"runs": runs, "ratio": ratio, "machine_ceiling": ceilings, "load_avg_after": os.getloadavg()}
+    return {"runs": runs, "ratio": ratio, "busy_ratio": busy[2] / busy[1], "exec_ratio": execs[1] / execs[2],
+            "ratio_if_cores_independent": 2 * busy[2] / busy[1], "machine_ceiling": ceilings,
+            "load_avg_after": os.getloadavg()}
 
 
 def main(argv=None) -> int:
