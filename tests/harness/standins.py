@@ -80,3 +80,18 @@ def provide_stand_ins(prompt: dict, object_info: dict, models_dir: Path, tiny_di
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 save_file({"stand_in": np.zeros(1, np.float32)}, str(dest))
     return used
+
+
+def withdraw(client, prompt_id: str, timeout: float = 120.0) -> None:
+    """Take an accepted prompt back: delete it from the queue, or interrupt it until it
+    stops if it already started (an interrupt sent before a prompt starts is cleared
+    when it starts, so keep sending until it is neither running nor pending)."""
+    import time
+
+    client._request("POST", "/queue", json={"delete": [prompt_id]})
+    deadline = time.monotonic() + timeout
+    while client.is_queued(prompt_id):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"prompt {prompt_id} still running {timeout:.0f} s after its withdrawal")
+        client.interrupt()
+        time.sleep(0.2)

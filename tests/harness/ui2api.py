@@ -25,7 +25,7 @@ def _is_widget(spec) -> bool:
 
 
 def _check_value(node, name, spec, value):
-    kind, opts = spec[0], (spec[1] if len(spec) > 1 else {})
+    kind = spec[0]
     ok = True
     if isinstance(kind, list):
         ok = isinstance(value, str)

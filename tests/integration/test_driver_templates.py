@@ -5,7 +5,6 @@ template exactly (so artists and the driver see the same graph)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -67,7 +66,7 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     names (stand-ins: nothing here can run real T2I or 14B WAN weights on a CPU)."""
     from driver import preflight
     from tests.harness.comfy import tiny_models
-    from tests.harness.standins import placeholder_image, provide_stand_ins
+    from tests.harness.standins import placeholder_image, provide_stand_ins, withdraw
 
     sb = load_storyboard(REPO_ROOT / "storyboards" / "storyboard_ep_001.json")
     cfg = load_config(REPO_ROOT / "configs" / "project.example.yaml").with_overrides(
@@ -85,10 +84,4 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     preflight.check(compiled, comfy.client.object_info())
     for c in compiled:
         prompt_id = comfy.client.queue_prompt(c.prompt, c.prompt_id)  # raises PromptRejected on any node error
-        comfy.client._request("POST", "/queue", json={"delete": [prompt_id]})
-        if comfy.client.is_queued(prompt_id):
-            comfy.client.interrupt(prompt_id)
-    deadline = time.monotonic() + 120  # leave the shared server idle for the next test
-    while comfy.client.queue()["queue_running"] and time.monotonic() < deadline:
-        comfy.client.interrupt()
-        time.sleep(0.5)
+        withdraw(comfy.client, prompt_id)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from driver.errors import DriverError
 from tests.harness.comfy import PACK_DIR, tiny_models
-from tests.harness.standins import placeholder_image, provide_stand_ins
+from tests.harness.standins import placeholder_image, provide_stand_ins, withdraw
 from tests.harness.ui2api import convert
 
 pytestmark = pytest.mark.integration
@@ -40,15 +39,8 @@ def test_example_workflow_is_accepted_by_the_real_server(path, comfy, comfy_inst
     needs_models = provide_stand_ins(prompt, object_info, comfy.models_dir, tiny_models(comfy_install), tmp_path)
     prompt_id = comfy.client.queue_prompt(prompt)  # raises PromptRejected with every node error
     if needs_models:
-        # Stand-in weights are not real models: acceptance is what is checked. Take the
-        # prompt out of the queue, or stop it if it already started.
-        comfy.client._request("POST", "/queue", json={"delete": [prompt_id]})
-        if comfy.client.is_queued(prompt_id) or comfy.client.history(prompt_id) is not None:
-            comfy.client.interrupt(prompt_id)
-            try:
-                comfy.client.wait_for(prompt_id, timeout=300)
-            except DriverError:
-                pass
+        # Stand-in weights are not real models: acceptance is what is checked.
+        withdraw(comfy.client, prompt_id)
     else:
         entry = comfy.client.wait_for(prompt_id, timeout=300)
         assert entry["status"]["status_str"] == "success"
