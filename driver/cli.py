@@ -4,6 +4,7 @@
                                     [--stage keyframes|video|all] [--dry-run] [--max-retakes N] [--comfyui DIR]
     python -m driver validate STORYBOARD [--config FILE]
     python -m driver status RUN_DIR [--json]
+    python -m driver farm up|status|down ...   (render farm: ``driver.farm.cli``)
 
 Exit codes: one per class of error (``driver.errors``; table in the README)."""
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from . import __version__, runner
 from .errors import DriverError
+from .farm import cli as farm_cli
 from .progress import RichReporter, make_reporter, setup_logging
 
 log = logging.getLogger("driver")
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-retakes", type=int, help="re-renders of a shot that fails its gates (default 2)")
     r.add_argument("--comfyui", type=Path, metavar="DIR",
                    help="ComfyUI checkout to start when no server answers (or COMFYUI_DIR)")
+    farm_cli.add_run_options(r)
 
     v = sub.add_parser("validate", parents=[common], help="check a storyboard, the config and every template binding")
     v.add_argument("storyboard", type=Path)
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[common], help="summarise a run folder")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    farm_cli.add_farm_command(sub, common)
     return p
 
 
@@ -77,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             info = runner.status(args.run_dir)
             print(json.dumps(info, indent=1)) if args.json else _print_status(info)
             return 0
+        if args.command == "farm":
+            return farm_cli.main(args)
         opts = runner.RunOptions(args.storyboard, args.config, args.server, args.out, args.only, args.stage,
-                                 args.dry_run, args.max_retakes, args.comfyui)
+                                 args.dry_run, args.max_retakes, args.comfyui,
+                                 farm=farm_cli.options_from_args(args, args.server))
         return runner.run(opts, reporter or make_reporter(force_plain=True))
     except DriverError as exc:
         log.error("%s: %s", exc.code, exc)

@@ -158,3 +158,15 @@ def exit_code_for(codes: list[str]) -> int:
         if any(issubclass(c, cls) for c in classes):
             return cls.exit_code
     return DriverError.exit_code
+
+
+def _register_farm_errors() -> None:
+    """The farm's error codes join the table, and its fleet errors (which stop the run)
+    the precedence, right after ``cancelled``."""
+    global EXIT_PRECEDENCE
+    from .farm.errors import FARM_ERROR_CLASSES, BudgetExceeded, FarmError  # late: they subclass these classes
+    ERROR_CLASSES.update(FARM_ERROR_CLASSES)
+    EXIT_PRECEDENCE = (Cancelled, BudgetExceeded, FarmError, *EXIT_PRECEDENCE[1:])
+
+
+_register_farm_errors()

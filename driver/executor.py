@@ -8,6 +8,7 @@ prompt id is known before ``POST /prompt``, and a rerun asks the server about it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ class Executor:
     def server(self) -> str:
         return self.client.url
 
+    def slot(self, job, server: str | None = None):
+        """One server runs one job at a time: nothing to hold (the farm's pool has slots)."""
+        return contextlib.nullcontext()
+
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
         """Server-side names (``ap/<run_id>/<sha16>_<role>.png``) for input files."""
@@ -85,13 +90,15 @@ class Executor:
         None when the server does not know it (restarted, or never received it)."""
         t0 = time.monotonic()
         pid = compiled.prompt_id
-        entry = self.client.history(pid)
-        if entry is None:
-            if not self.client.is_queued(pid):
-                return None
+        # queue first, then history: a prompt that finishes between the two calls is
+        # then still found (asking history first could miss it in both and render it twice)
+        if self.client.is_queued(pid):
             log.info("%s is still queued or running on %s; waiting for it", pid, self.server)
             entry = self.client.wait_for(pid, timeout=self.job_timeout)
         else:
+            entry = self.client.history(pid)
+            if entry is None:
+                return None
             entry = ComfyClient.check_entry(pid, entry)
         return entry, self._timings(entry, t0, None)
 

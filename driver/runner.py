@@ -7,6 +7,7 @@ is inside the run folder."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -20,6 +21,10 @@ from .compile import Compiler
 from .config import Config, load_config
 from .dailies import write_dailies
 from .executor import Executor
+from .farm import cli as farm_cli
+from .farm.backend import FarmOptions, open_backend
+from .farm.pool_executor import plan_priorities
+from .farm.scheduling import FarmScheduler
 from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
 from .local_server import LocalComfy
 from .manifest import Manifest, atomic_write_json
@@ -43,6 +48,7 @@ class RunOptions:
     dry_run: bool = False
     max_retakes: int | None = None
     comfyui: Path | None = None
+    farm: FarmOptions | None = None  # pool of servers, RunPod pods or endpoint (driver.farm)
 
 
 def load_inputs(storyboard: Path, config: Path | None) -> tuple[Storyboard, Config]:
@@ -133,10 +139,13 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
     existing = Manifest.load(run_dir)
     rounds = existing.keyframe_rounds() if existing else {}
     plan = make_plan(sb, cfg, only=opts.only or None, keyframe_rounds=rounds)
+    fo = opts.farm and dataclasses.replace(opts.farm, servers=opts.servers or cfg["servers"])
     if opts.dry_run:
         out = dry_run(sb, cfg, plan, run_dir, opts.stage, existing.run_id if existing else None)
         log.info("dry run: %d job(s), estimated GPU time %.0f s on %s; plan and workflows in %s",
                  len(plan.jobs), plan.estimate_s, cfg["gpu"], out)
+        if fo is not None:
+            farm_cli.log_estimates(plan.jobs, fo)  # GPU time and cost per backend
         return 0
     manifest = Manifest.open(run_dir, run_id=run_id_for(sb, run_dir), storyboard=sb, config=cfg, repo=REPO_ROOT)
     manifest.save()
@@ -148,12 +157,22 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
         return make_plan(sb, cfg, only=[shot.id], keyframe_rounds=manifest.keyframe_rounds()).jobs
 
     with contextlib.ExitStack() as stack:
-        client = _connect(opts.servers or cfg["servers"], cfg, opts.comfyui, run_dir, stack)
-        _preflight(client, plan, compiler, opts.stage)
-        executor = Executor(client, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"], reporter=reporter)
-        scheduler = Scheduler(storyboard=sb, jobs_for=jobs_for, compiler=compiler, manifest=manifest,
-                              executor=executor, approvals=approvals, reporter=reporter, stage=opts.stage,
-                              max_retakes=retakes)
+        if fo is not None and fo.wanted():  # several servers, --farm runpod or --endpoint
+            executor = open_backend(
+                fo, run_dir=run_dir, run_id=manifest.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
+                request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
+                check_server=lambda c: _preflight(c, plan, compiler, opts.stage),
+                compiled=lambda: compile_all(plan, compiler, opts.stage), priorities=plan_priorities(plan.jobs))
+            scheduler_cls = FarmScheduler
+        else:  # one server (found, or started with --comfyui)
+            client = _connect(opts.servers or cfg["servers"], cfg, opts.comfyui, run_dir, stack)
+            _preflight(client, plan, compiler, opts.stage)
+            executor = Executor(client, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"],
+                                reporter=reporter)
+            scheduler_cls = Scheduler
+        scheduler = scheduler_cls(storyboard=sb, jobs_for=jobs_for, compiler=compiler, manifest=manifest,
+                                  executor=executor, approvals=approvals, reporter=reporter, stage=opts.stage,
+                                  max_retakes=retakes)
         try:
             with reporter:
                 result = scheduler.run(shots)
@@ -164,6 +183,9 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
             approvals.save()
             write_dailies(sb, manifest, approvals)
             manifest.save()
+    if getattr(executor, "summary", None):  # after the with: pods stopped, costs final
+        manifest.data["farm"] = executor.summary  # per server jobs/busy/lost; pods' GPU time and cost
+        manifest.save()
     if opts.stage != KEYFRAMES:
         assemble(sb, manifest)
     write_dailies(sb, manifest, approvals)

@@ -86,7 +86,7 @@ def test_scores_rank_attempts():
 
 
 def test_exit_codes_one_per_class_with_precedence():
-    codes = {cls.code: cls.exit_code for cls in errors.ERROR_CLASSES.values()}
+    codes = {cls.code: cls.exit_code for cls in errors.ERROR_CLASSES.values() if cls.__module__ == "driver.errors"}
     distinct = {c for k, c in codes.items() if k not in ("execution_interrupted", "template_invalid")}
     assert len(distinct) == len(codes) - 1  # interrupted shares execution_error's code
     assert exit_code_for([]) == 0
@@ -94,3 +94,8 @@ def test_exit_codes_one_per_class_with_precedence():
     assert exit_code_for(["review_pending", "quality_failed"]) == errors.QualityFailed.exit_code
     assert exit_code_for(["execution_interrupted"]) == errors.ExecutionFailed.exit_code
     assert exit_code_for(["something_new"]) == 1
+    # farm codes: a shot's farm error takes its parent's code; fleet errors rank after Ctrl-C
+    assert exit_code_for(["serverless_timeout"]) == errors.ExecutionFailed.exit_code
+    assert exit_code_for(["server_unreachable", "gpu_unavailable"]) == 11
+    assert exit_code_for(["runpod_api", "budget_exceeded"]) == 12
+    assert exit_code_for(["cancelled", "budget_exceeded"]) == 130
