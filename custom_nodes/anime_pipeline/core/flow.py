@@ -85,8 +85,27 @@ def compute_flow(a: np.ndarray, b: np.ndarray, *, scale: float = 0.5, preset: st
     if (fh, fw) != (h, w):
         ga = cv2.resize(ga, (fw, fh), interpolation=cv2.INTER_AREA)
         gb = cv2.resize(gb, (fw, fh), interpolation=cv2.INTER_AREA)
-    flow = cv2.DISOpticalFlow_create(PRESETS[preset]).calc(ga, gb, None)
+    flow = dis_flow(ga, gb, preset)
     return upscale_flow(flow, h, w)
+
+
+# OpenCV's DIS crashes the whole process (segfault, not an exception) on some thin
+# working sizes (e.g. 20x160 or 160x6); pad every side to at least this, then crop.
+_DIS_SAFE_SIDE = 32
+
+
+def dis_flow(ga: np.ndarray, gb: np.ndarray, preset: str = "fast", *, finest_scale: int | None = None) -> np.ndarray:
+    """OpenCV DIS flow ``ga -> gb`` of two same-size ``uint8`` grey images, at their size,
+    safe on every size (thin images are padded, then the flow is cropped)."""
+    h, w = ga.shape
+    pad_y, pad_x = max(0, _DIS_SAFE_SIDE - h), max(0, _DIS_SAFE_SIDE - w)
+    if pad_y or pad_x:
+        ga = cv2.copyMakeBorder(ga, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
+        gb = cv2.copyMakeBorder(gb, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
+    dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+    if finest_scale is not None:
+        dis.setFinestScale(int(finest_scale))
+    return dis.calc(ga, gb, None)[:h, :w]
 
 
 def upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from .flow import PRESETS, consistency_error, remap, sampling_map, warp
+from .flow import PRESETS, consistency_error, dis_flow, remap, sampling_map, warp
 
 __all__ = ["Interpolator", "FlowInterpolator", "LinearBlend"]
 
@@ -112,10 +112,8 @@ class FlowInterpolator:
         s = min(1.0, self.flow_size / max(h, w))
         size = (max(16, round(h * s)), max(16, round(w * s)))
         ga, gb = self._grey(a8, size), self._grey(b8, size)
-        dis = cv2.DISOpticalFlow_create(PRESETS[self.preset])
-        if self.finest_scale is not None:
-            dis.setFinestScale(int(self.finest_scale))
-        return dis.calc(ga, gb, None), dis.calc(gb, ga, None)
+        return (dis_flow(ga, gb, self.preset, finest_scale=self.finest_scale),
+                dis_flow(gb, ga, self.preset, finest_scale=self.finest_scale))
 
     # -- synthesis ----------------------------------------------------------------------
     def interpolate(self, a, b, ts, out=None):
