@@ -24,7 +24,6 @@ from .executor import Executor
 from .farm import cli as farm_cli
 from .farm.backend import FarmOptions, open_backend
 from .farm.pool_executor import plan_priorities
-from .farm.scheduling import FarmScheduler
 from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
 from .local_server import LocalComfy
 from .manifest import Manifest, atomic_write_json
@@ -163,16 +162,14 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
                 request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
                 check_server=lambda c: _preflight(c, plan, compiler, opts.stage),
                 compiled=lambda: compile_all(plan, compiler, opts.stage), priorities=plan_priorities(plan.jobs))
-            scheduler_cls = FarmScheduler
         else:  # one server (found, or started with --comfyui)
             client = _connect(opts.servers or cfg["servers"], cfg, opts.comfyui, run_dir, stack)
             _preflight(client, plan, compiler, opts.stage)
             executor = Executor(client, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"],
                                 reporter=reporter)
-            scheduler_cls = Scheduler
-        scheduler = scheduler_cls(storyboard=sb, jobs_for=jobs_for, compiler=compiler, manifest=manifest,
-                                  executor=executor, approvals=approvals, reporter=reporter, stage=opts.stage,
-                                  max_retakes=retakes)
+        scheduler = Scheduler(storyboard=sb, jobs_for=jobs_for, compiler=compiler, manifest=manifest,
+                              executor=executor, approvals=approvals, reporter=reporter, stage=opts.stage,
+                              max_retakes=retakes)
         try:
             with reporter:
                 result = scheduler.run(shots)

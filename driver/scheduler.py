@@ -69,21 +69,48 @@ class Scheduler:
 
     # ------------------------------------------------------------------ shots
     def run(self, shots: list[Shot]) -> RunResult:
+        """Every shot, one after the other; concurrently when the executor runs shots
+        itself (the farm's ``PoolExecutor.map_shots``: its threads share one lock, so the
+        bookkeeping here stays single-threaded)."""
+        shots = list(shots)
         self.reporter.start(sum(len(self.jobs_for(s)) for s in shots))
-        for shot in shots:
-            rec = self.manifest.shot(shot.id, shot.approach)
+        map_shots = getattr(self.executor, "map_shots", None)
+        if map_shots is None:
+            for shot in shots:
+                self._run_shot(shot)
+        else:
+            run_reporter = self.reporter
+            self.reporter = getattr(self.executor, "reporter", None) or run_reporter  # serialised for the threads
             try:
-                self._shot(shot, rec)
-            except _ShotFailed as failure:
-                err = describe_error(failure.error)
-                rec.update(status=FAILED, error=err)
-                self.result.failures[shot.id] = err
-                log.error("%s failed: %s", shot.id, failure.error)
-                self.manifest.save()
-            # a shot's final status reaches the disk with the next save (the next job's
-            # submission, or the end of the run): after a crash a rerun recomputes it
+                map_shots(shots, self._run_shot, key=self._shot_order())
+            finally:
+                self.reporter = run_reporter
         self.manifest.save()
         return self.result
+
+    def _run_shot(self, shot: Shot) -> None:
+        rec = self.manifest.shot(shot.id, shot.approach)
+        try:
+            self._shot(shot, rec)
+        except _ShotFailed as failure:
+            err = describe_error(failure.error)
+            rec.update(status=FAILED, error=err)
+            self.result.failures[shot.id] = err
+            log.error("%s failed: %s", shot.id, failure.error)
+            self.manifest.save()
+        # a shot's final status reaches the disk with the next save (the next job's
+        # submission, or the end of the run): after a crash a rerun recomputes it
+
+    def _shot_order(self) -> Callable[[Shot], tuple]:
+        """For concurrent shots: the longest estimated chain of work starts first (the
+        executor's job priorities, lowest first), storyboard order breaks ties."""
+        prio = getattr(self.executor, "priorities", None) or {}
+        index: dict[str, int] = {}
+
+        def key(shot: Shot) -> tuple:
+            index.setdefault(shot.id, len(index))
+            return min((prio.get(j.id, 0.0) for j in self.jobs_for(shot)), default=0.0), index[shot.id]
+        return key
 
     def _shot(self, shot: Shot, rec: dict) -> None:
         if self.stage == VIDEO:
@@ -202,6 +229,13 @@ class Scheduler:
         if att and att.get("workflow_sha256") == compiled.sha256 and att["status"] in (DONE, GATE_FAILED) \
                 and all(file_intact(self.run_dir, f) for f in att["outputs"]):
             return att  # finished in an earlier run
+        # a slot of the executor (the farm's pool; a no-op on one server), pinned to the
+        # server that had this attempt in flight
+        with self.executor.slot(job, att.get("server") if att else None):
+            return self._render(job, rec, n, att, compiled, inputs)
+
+    def _render(self, job: Job, rec: dict, n: int, att: dict | None, compiled, inputs: list) -> dict:
+        attempts = rec["attempts"]
         in_flight = bool(att and att["status"] == SUBMITTED and att.get("workflow_sha256") == compiled.sha256
                          and att.get("server") == self.executor.server)
         if att is None:

@@ -4,8 +4,8 @@ endpoint is RunPod's autoscaling queue: the farm only dispatches, watches and re
 
 Modules: ``dispatch`` (pure slot/priority logic) and ``simulate`` (its discrete-event
 simulation); ``pool`` (threads, health checks, preflight per server) and
-``pool_executor`` (the scheduler's executor over the pool) with ``scheduling`` (the
-scheduler glue); ``serverless`` and ``worker_outputs`` (worker-comfyui endpoints);
+``pool_executor`` (the scheduler's executor over the pool: ``map_shots`` and ``slot``);
+``serverless`` and ``worker_outputs`` (worker-comfyui endpoints);
 ``runpod_api`` (the only user of the ``runpod`` SDK) and ``runpod_pods`` (the fleet);
 ``backend`` (builds a run's backend), ``cli`` (``--farm/--endpoint`` options, ``farm``
 command), ``estimate`` (dry-run GPU time and cost), ``redact`` (the API key out of

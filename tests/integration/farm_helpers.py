@@ -1,6 +1,6 @@
 """Runs a storyboard on a farm backend the way ``driver.runner.run`` will once the farm
 hooks are in it (driver/farm/INTEGRATION.md): storyboard -> plan -> compile -> backend
-(open_backend: pool, pods or endpoint, preflight per member) -> FarmScheduler ->
+(open_backend: pool, pods or endpoint, preflight per member) -> Scheduler ->
 manifest. Also small checks shared by the farm integration tests."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from driver.compile import Compiler
 from driver.config import load_config
 from driver.farm.backend import FarmOptions, open_backend
 from driver.farm.pool_executor import plan_priorities
-from driver.farm.scheduling import FarmScheduler
 from driver.manifest import Manifest, sha256_file
 from driver.plan import make_plan
 from driver.progress import Reporter
+from driver.scheduler import Scheduler
 from driver.storyboard import REPO_ROOT, load_storyboard
 
 DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
@@ -42,7 +42,7 @@ def farm_run(run_dir: Path, fo: FarmOptions, *, storyboard: Path = DEMO, config:
             compiled=lambda: runner.compile_all(plan, compiler, stage), priorities=plan_priorities(plan.jobs))
         if on_backend is not None:
             on_backend(executor)
-        scheduler = FarmScheduler(
+        scheduler = Scheduler(
             storyboard=sb, compiler=compiler, manifest=manifest, executor=executor, approvals=approvals,
             jobs_for=lambda s: make_plan(sb, cfg, only=[s.id], keyframe_rounds=manifest.keyframe_rounds()).jobs,
             reporter=reporter, stage=stage, max_retakes=cfg["retakes"]["max_retakes"])

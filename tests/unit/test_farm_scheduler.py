@@ -15,10 +15,10 @@ from driver.config import load_config
 from driver.farm.errors import NoServerAvailable
 from driver.farm.pool import ServerPool
 from driver.farm.pool_executor import PoolExecutor, plan_priorities
-from driver.farm.scheduling import FarmScheduler
 from driver.manifest import Manifest
 from driver.plan import make_plan
 from driver.progress import Reporter
+from driver.scheduler import Scheduler
 from driver.storyboard import REPO_ROOT, load_storyboard
 from tests.unit.driver_fakes import png, shot, write_storyboard
 from tests.unit.farm_fakes import FarmServer, fake_member
@@ -44,7 +44,7 @@ class FarmRun:
         self.pool = ServerPool([fake_member(s, **member_kw) for s in servers], all_down_timeout_s=0.0)
         executor = PoolExecutor(self.pool, job_timeout_s=60, lost_after_s=lost_after_s,
                                 priorities=plan_priorities(plan.jobs))
-        sched = FarmScheduler(
+        sched = Scheduler(
             storyboard=sb, compiler=Compiler(sb, cfg, manifest.run_id), manifest=manifest,
             jobs_for=lambda s: make_plan(sb, cfg, only=[s.id], keyframe_rounds=manifest.keyframe_rounds()).jobs,
             executor=executor, approvals=Approvals.load(self.run_dir), reporter=Reporter(), max_retakes=2)
