@@ -99,12 +99,15 @@ def test_the_cost_guard_stops_the_run_and_the_pods(comfy, tmp_path, runpod_env):
         assert not standin.live()
 
 
-def test_pods_whose_volume_lacks_the_models_are_refused_and_stopped(comfy, tmp_path, runpod_env):
+def test_pods_whose_volume_lacks_the_models_are_refused_and_stopped(comfy_server_factory, tmp_path, runpod_env):
     from driver.errors import PreflightFailed
     from driver.storyboard import REPO_ROOT
 
-    with RunPodApiStandIn(api_key=KEY, backends=_backends(comfy)) as standin:
-        with pytest.raises(PreflightFailed) as err:  # the test server has no SDXL checkpoint, no WAN models
+    # A server of its own: the shared session server may hold stand-in model files that
+    # other tests placed under the official names.
+    bare = comfy_server_factory()
+    with RunPodApiStandIn(api_key=KEY, backends=_backends(bare)) as standin:
+        with pytest.raises(PreflightFailed) as err:  # this server has no SDXL checkpoint, no WAN models
             farm_run(tmp_path / "run", _options(standin),
                      storyboard=REPO_ROOT / "storyboards" / "storyboard_ep_001.json")
         assert "sd_xl_base_1.0.safetensors" in str(err.value) and "nothing was queued" in str(err.value)
