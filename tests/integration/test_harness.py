@@ -27,8 +27,8 @@ def test_object_info_lists_every_pack_node_with_declared_inputs(comfy):
         declared = _declared(cls)
         served = {s: list(entry["input"].get(s, {})) for s in ("required", "optional")}
         assert served == declared, node_id
-        assert entry["input_order"] == {s: names for s, names in declared.items() if names or s == "required"} or \
-            {k: v for k, v in entry["input_order"].items() if v} == {k: v for k, v in declared.items() if v}
+        order = {s: entry["input_order"].get(s, []) for s in ("required", "optional")}
+        assert order == declared, node_id
         assert entry["output"] == list(cls.RETURN_TYPES), node_id
         assert entry["output_name"] == list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)), node_id
 
