@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -38,6 +37,7 @@ from anime_pipeline.core import motion  # noqa: E402
 from anime_pipeline.core.imaging import from_uint8  # noqa: E402
 from anime_pipeline.nodes.motion import MotionGate  # noqa: E402
 from tests.groundtruth import build as gt  # noqa: E402
+from pyav_filters import run_chain  # noqa: E402  (benchmarks/ is the script's folder)
 
 # -- peers --------------------------------------------------------------------------------
 
@@ -90,30 +90,9 @@ def pyscenedetect_cuts(frames_bgr: np.ndarray, **detector) -> np.ndarray:
 def _ffmpeg(frames: np.ndarray, chain: list[tuple[str, str]]) -> list[dict]:
     """Run RGB frames through a libavfilter chain; metadata of each output frame, by input index."""
     n, h, w = frames.shape[:3]
-    graph = av.filter.Graph()
-    tb = fractions.Fraction(1, 24)
-    nodes = [graph.add_buffer(width=w, height=h, format="rgb24", time_base=tb)]
-    nodes += [graph.add(name, args) for name, args in chain] + [graph.add("buffersink")]
-    for a, b in zip(nodes, nodes[1:]):
-        a.link_to(b)
-    graph.configure()
     meta = [{} for _ in range(n)]
-
-    def drain():
-        while True:
-            try:
-                out = graph.pull()
-            except (av.BlockingIOError, av.EOFError):
-                return
-            meta[out.pts] = dict(out.metadata)
-
-    for i, f in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-        vf.pts, vf.time_base = i, tb
-        graph.push(vf)
-        drain()
-    graph.push(None)
-    drain()
+    for out in run_chain(frames, chain, width=w, height=h, time_base=fractions.Fraction(1, 24)):
+        meta[out.pts] = dict(out.metadata)
     return meta
 
 

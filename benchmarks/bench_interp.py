@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -33,6 +32,7 @@ from anime_pipeline.core.imaging import from_uint8  # noqa: E402
 from anime_pipeline.core.interpolate import FlowInterpolator, LinearBlend  # noqa: E402
 from anime_pipeline.nodes.motion import AnimeRetime, MotionGate  # noqa: E402
 from tests.groundtruth import build as gt  # noqa: E402
+from pyav_filters import run_chain  # noqa: E402  (benchmarks/ is the script's folder)
 
 CLIPS = [  # the reference's five (A-E) and three more cartoon/anime clips
     "image_to_video_wan-1", "text_to_video_wan-1", "api_veo2_i2v-1", "wan2.1_flf2v_720_f16-1",
@@ -71,32 +71,11 @@ class Repeat:
 def minterpolate(kept: np.ndarray, step: int) -> tuple[dict[int, np.ndarray], float]:
     """ffmpeg minterpolate (defaults) at ``step`` x the rate; returns {original index: frame}, seconds."""
     n, h, w = kept.shape[:3]
-    tb_in = fractions.Fraction(1, 16)
-    graph = av.filter.Graph()
-    chain = [graph.add_buffer(width=w, height=h, format="rgb24", time_base=tb_in),
-             graph.add("format", "yuv444p"), graph.add("minterpolate", f"fps={16 * step}"), graph.add("buffersink")]
-    for a, b in zip(chain, chain[1:]):
-        a.link_to(b)
-    graph.configure()
+    chain = [("format", "yuv444p"), ("minterpolate", f"fps={16 * step}")]
     out: dict[int, np.ndarray] = {}
     t0 = time.perf_counter()
-
-    def drain():
-        while True:
-            try:
-                f = graph.pull()
-            except (av.BlockingIOError, av.EOFError):
-                return
-            j = round(f.pts * f.time_base * 16 * step)
-            out[j] = f.to_ndarray(format="rgb24")
-
-    for i, frame in enumerate(kept):
-        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        vf.pts, vf.time_base = i, tb_in
-        graph.push(vf)
-        drain()
-    graph.push(None)
-    drain()
+    for f in run_chain(kept, chain, width=w, height=h, time_base=fractions.Fraction(1, 16)):
+        out[round(f.pts * f.time_base * 16 * step)] = f.to_ndarray(format="rgb24")
     return out, time.perf_counter() - t0
 
 
