@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import json
 
-import av
 import pytest
 
 from anime_pipeline.core.naming import parse_asset_name
 from driver.cli import main
 from driver.manifest import sha256_file
 from driver.storyboard import REPO_ROOT, load_storyboard
+from tests.harness.media import probe_video
 
 pytestmark = pytest.mark.integration
 
 DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
-
-
-def _frames(path) -> tuple[int, tuple[int, int], float]:
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
-        return sum(1 for _ in c.decode(video=0)), (stream.width, stream.height), float(stream.average_rate)
 
 
 def _history_size(comfy) -> int:
@@ -44,7 +38,7 @@ def test_demo_renders_end_to_end_and_resumes(comfy, tmp_path):
         name = parse_asset_name(video["path"].split("/")[-1])
         assert (name.project, name.episode, name.shot_id, name.suffix) == ("DEMO", 1, shot.id, "video")
         assert sha256_file(run_dir / video["path"]) == video["sha256"]
-        n, size, fps = _frames(run_dir / video["path"])
+        n, size, fps = probe_video(run_dir / video["path"])
         assert (n, size, fps) == (shot.frames(24), (432, 768), 24.0)
         att = rec["jobs"][f"{shot.id}-video"]["attempts"][0]
         assert att["server"] == comfy.url and att["timings"]["execution_s"] > 0 and att["workflow"]
@@ -54,7 +48,7 @@ def test_demo_renders_end_to_end_and_resumes(comfy, tmp_path):
 
     cut = manifest["episode"]["cut"]
     assert cut["path"] == "DEMO_EP001_cut.mp4" and not cut["placeholders"]
-    assert _frames(run_dir / cut["path"])[0] == sum(s.frames(24) for s in sb.shots)
+    assert probe_video(run_dir / cut["path"])[0] == sum(s.frames(24) for s in sb.shots)
     page = (run_dir / "dailies.html").read_text()
     assert all(s.id in page for s in sb.shots) and "clips/DEMO_EP001_S01_T01_MIRA_video.mp4" in page
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import av
 import numpy as np
 import pytest
 import yaml
@@ -20,6 +19,7 @@ from PIL import Image
 from driver.cli import main
 from driver.plan import derive_seed, segment_seed
 from driver.storyboard import REPO_ROOT
+from tests.harness.media import probe_video
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +30,6 @@ OPEN_GATES = {
     "Keyframe Gate": {"min_ssim": 0.0, "max_mean_shift": 255.0, "max_delta_e": 100.0},
     "Seam Gate": {"warp_error_k": 100.0, "warp_error_floor": 1.0, "max_luma_jump": 255.0, "max_chroma_jump": 255.0},
 }
-
-
-def _frames(path):
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        return sum(1 for _ in c.decode(video=0)), (s.width, s.height), float(s.average_rate)
 
 
 def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
@@ -67,7 +61,7 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
     (att,) = flf["jobs"]["S01T01-video"]["attempts"]
     assert flf["status"] == "done" and att["passed"] and att["gate_report"]["passed"]
     assert {g["name"] for g in att["gate_report"]["gates"]} == {"artifact", "temporal", "keyframe_fidelity"}
-    assert _frames(run_dir / flf["assets"]["video"]["path"]) == (12, (64, 64), 24.0)
+    assert probe_video(run_dir / flf["assets"]["video"]["path"]) == (12, (64, 64), 24.0)
     (length,) = [n["inputs"]["length"] for n in att["workflow"].values()
                  if n["class_type"] == "WanFirstLastFrameToVideo"]
     assert length == 9  # 9 WAN frames at 16 fps -> 13 at 24 fps, trimmed to 0.5 s = 12
@@ -89,5 +83,5 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
         assert (run_dir / a["report_file"]["path"]).is_file()
     best = max(attempts, key=lambda a: a["score"])
     assert split["assets"]["video"]["attempt"] == best["attempt"]
-    assert _frames(run_dir / split["assets"]["video"]["path"]) == (18, (64, 64), 24.0)
+    assert probe_video(run_dir / split["assets"]["video"]["path"]) == (18, (64, 64), 24.0)
     assert m["episode"]["cut"]["frames"] == 30

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from driver.errors import ExecutionFailed
+from tests.harness.media import saved_video
 from tests.unit.triptych_strips import CASES, DARK, StripCase
 
 pytestmark = pytest.mark.integration
@@ -50,15 +50,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def upload(comfy, array: np.ndarray, path) -> str:
     Image.fromarray(array).save(path)
     return comfy.client.upload_image(path)
-
-
-def video_frames(comfy, entry: dict, tmp_path) -> tuple[int, float, tuple[int, int]]:
-    (ref,) = [r for r in comfy.client.output_files(entry) if r["filename"].endswith(".mp4")]
-    path = comfy.client.download(ref, tmp_path / ref["filename"])
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        return frames, float(stream.average_rate), (stream.codec_context.width, stream.codec_context.height)
 
 
 @pytest.mark.parametrize("case", TRIPTYCH_CASES, ids=[c.id for c in TRIPTYCH_CASES])
@@ -115,7 +106,7 @@ def test_tiny_wan_split_flf_chain_has_len_a_plus_len_b_minus_1_frames(comfy, tin
     plan_node = g.add("PreviewAny", source=[plan, 4])
 
     entry = comfy.client.run(g.nodes, timeout=300)
-    frames, fps, size = video_frames(comfy, entry, tmp_path)
+    frames, size, fps = saved_video(comfy.client, entry, tmp_path)
     plan_json = json.loads(entry["outputs"][plan_node]["text"][0])
     assert (plan_json["length_a"], plan_json["length_b"]) == (9, 13)
     assert frames == 9 + 13 - 1 and fps == 16.0 and size == (64, 64)
@@ -134,7 +125,7 @@ def test_held_push_writes_duration_times_fps_frames(comfy, tmp_path):
     g.add("SaveVideo", video=[g.add("CreateVideo", images=[push, 0], fps=[push, 1]), 0],
           filename_prefix="ap_test/push", format="auto", codec="auto")
     entry = comfy.client.run(g.nodes, timeout=120)
-    frames, fps, size = video_frames(comfy, entry, tmp_path)
+    frames, size, fps = saved_video(comfy.client, entry, tmp_path)
     assert frames == 36 and fps == 24.0 and size == (96, 64)
 
 

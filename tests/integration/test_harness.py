@@ -3,10 +3,10 @@ classes, and the official WAN 2.2 FLF topology runs on the tiny random models.""
 
 from __future__ import annotations
 
-import av
 import pytest
 
 from anime_pipeline import NODE_CLASS_MAPPINGS
+from tests.harness.media import saved_video
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +65,6 @@ def tiny_flf_prompt(tiny_wan: dict, *, length: int = 9, size: int = 64, prefix: 
 
 def test_tiny_wan_flf_topology_runs_end_to_end(comfy, tiny_wan, tmp_path):
     entry = comfy.client.run(tiny_flf_prompt(tiny_wan), timeout=300)
-    refs = [r for r in comfy.client.output_files(entry) if r["filename"].endswith(".mp4")]
-    assert len(refs) == 1
-    path = comfy.client.download(refs[0], tmp_path / "flf.mp4")
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        assert float(stream.average_rate) == pytest.approx(16.0)
-    assert frames == 9
+    video = saved_video(comfy.client, entry, tmp_path)
+    assert video.fps == pytest.approx(16.0)
+    assert video.frames == 9

@@ -4,11 +4,11 @@ SaveVideo; the saved MP4 has the expected frame count and rate."""
 
 from __future__ import annotations
 
-import av
 import pytest
 from PIL import Image
 
 from tests.groundtruth import build as gt
+from tests.harness.media import saved_video
 
 pytestmark = [
     pytest.mark.integration,
@@ -59,12 +59,7 @@ def test_gate_and_retime_write_a_video_at_the_new_rate(comfy, tmp_path, fps_out,
     assert '"labels": ["hold", "motion", "motion", "cut", "hold", "motion"]' in report
     assert any(kind == "progress" and data.get("node") == "retime" for kind, data in events)
 
-    refs = [r for r in comfy.client.output_files(entry) if r["filename"].endswith(".mp4")]
-    assert len(refs) == 1
-    path = comfy.client.download(refs[0], tmp_path / "retimed.mp4")
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        assert float(stream.average_rate) == pytest.approx(fps_out)
-        assert (stream.codec_context.width, stream.codec_context.height) == (128, 96)
-    assert frames == expected
+    video = saved_video(comfy.client, entry, tmp_path)
+    assert video.fps == pytest.approx(fps_out)
+    assert video.size == (128, 96)
+    assert video.frames == expected
