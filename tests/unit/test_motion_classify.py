@@ -89,10 +89,13 @@ def test_adaptive_mode_holds_boiling_repeats_that_the_fixed_rule_calls_motion():
 
 
 def test_progress_and_analysis_size():
+    n = 2 * motion.WORKERS * motion.CHUNK + 8  # long enough for full chunks
+    size = motion.chunk_size(n)
+    assert size == motion.CHUNK and motion.MIN_CHUNK <= motion.chunk_size(20) < motion.CHUNK
     calls = []
-    labels = motion.classify(np.stack([_cel(1)] * (motion.CHUNK + 8)), progress=lambda d, t: calls.append((d, t)))
-    assert labels.labels == ("hold",) * (motion.CHUNK + 7)  # chunks join without a gap or overlap
-    assert calls == [(motion.CHUNK, motion.CHUNK + 8), (motion.CHUNK + 8, motion.CHUNK + 8)]
+    labels = motion.classify(np.stack([_cel(1)] * n), progress=lambda d, t: calls.append((d, t)))
+    assert labels.labels == ("hold",) * (n - 1)  # chunks join without a gap or overlap
+    assert calls == [(min(n, k), n) for k in range(size, n + size, size)]
     assert motion.analysis_size(720, 1280) == (90, 160)
     assert motion.analysis_size(832, 480) == (160, 92)
     assert motion.analysis_size(60, 80) == (60, 80)
