@@ -8,7 +8,8 @@
    Mean PSNR (RGB, 8-bit) and SSIM-Y (Gaussian 11 / 1.5) per clip and over clips, for frame
    repeat (nearer kept frame), linear blend, ffmpeg ``minterpolate`` (defaults except the
    output rate, via PyAV, yuv444p so chroma is not subsampled), and ours (``FlowInterpolator``
-   default, + occlusion weighting, + line guard). "moving" = only the predicted frames that
+   default; its single 192 px flow estimate alone, + occlusion weighting, + line guard; and the
+   previous default, fast preset at 640 px). "moving" = only the predicted frames that
    differ from both neighbours (template clips contain re-timing duplicates, which inflate
    every method). ms per synthesised frame, 2 OpenCV threads.
 2. ``AP_AnimeRetime`` 16 -> 24 on a 1280x720 clip (all motion: the worst case), float IMAGE
@@ -111,9 +112,12 @@ def evaluate(frames: np.ndarray, step: int, methods: dict) -> dict:
 
 
 def interpolation(clips: list[str]) -> None:
+    one = {"extra_flow_sizes": ()}  # the occlusion / line-guard variants use one flow estimate
     methods = {"repeat": Repeat(), "linear blend": LinearBlend(), "ours (DIS flow)": FlowInterpolator(),
-               "ours + occlusion": FlowInterpolator(occlusion_px=2.0),
-               "ours + line guard": FlowInterpolator(line_guard=0.25)}
+               "ours, 1 flow (192)": FlowInterpolator(**one),
+               "ours 1 flow + occlusion": FlowInterpolator(occlusion_px=2.0, **one),
+               "ours 1 flow + line guard": FlowInterpolator(line_guard=0.25, **one),
+               "previous (fast, 640)": FlowInterpolator(preset="fast", flow_size=640, finest_scale=None, **one)}
     for step, title in ((2, "drop-every-other (t = 1/2)"), (3, "keep-every-third (t = 1/3, 2/3)")):
         print(f"\n== Interpolation, {title}: PSNR dB / SSIM-Y / PSNR on moving frames / ms per frame ==")
         totals: dict[str, list] = {}
@@ -123,14 +127,14 @@ def interpolation(clips: list[str]) -> None:
             n, nm = next(iter(table.values()))[4:6]
             print(f"-- {clip} {frames.shape[2]}x{frames.shape[1]}, {n} predicted frames ({nm} moving)")
             for name, (p, s, pm, ms, *_rest) in table.items():
-                print(f"   {name:22s} {p:6.2f}  {s:6.4f}  {pm:6.2f}  {ms:7.1f}")
+                print(f"   {name:24s} {p:6.2f}  {s:6.4f}  {pm:6.2f}  {ms:7.1f}")
                 totals.setdefault(name, []).append((p, s, pm, ms))
         print("-- mean over clips")
         ref = np.mean([t[0] for t in totals["ffmpeg minterpolate"]])
         ref_ms = np.mean([t[3] for t in totals["ffmpeg minterpolate"]])
         for name, vals in totals.items():
             p, s, pm, ms = (np.nanmean([v[i] for v in vals]) for i in range(4))
-            print(f"   {name:22s} {p:6.2f}  {s:6.4f}  {pm:6.2f}  {ms:7.1f}   "
+            print(f"   {name:24s} {p:6.2f}  {s:6.4f}  {pm:6.2f}  {ms:7.1f}   "
                   f"vs minterpolate {p - ref:+.2f} dB, {ref_ms / ms:4.1f}x speed")
 
 

@@ -63,3 +63,24 @@ def test_bad_arguments_raise_clear_errors():
         flow.compute_flow(a, a[:50])
     tiny = np.zeros((5, 6), np.uint8)
     assert not flow.compute_flow(tiny, tiny).any()
+
+
+@pytest.mark.parametrize("opts", [{"finest_scale": 0, "patch_stride": 2}, {"finest_scale": 1, "refine_iters": 0},
+                                  {"patch_stride": 3, "refine_iters": 8}])
+def test_dis_flow_options_recover_known_translation(opts):
+    big = _texture()
+    a, b = (cv2.cvtColor(_shifted(big, *d), cv2.COLOR_RGB2GRAY) for d in ((0, 0), (3, -2)))
+    f = flow.dis_flow(a, b, "ultrafast", **opts)
+    inner = f[16:-16, 16:-16]
+    assert np.median(inner[..., 0]) == pytest.approx(-3.0, abs=0.3)
+    assert np.median(inner[..., 1]) == pytest.approx(2.0, abs=0.3)
+
+
+def test_sampling_map_of_a_smaller_flow_rescales_vectors():
+    small = np.full((12, 16, 2), (1.5, -0.5), np.float32)
+    m = flow.sampling_map(small, 48, 64)  # 4x on both axes
+    grid = flow.pixel_grid(48, 64)
+    assert m.shape == (48, 64, 2) and np.allclose(m - grid, (6.0, -2.0), atol=1e-5)
+    m = flow.sampling_map(small, 24, 64)  # 2x / 4x
+    assert np.allclose(m - flow.pixel_grid(24, 64), (6.0, -1.0), atol=1e-5)
+    assert np.array_equal(grid[5, 7], (7.0, 5.0))

@@ -94,9 +94,19 @@ def compute_flow(a: np.ndarray, b: np.ndarray, *, scale: float = 0.5, preset: st
 _DIS_SAFE_SIDE = 32
 
 
-def dis_flow(ga: np.ndarray, gb: np.ndarray, preset: str = "fast", *, finest_scale: int | None = None) -> np.ndarray:
+def dis_flow(
+    ga: np.ndarray,
+    gb: np.ndarray,
+    preset: str = "fast",
+    *,
+    finest_scale: int | None = None,
+    patch_stride: int | None = None,
+    refine_iters: int | None = None,
+) -> np.ndarray:
     """OpenCV DIS flow ``ga -> gb`` of two same-size ``uint8`` grey images, at their size,
-    safe on every size (thin images are padded, then the flow is cropped)."""
+    safe on every size (thin images are padded, then the flow is cropped). ``finest_scale``,
+    ``patch_stride`` and ``refine_iters`` (variational refinement iterations) override the
+    preset's values when given."""
     h, w = ga.shape
     pad_y, pad_x = max(0, _DIS_SAFE_SIDE - h), max(0, _DIS_SAFE_SIDE - w)
     if pad_y or pad_x:
@@ -105,6 +115,10 @@ def dis_flow(ga: np.ndarray, gb: np.ndarray, preset: str = "fast", *, finest_sca
     dis = cv2.DISOpticalFlow_create(PRESETS[preset])
     if finest_scale is not None:
         dis.setFinestScale(int(finest_scale))
+    if patch_stride is not None:
+        dis.setPatchStride(int(patch_stride))
+    if refine_iters is not None:
+        dis.setVariationalRefinementIterations(int(refine_iters))
     return dis.calc(ga, gb, None)[:h, :w]
 
 
@@ -135,6 +149,11 @@ def _grid(height: int, width: int) -> np.ndarray:
     return g
 
 
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """Read-only ``float32 [H, W, 2]`` pixel coordinates ``(x, y)`` (cached)."""
+    return _grid(height, width)
+
+
 def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None = None) -> np.ndarray:
     """Absolute ``cv2.remap`` coordinates ``float32 [H, W, 2]`` = ``(x + dx, y + dy)``.
 
@@ -145,11 +164,12 @@ def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None 
     if (fh, fw) == (height, width):
         m = np.array(flow, np.float32, copy=True)
     else:
-        m = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+        # Rescale the vectors on the (smaller) flow, then resize: one full-size pass less.
         if fw * height == fh * width:  # same factor on both axes (the usual case)
-            m *= np.float32(width / fw)
+            small = flow * np.float32(width / fw)
         else:
-            m *= np.array([width / fw, height / fh], np.float32)
+            small = flow * np.array([width / fw, height / fh], np.float32)
+        m = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     m += _grid(height, width)
     return m
 
