@@ -32,18 +32,20 @@ no per-clip setting). Figures are mean PSNR at t=1/2 relative to ffmpeg
 
 * the flow's resolution matters more than the search effort: a coarse-to-fine
   pyramid refined to 160-224 px (``finest_scale=0``) beats the fast preset
-  refined to a quarter of 640 px (+0.47 dB at 192 px, same cost); medium
-  (+0.54 dB) and finest scale 1 at 384 px (+0.47..0.50 dB) cost 1.5-2x more;
-  patch stride 3 adds ~0.03 dB for ~1.3x the flow time; variational
-  refinement, more gradient-descent iterations, other patch sizes, a median
-  filter on the flow and cubic/Lanczos warping gave <= +0.03 dB or less;
+  refined to a quarter of 640 px (+0.47 dB at 192 px, same cost); so does
+  finest scale 1 at 384 px (+0.47 dB, same cost); the medium preset reaches
+  +0.54 dB at ~2x the time; patch stride 3, variational refinement (2-5
+  iterations), patch size 6 or more gradient-descent iterations add at most
+  ~0.04 dB for 1.3-1.6x the time; a median filter on the flow changed nothing;
+  cubic / Lanczos warping lost 0.01-0.04 dB;
 * averaging the 192 px estimate with a 128 px one: +0.56 dB (t=1/2) and
-  +0.91 dB (t=1/3, 2/3) for ~1.3x the previous default's time (remaps shared
-  in 8 bits, the RGBA conversion done once per call);
-* flow reversal (``intermediate="splat"``) adds ~0.03 dB but costs about as much as
-  the second estimate, so it is off; a bilateral re-estimation of the flow at
-  ``t`` and a per-pixel choice among candidate flows by matching cost gave
-  <= +0.03 dB.
+  +0.91 dB (t=1/3, 2/3) for 1.3-1.5x the previous default's time (sources
+  converted to RGBA once per call, estimates averaged in 8 bits); 224 + 128 px
+  gave +0.02 dB more for ~5 % more time, a third estimate (96 or 112 px) nothing;
+* flow reversal (``intermediate="splat"``) adds ~0.03 dB but ~50 % more time, so it
+  is off; a bilateral re-estimation of the flow at ``t`` (DIS between the two
+  warped frames) and a per-pixel choice among candidate flows by matching cost
+  gave <= +0.03 dB.
 
 The bench's clips are small; at 1280x720 (the retime benchmark) the same 192 /
 128 px flow is a 6.7x / 10x reduction, chosen for speed there too and not
@@ -56,7 +58,8 @@ on real clips (benchmarks/bench_interp.py, PSNR and SSIM): ``occlusion_px``
 and ``line_guard`` (where the two warped candidates still disagree strongly,
 the temporally nearer one is used instead of an average, so a mis-registered
 line is drawn once instead of twice, at some cost in PSNR). They use the
-``flow_size`` estimate only (no averaging over ``extra_flow_sizes``).
+``flow_size`` estimate only (no averaging over ``extra_flow_sizes``); with the
+192 px flow they measured -0.12 dB and -0.47 dB at t=1/2 against that estimate alone.
 """
 
 from __future__ import annotations
