@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -147,6 +148,20 @@ def _score_chunk(frames, start: int, size: int, thresholds: Thresholds) -> tuple
     return first, out
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The analysis thread pool: ``WORKERS`` threads, started once and kept (idle threads cost
+    nothing; starting them on every call cost up to a tenth of a short clip's analysis)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers != WORKERS:
+            _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="ap_motion")
+        return _POOL
+
+
 def chunk_size(n_frames: int) -> int:
     """Frames per chunk for a clip of ``n_frames``: ``CHUNK``, or less for short clips so that
     every worker gets at least two chunks (at least ``MIN_CHUNK`` frames each)."""
@@ -177,15 +192,15 @@ def interval_scores(
         if progress is not None:
             progress(min(n, first + len(values) + 1), n)
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        pending = deque()
-        size = chunk_size(n)
-        for start in range(0, n - 1, size):
-            pending.append(pool.submit(_score_chunk, frames, start, size, thresholds))
-            if len(pending) > WORKERS:
-                merge(pending.popleft())
-        while pending:
+    pool = _pool()
+    pending = deque()
+    size = chunk_size(n)
+    for start in range(0, n - 1, size):
+        pending.append(pool.submit(_score_chunk, frames, start, size, thresholds))
+        if len(pending) > WORKERS:
             merge(pending.popleft())
+    while pending:
+        merge(pending.popleft())
     return out
 
 
