@@ -1,6 +1,6 @@
 """Cut / hold / motion gating: accuracy and speed side by side in one run (a benchmark, not a test).
 
-    cd /work/main && .venv/bin/python benchmarks/bench_gating.py [--frames 96] [--tune] [--speed-only]
+    cd /work/main && .venv/bin/python benchmarks/bench_gating.py [--frames 96,240] [--repeats 7] [--tune] [--speed-only]
 
 1. Accuracy on the frozen ground truth (tests/groundtruth, held-out clips, every variant):
    cut and hold precision/recall and motion-labelled-hold rate for
@@ -13,7 +13,9 @@
    * ffmpeg ``scdet`` (defaults, threshold 10) and ``select`` scene score > 0.4 / > 0.2, via PyAV.
    Peers detect cuts only; their hold columns are empty.
 2. Speed at 1280x720 on the same ``uint8`` frames in memory (held-out frames upscaled;
-   decode excluded): frames per second and cut P/R on those frames; plus our
+   decode excluded), for each clip length in ``--frames`` (a short clip shows thread
+   start-up and load imbalance, a longer one the sustained rate): frames per second
+   and cut P/R on those frames; plus our
    ``AP_MotionGate`` node end to end on a ComfyUI float IMAGE tensor. Methods run
    ``--repeats`` times, interleaved; best and median wall time and median CPU time.
 3. ``--tune``: the measurements behind the default thresholds, on the tuning clips only.
@@ -267,7 +269,8 @@ def tune_report() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=96, help="frames for the 1280x720 speed run")
+    parser.add_argument("--frames", default="96,240",
+                        help="clip lengths (frames, comma-separated) for the 1280x720 speed runs")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per method in the speed run")
     parser.add_argument("--tune", action="store_true", help="also print the tuning-split measurements")
     parser.add_argument("--speed-only", action="store_true", help="skip the accuracy tables")
@@ -279,7 +282,8 @@ def main() -> None:
         tune_report()
     if not args.speed_only:
         accuracy("heldout")
-    speed(args.frames, args.repeats)
+    for n_frames in map(int, args.frames.split(",")):
+        speed(n_frames, args.repeats)
 
 
 if __name__ == "__main__":

@@ -104,3 +104,25 @@ def test_progress_and_analysis_size():
 @pytest.mark.parametrize("bad", [np.zeros((4, 5, 3), np.uint8)])
 def test_tiny_frames_still_classify(bad):
     assert motion.classify(np.stack([bad, bad])).labels == ("hold",)
+
+
+def test_opencv_threads_are_single_during_analysis_and_restored(monkeypatch):
+    import cv2
+
+    seen = []
+    score_chunk = motion._score_chunk
+
+    def spy(*args):
+        seen.append(cv2.getNumThreads())
+        return score_chunk(*args)
+
+    monkeypatch.setattr(motion, "_score_chunk", spy)
+    monkeypatch.setattr(motion, "WORKERS", 2)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        motion.classify(np.stack([_cel(1)] * 40))
+        assert seen and set(seen) == {1}  # nested OpenCV pools off inside the workers
+        assert cv2.getNumThreads() == 3  # and the caller's setting is back
+    finally:
+        cv2.setNumThreads(before)

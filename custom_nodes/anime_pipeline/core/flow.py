@@ -39,6 +39,8 @@ quality gates (flow-compensated flicker). Everything works on numpy arrays:
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -112,14 +114,30 @@ def dis_flow(
     if pad_y or pad_x:
         ga = cv2.copyMakeBorder(ga, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
         gb = cv2.copyMakeBorder(gb, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
-    dis = cv2.DISOpticalFlow_create(PRESETS[preset])
-    if finest_scale is not None:
-        dis.setFinestScale(int(finest_scale))
-    if patch_stride is not None:
-        dis.setPatchStride(int(patch_stride))
-    if refine_iters is not None:
-        dis.setVariationalRefinementIterations(int(refine_iters))
-    return dis.calc(ga, gb, None)[:h, :w]
+    return _dis_instance(preset, finest_scale, patch_stride, refine_iters).calc(ga, gb, None)[:h, :w]
+
+
+_DIS_CACHE = threading.local()
+
+
+def _dis_instance(preset: str, finest_scale: int | None, patch_stride: int | None, refine_iters: int | None):
+    """A DIS object with these settings, one per thread and setting (creating one, and its
+    buffers, cost about a tenth of a small image's flow; an instance is not thread-safe)."""
+    cache = _DIS_CACHE.__dict__.setdefault("instances", {})
+    key = (preset, finest_scale, patch_stride, refine_iters)
+    dis = cache.get(key)
+    if dis is None:
+        dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        if finest_scale is not None:
+            dis.setFinestScale(int(finest_scale))
+        if patch_stride is not None:
+            dis.setPatchStride(int(patch_stride))
+        if refine_iters is not None:
+            dis.setVariationalRefinementIterations(int(refine_iters))
+        if len(cache) >= 8:
+            cache.clear()
+        cache[key] = dis
+    return dis
 
 
 def upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -162,14 +180,13 @@ def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None 
     fh, fw = flow.shape[:2]
     height, width = height or fh, width or fw
     if (fh, fw) == (height, width):
-        m = np.array(flow, np.float32, copy=True)
+        return np.add(flow, _grid(height, width), dtype=np.float32)
+    # Rescale the vectors on the (smaller) flow, then resize: one full-size pass less.
+    if fw * height == fh * width:  # same factor on both axes (the usual case)
+        small = flow * np.float32(width / fw)
     else:
-        # Rescale the vectors on the (smaller) flow, then resize: one full-size pass less.
-        if fw * height == fh * width:  # same factor on both axes (the usual case)
-            small = flow * np.float32(width / fw)
-        else:
-            small = flow * np.array([width / fw, height / fh], np.float32)
-        m = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+        small = flow * np.array([width / fw, height / fh], np.float32)
+    m = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     m += _grid(height, width)
     return m
 

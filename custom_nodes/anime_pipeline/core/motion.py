@@ -55,6 +55,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -162,6 +163,29 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+_CV_THREADS = {"users": 0, "saved": 1}
+
+
+@contextmanager
+def _opencv_single_threaded():
+    """OpenCV's own thread pool off while the analysis workers run: each OpenCV call in a
+    worker would otherwise split itself over the same cores again (nested pools, measured
+    ~10 % slower). Process-wide and reference-counted; the previous setting comes back when
+    the last analysis ends."""
+    with _POOL_LOCK:
+        if _CV_THREADS["users"] == 0:
+            _CV_THREADS["saved"] = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _CV_THREADS["users"] += 1
+    try:
+        yield
+    finally:
+        with _POOL_LOCK:
+            _CV_THREADS["users"] -= 1
+            if _CV_THREADS["users"] == 0:
+                cv2.setNumThreads(_CV_THREADS["saved"])
+
+
 def chunk_size(n_frames: int) -> int:
     """Frames per chunk for a clip of ``n_frames``: ``CHUNK``, or less for short clips so that
     every worker gets at least two chunks (at least ``MIN_CHUNK`` frames each)."""
@@ -193,14 +217,15 @@ def interval_scores(
             progress(min(n, first + len(values) + 1), n)
 
     pool = _pool()
-    pending = deque()
-    size = chunk_size(n)
-    for start in range(0, n - 1, size):
-        pending.append(pool.submit(_score_chunk, frames, start, size, thresholds))
-        if len(pending) > WORKERS:
+    with _opencv_single_threaded() if WORKERS > 1 else nullcontext():
+        pending = deque()
+        size = chunk_size(n)
+        for start in range(0, n - 1, size):
+            pending.append(pool.submit(_score_chunk, frames, start, size, thresholds))
+            if len(pending) > WORKERS:
+                merge(pending.popleft())
+        while pending:
             merge(pending.popleft())
-    while pending:
-        merge(pending.popleft())
     return out
 
 
