@@ -47,9 +47,10 @@ no per-clip setting). Figures are mean PSNR at t=1/2 relative to ffmpeg
   warped frames) and a per-pixel choice among candidate flows by matching cost
   gave <= +0.03 dB.
 
-The bench's clips are small; at 1280x720 (the retime benchmark) the same 192 /
-128 px flow is a 6.7x / 10x reduction, chosen for speed there too and not
-checked for quality at that size.
+The bench's clips are small (no real clip of 720p or more is available offline);
+at 1280x720 the same 192 / 128 px flow is a 6.7x / 10x reduction, not checked for
+quality at that size. It is not coarser than before: the previous default (fast
+preset at 640 px, finest scale 2) stopped refining at 160 px.
 
 Two refinements are available and off by default because they measured worse
 on real clips (benchmarks/bench_interp.py, PSNR and SSIM): ``occlusion_px``
@@ -279,6 +280,7 @@ class FlowInterpolator:
                 a_t, b_t = cv2.cvtColor(a_t, cv2.COLOR_RGBA2RGB), cv2.cvtColor(b_t, cv2.COLOR_RGBA2RGB)
             cv2.addWeighted(a_t, (1 - t) / 255.0, b_t, t / 255.0, 0.0, dst=out[k], dtype=cv2.CV_32F)
         return out
+
 
 def _to_uint8(frame: np.ndarray) -> np.ndarray:
     """float 0..1 -> uint8 (rounded, saturated: negatives give 0); uint8 passes through."""
