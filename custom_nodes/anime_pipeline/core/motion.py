@@ -69,7 +69,7 @@ from .motion_features import acquire, analysis_size, block_crop, block_means, de
 JITTER_LIMIT = 0.5  # thumbnail px (~0.3 % of the frame width)
 NOISE_FLOOR_PERCENTILE = 2
 CONTRAST_EPS = 4.0
-CHUNK = 32  # frames analysed together at most (bounded working memory)
+CHUNK = 48  # frames analysed together at most: ~19 MB of buffers per chunk in flight (32: ~8 % slower)
 MIN_CHUNK = 8
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 SCORE_NAMES = ("detail_change", "color_shift", "unexplained")
@@ -145,7 +145,7 @@ def _score_chunk(frames, start: int, size: int, thresholds: Thresholds) -> tuple
         for j in np.flatnonzero(shift >= thresholds.cut_color):
             out["unexplained"][j] = unexplained(ws.y[j], ws.y[j + 1])
     finally:
-        release(ws)
+        release(ws, keep=WORKERS + 1)
     return first, out
 
 
