@@ -25,6 +25,7 @@ import websocket
 
 from .errors import (DriverError, ExecutionFailed, Interrupted, LostContact, OutputMissing,
                      PromptRejected, ServerUnreachable)
+from .manifest import atomic_write_chunks
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +136,7 @@ class ComfyClient:
         resp = self._request("GET", "/view", params=params, stream=True)
         if resp.status_code != 200:
             raise OutputMissing(f"/view {params} on {self.url}: HTTP {resp.status_code}")
-        tmp = dest.with_name(dest.name + ".part")
-        with tmp.open("wb") as fh:
-            for block in resp.iter_content(chunk):
-                fh.write(block)
-        tmp.replace(dest)
-        return dest
+        return atomic_write_chunks(dest, resp.iter_content(chunk))
 
     # ------------------------------------------------------------------ prompts
     def queue_prompt(self, prompt: dict, prompt_id: str | None = None, extra_data: dict | None = None) -> str:

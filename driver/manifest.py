@@ -31,6 +31,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import __version__
@@ -79,17 +80,29 @@ def atomic_write_text(path: Path, text: str) -> None:
     The data is fsynced before the rename (no empty file after a power loss); the
     directory is not: after an OS crash the previous version may reappear, which a
     resume handles (it asks the server about anything recorded as in flight)."""
+    atomic_write_chunks(path, [text.encode("utf-8")], sync=True)
+
+
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = False) -> Path:
+    """Write ``chunks`` to ``path`` through a temporary file of its own in the same folder,
+    then rename: readers see the old or the new file, and two writers of the same path
+    (a download finishing in a thread of an interrupted run while the rerun collects
+    the same output) never share a temporary file. ``sync``: fsync before the rename.
+    Outputs are written without it: a resume checks them by size and sha256."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            _datasync(fh.fileno())
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+            if sync:
+                fh.flush()
+                _datasync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def atomic_write_json(path: Path, doc, *, compact: bool = False) -> None:

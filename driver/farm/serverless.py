@@ -27,7 +27,7 @@ import requests
 from driver.compile import REPORT, Compiled
 from driver.errors import Cancelled, LostContact, OutputMissing
 from driver.executor import Outcome, upload_name, verify_file
-from driver.manifest import atomic_write_json, now
+from driver.manifest import atomic_write_chunks, atomic_write_json, now
 from driver.quality import REPORT_MARKER, parse_report_from_error
 
 from .errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessCancelled,
@@ -298,9 +298,7 @@ class ServerlessExecutor:
                     raise OutputMissing(f"{compiled.prompt_id}: two files for {role!r} ({files[role].name}, {name})",
                                         shot=compiled.job.shot)
                 dest = dest_for(role, Path(name).suffix.lstrip(".").lower() or "bin")
-                tmp = dest.with_name(dest.name + ".part")
-                tmp.write_bytes(blob)
-                tmp.replace(dest)
+                atomic_write_chunks(dest, [blob])
                 problem = verify_file(dest, compiled.job.frames if role == "video" else None)
                 if problem:
                     raise OutputMissing(f"{compiled.prompt_id}: {name} ({role}) from RunPod job {job_id} {problem}",

@@ -99,3 +99,27 @@ def test_exit_codes_one_per_class_with_precedence():
     assert exit_code_for(["server_unreachable", "gpu_unavailable"]) == 11
     assert exit_code_for(["runpod_api", "budget_exceeded"]) == 12
     assert exit_code_for(["cancelled", "budget_exceeded"]) == 130
+
+
+def test_atomic_writes_of_one_path_never_share_a_temporary_file(tmp_path):
+    from driver.manifest import atomic_write_chunks
+
+    dest = tmp_path / "shot_last_a1.png"
+
+    def slow_writer():  # an interrupted run's thread, still downloading
+        yield b"first "
+        atomic_write_chunks(dest, [b"second writer"])  # the rerun collects the same output meanwhile
+        yield b"writer"
+
+    atomic_write_chunks(dest, slow_writer())
+    assert dest.read_bytes() == b"first writer"  # the last rename wins, nothing failed
+    assert [p.name for p in tmp_path.iterdir()] == [dest.name]  # no temporary file left
+
+    def broken():
+        yield b"partial"
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        atomic_write_chunks(dest, broken())
+    assert dest.read_bytes() == b"first writer"  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == [dest.name]
