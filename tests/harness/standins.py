@@ -5,6 +5,7 @@ validation, never the models."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def placeholder_image(path: Path) -> None:
         Image.fromarray(strip).save(path)
 
 
-def provide_stand_ins(prompt: dict, object_info: dict, models_dir: Path, tiny_dir: Path, tmp: Path) -> bool:
+def provide_stand_ins(prompt: dict, models_dir: Path, tiny_dir: Path) -> bool:
     """Provide a file for every model name the prompt uses that the server lacks; returns
     whether the prompt names any model file at all."""
     used = False
@@ -86,8 +87,6 @@ def withdraw(client, prompt_id: str, timeout: float = 120.0) -> None:
     """Take an accepted prompt back: delete it from the queue, or interrupt it until it
     stops if it already started (an interrupt sent before a prompt starts is cleared
     when it starts, so keep sending until it is neither running nor pending)."""
-    import time
-
     client._request("POST", "/queue", json={"delete": [prompt_id]})
     deadline = time.monotonic() + timeout
     while client.is_queued(prompt_id):

@@ -59,7 +59,7 @@ def test_every_compiled_workflow_matches_the_server(object_info):
     assert not problems
 
 
-def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, comfy_install, object_info, tmp_path):
+def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, comfy_install, tmp_path):
     """Every workflow the driver compiles for the example episode (T2I keyframes with the
     character registry inline, triptych split, WAN FLF and split FLF, held shots) passes
     preflight and the server's own validation once files exist under the configured model
@@ -76,7 +76,7 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     strip = tmp_path / "placeholder.png"
     placeholder_image(strip)
     for c in compiled:
-        provide_stand_ins(c.prompt, object_info, comfy.models_dir, tiny_models(comfy_install), tmp_path)
+        provide_stand_ins(c.prompt, comfy.models_dir, tiny_models(comfy_install))
         for node in c.prompt.values():
             if node["class_type"] == "LoadImage":
                 sub, _, name = node["inputs"]["image"].rpartition("/")

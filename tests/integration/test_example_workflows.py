@@ -36,7 +36,7 @@ def test_example_workflow_is_accepted_by_the_real_server(path, comfy, comfy_inst
             placeholder = tmp_path / f"placeholder{name.suffix}"
             placeholder_image(placeholder)
             comfy.client.upload_image(placeholder, name=name.name, subfolder=str(name.parent).strip("."))
-    needs_models = provide_stand_ins(prompt, object_info, comfy.models_dir, tiny_models(comfy_install), tmp_path)
+    needs_models = provide_stand_ins(prompt, comfy.models_dir, tiny_models(comfy_install))
     prompt_id = comfy.client.queue_prompt(prompt)  # raises PromptRejected with every node error
     if needs_models:
         # Stand-in weights are not real models: acceptance is what is checked.
