@@ -1,7 +1,8 @@
-"""Runs a storyboard on a farm backend the way ``driver.runner.run`` will once the farm
-hooks are in it (driver/farm/INTEGRATION.md): storyboard -> plan -> compile -> backend
+"""Runs a storyboard on a farm backend with the same wiring as ``driver.runner.run``'s
+farm branch (driver/farm/INTEGRATION.md): storyboard -> plan -> compile -> backend
 (open_backend: pool, pods or endpoint, preflight per member) -> Scheduler ->
-manifest. Also small checks shared by the farm integration tests."""
+manifest, but it returns the scheduler's result, lets errors propagate and skips the
+assembly. Also small checks shared by the farm integration tests."""
 
 from __future__ import annotations
 
