@@ -39,6 +39,7 @@ quality gates (flow-compensated flicker). Everything works on numpy arrays:
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import cv2
@@ -151,25 +152,13 @@ def upscale_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-_GRIDS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _grid(height: int, width: int) -> np.ndarray:
-    """Cached read-only ``float32 [H, W, 2]`` pixel coordinates ``(x, y)``."""
-    g = _GRIDS.get((height, width))
-    if g is None:
-        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        g = np.dstack([xs, ys])
-        g.flags.writeable = False
-        if len(_GRIDS) > 8:
-            _GRIDS.clear()
-        _GRIDS[(height, width)] = g
-    return g
-
-
+@functools.lru_cache(maxsize=8)
 def pixel_grid(height: int, width: int) -> np.ndarray:
     """Read-only ``float32 [H, W, 2]`` pixel coordinates ``(x, y)`` (cached)."""
-    return _grid(height, width)
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid = np.dstack([xs, ys])
+    grid.flags.writeable = False
+    return grid
 
 
 def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None = None) -> np.ndarray:
@@ -180,21 +169,15 @@ def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None 
     fh, fw = flow.shape[:2]
     height, width = height or fh, width or fw
     if (fh, fw) == (height, width):
-        return np.add(flow, _grid(height, width), dtype=np.float32)
+        return np.add(flow, pixel_grid(height, width), dtype=np.float32)
     # Rescale the vectors on the (smaller) flow, then resize: one full-size pass less.
     if fw * height == fh * width:  # same factor on both axes (the usual case)
         small = flow * np.float32(width / fw)
     else:
         small = flow * np.array([width / fw, height / fh], np.float32)
     m = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    m += _grid(height, width)
+    m += pixel_grid(height, width)
     return m
-
-
-def sampling_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Absolute ``cv2.remap`` coordinates ``(x + dx, y + dy)`` as two planes."""
-    m = sampling_map(flow)
-    return m[..., 0], m[..., 1]
 
 
 def remap(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
