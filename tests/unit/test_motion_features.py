@@ -33,7 +33,7 @@ def test_run_descriptors_match_frame_by_frame(shape):
             for c in range(3):
                 hist = np.bincount(yuv[..., c].ravel() // (256 // mf.HIST_BINS), minlength=mf.HIST_BINS)
                 np.testing.assert_allclose(ws.cdf[j, c], np.cumsum(hist) / hist.sum(), atol=1e-6)
-        detail, shift = mf.run_scores(ws, 7)
+        detail, shift = mf.detail_changes(ws, 7), mf.color_shifts(ws, 7)
         for j in range(6):
             blocks = mf.block_means(np.abs(ws.hp[j + 1] - ws.hp[j]))
             assert detail[j] == pytest.approx(blocks.max(), abs=1e-4)

@@ -184,8 +184,9 @@ def describe_run(frames, ws: Workspace) -> int:
     return m
 
 
-def run_scores(ws: Workspace, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(detail_change, color_shift)`` of the ``m - 1`` intervals of a described run."""
+def detail_changes(ws: Workspace, m: int) -> np.ndarray:
+    """``detail_change`` of the ``m - 1`` intervals of a described run: the largest
+    ``BLOCK``-block mean of the high-passed luma difference."""
     hc, wc = ws.hp.shape[1:]
     k = m - 1
     cv2.absdiff(ws.hp[1:m].reshape(k * hc, wc), ws.hp[: m - 1].reshape(k * hc, wc),
@@ -193,6 +194,10 @@ def run_scores(ws: Workspace, m: int) -> tuple[np.ndarray, np.ndarray]:
     blocks = ws.blocks[:k]
     cv2.resize(ws.change[:k].reshape(k * hc, wc), (wc // BLOCK, k * hc // BLOCK),
                dst=blocks.reshape(k * hc // BLOCK, wc // BLOCK), interpolation=cv2.INTER_AREA)
-    detail = blocks.reshape(k, -1).max(axis=1)
-    shift = np.abs(ws.cdf[1:m] - ws.cdf[: m - 1]).sum(axis=(1, 2)) * np.float32(256 / HIST_BINS / 3)
-    return detail, shift
+    return blocks.reshape(k, -1).max(axis=1)
+
+
+def color_shifts(ws: Workspace, m: int) -> np.ndarray:
+    """``color_shift`` of the ``m - 1`` intervals of a described run: the mean over Y, U, V of
+    the histograms' earth mover's distance, in 8-bit levels."""
+    return np.abs(ws.cdf[1:m] - ws.cdf[: m - 1]).sum(axis=(1, 2)) * np.float32(256 / HIST_BINS / 3)
