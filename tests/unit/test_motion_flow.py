@@ -84,3 +84,18 @@ def test_sampling_map_of_a_smaller_flow_rescales_vectors():
     m = flow.sampling_map(small, 24, 64)  # 2x / 4x
     assert np.allclose(m - flow.pixel_grid(24, 64), (6.0, -1.0), atol=1e-5)
     assert np.array_equal(grid[5, 7], (7.0, 5.0))
+
+
+def test_dis_instances_are_cached_per_thread_and_setting():
+    import threading
+
+    first = flow._dis_instance("ultrafast", 0, None, None)
+    assert flow._dis_instance("ultrafast", 0, None, None) is first  # reused in this thread
+    other = flow._dis_instance("ultrafast", 1, None, None)
+    assert other is not first and other.getFinestScale() == 1 and first.getFinestScale() == 0
+    assert flow._dis_instance("fast", None, 3, 2).getPatchStride() == 3
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(flow._dis_instance("ultrafast", 0, None, None)))
+    worker.start()
+    worker.join()
+    assert seen[0] is not first  # an instance is not thread-safe: each thread has its own
