@@ -65,5 +65,7 @@ def test_job_in_neither_is_lost():
 
 
 def test_single_server_slot_is_a_no_op():
-    with Executor(_FinishingClient("gone"), run_id="r", job_timeout=1.0).slot(None, None):
-        pass
+    client = _FinishingClient("gone")
+    with Executor(client, run_id="r", job_timeout=1.0).slot(None, "http://elsewhere:8188") as held:
+        assert held is None
+    assert client.calls == []  # holding a slot asks the server nothing
