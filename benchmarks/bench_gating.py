@@ -242,9 +242,11 @@ def speed(n_frames: int, repeats: int) -> None:
         fps[name] = len(big) / min(walls[name])
         print(f"{name:34s}  {cp:5.3f} {cr:5.3f} {2 * cp * cr / max(cp + cr, 1e-9):5.3f}  {fps[name]:13.1f}"
               f"  {len(big) / np.median(walls[name]):6.1f}  {np.median(cpus[name]) / len(big) * 1000:12.2f}")
-    peer = fps["PySceneDetect ContentDetector"]
-    print(f"ours / PySceneDetect speed (best runs): {fps[runs[0][0]] / peer:.2f}x with {motion.WORKERS} workers, "
-          f"{fps['ours, 1 worker'] / peer:.2f}x with 1; load average now {os.getloadavg()[0]:.2f}")
+    peer, ours_name = "PySceneDetect ContentDetector", runs[0][0]
+    median = {name: np.median(walls[name]) for name in (peer, ours_name, "ours, 1 worker")}
+    print(f"ours / PySceneDetect speed: best runs {fps[ours_name] / fps[peer]:.2f}x with {motion.WORKERS} workers "
+          f"({fps['ours, 1 worker'] / fps[peer]:.2f}x with 1), medians {median[peer] / median[ours_name]:.2f}x "
+          f"({median[peer] / median['ours, 1 worker']:.2f}x); load average now {os.getloadavg()[0]:.2f}")
 
 
 def tune_report() -> None:
