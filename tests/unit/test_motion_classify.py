@@ -3,6 +3,8 @@ the same labels from uint8 arrays and from ComfyUI float tensors."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -89,16 +91,29 @@ def test_adaptive_mode_holds_boiling_repeats_that_the_fixed_rule_calls_motion():
 
 
 def test_progress_and_analysis_size():
-    n = 2 * motion.WORKERS * motion.CHUNK + 8  # long enough for full chunks
+    n = 2 * motion.WORKERS * motion.CHUNK + 1  # long enough for full chunks
     size = motion.chunk_size(n)
     assert size == motion.CHUNK and motion.MIN_CHUNK <= motion.chunk_size(20) < motion.CHUNK
+    for frames in (96, 240, 481, 1000):  # whole rounds on short clips: no lone last chunk
+        chunks = math.ceil((frames - 1) / motion.chunk_size(frames))
+        assert chunks % motion.WORKERS == 0 or motion.chunk_size(frames) == motion.MIN_CHUNK, frames
     calls = []
     labels = motion.classify(np.stack([_cel(1)] * n), progress=lambda d, t: calls.append((d, t)))
     assert labels.labels == ("hold",) * (n - 1)  # chunks join without a gap or overlap
-    assert calls == [(min(n, k), n) for k in range(size, n + size, size)]
+    assert calls == [(min(n, start + size + 1), n) for start in range(0, n - 1, size)]
     assert motion.analysis_size(720, 1280) == (90, 160)
     assert motion.analysis_size(832, 480) == (160, 92)
     assert motion.analysis_size(60, 80) == (60, 80)
+
+
+@pytest.mark.parametrize("n", [81, 49, 2 * motion.WORKERS * motion.CHUNK + 1, 50, 2])
+def test_every_interval_is_scored(n):
+    # 81 frames (a WAN clip) is 4 chunks of 20 intervals on 2 workers: a chunk boundary
+    # falling on the last frame once left the last interval unscored (NaN, labelled motion).
+    frames = np.stack([_cel(1)] * n)
+    labels = motion.classify(frames)
+    assert labels.labels == ("hold",) * (n - 1)
+    assert all(np.isfinite(labels.scores["detail_change"])) and all(np.isfinite(labels.scores["color_shift"]))
 
 
 @pytest.mark.parametrize("bad", [np.zeros((4, 5, 3), np.uint8)])

@@ -65,7 +65,7 @@ import numpy as np
 from .contracts import CUT, HOLD, MOTION, MotionLabels
 from .flow import compute_flow, warp
 from .motion_features import (acquire, analysis_size, block_crop, block_means, color_shifts, describe_run,
-                              detail_changes, highpass, release)
+                              detail_changes, highpass, luma, release)
 
 JITTER_LIMIT = 0.5  # thumbnail px (~0.3 % of the frame width)
 NOISE_FLOOR_PERCENTILE = 2
@@ -128,10 +128,11 @@ def _mean_abs_deviation(x: np.ndarray) -> float:
 
 
 def _score_chunk(frames, start: int, size: int, thresholds: Thresholds) -> tuple[int, dict[str, np.ndarray]]:
-    """Scores of the intervals ending in frames ``start + 1 .. start + size`` (the chunk plus
-    the frame before it, so chunks are independent). Returns the first interval's index."""
-    first = max(0, start - 1)
-    stop = min(len(frames), start + size)
+    """Scores of the intervals ``start .. start + size - 1`` (at most; frames ``start .. start
+    + size``: a chunk shares its first frame with the one before, so chunks are independent
+    and together cover every interval). Returns the first interval's index."""
+    first = start
+    stop = min(len(frames), start + size + 1)
     th, tw = analysis_size(*_frame_array(frames, first).shape[:2])
     ws = acquire(CHUNK + 1, th, tw)
     try:
@@ -139,14 +140,14 @@ def _score_chunk(frames, start: int, size: int, thresholds: Thresholds) -> tuple
         shift = color_shifts(ws, m)
         out = {"color_shift": shift}
         if thresholds.adaptive_holds:
-            blocks = [block_means(np.abs(_global_jitter_compensated(ws.y[j], ws.y[j + 1]))) for j in range(m - 1)]
+            blocks = [block_means(np.abs(_global_jitter_compensated(luma(ws, j), luma(ws, j + 1)))) for j in range(m - 1)]
             out["detail_change"] = np.array([b.max() for b in blocks], np.float32)
             out["median_change"] = np.array([np.median(b) for b in blocks], np.float32)
         else:
             out["detail_change"] = detail_changes(ws, m)
         out["unexplained"] = np.full(m - 1, np.nan, np.float32)
         for j in np.flatnonzero(shift >= thresholds.cut_color):
-            out["unexplained"][j] = unexplained(ws.y[j], ws.y[j + 1])
+            out["unexplained"][j] = unexplained(luma(ws, j), luma(ws, j + 1))
     finally:
         release(ws, keep=WORKERS + 1)
     return first, out
@@ -190,9 +191,14 @@ def _opencv_single_threaded():
 
 
 def chunk_size(n_frames: int) -> int:
-    """Frames per chunk for a clip of ``n_frames``: ``CHUNK``, or less for short clips so that
-    every worker gets at least two chunks (at least ``MIN_CHUNK`` frames each)."""
-    return max(MIN_CHUNK, min(CHUNK, math.ceil((n_frames - 1) / (2 * WORKERS))))
+    """Frames per chunk for a clip of ``n_frames``: at most ``CHUNK`` (at least ``MIN_CHUNK``),
+    with the chunk count a multiple of ``WORKERS`` and at least two per worker, so that no
+    worker idles while another finishes a last, lone chunk (240 frames on 2 workers: 6
+    chunks of 40 frames instead of 4 of 48 and a lone fifth)."""
+    intervals = max(1, n_frames - 1)
+    chunks = max(2 * WORKERS, math.ceil(intervals / CHUNK))
+    chunks = math.ceil(chunks / WORKERS) * WORKERS
+    return max(MIN_CHUNK, min(CHUNK, math.ceil(intervals / chunks)))
 
 
 def interval_scores(
@@ -264,7 +270,7 @@ def is_cut(a: np.ndarray, b: np.ndarray, thresholds: Thresholds = Thresholds()) 
     try:
         describe_run([a, b], ws)
         shift = float(color_shifts(ws, 2)[0])
-        return shift >= thresholds.cut_color and unexplained(ws.y[0], ws.y[1]) >= thresholds.cut_residual
+        return shift >= thresholds.cut_color and unexplained(luma(ws, 0), luma(ws, 1)) >= thresholds.cut_residual
     finally:
         release(ws)
 

@@ -90,12 +90,10 @@ class Workspace:
         self.capacity, self.th, self.tw = capacity, th, tw
         self.thumbs = np.empty((c, th, tw, 3), np.uint8)
         self.grey = np.empty((c, th, tw), np.uint8)
-        self.y = np.empty((c, th, tw), np.float32)
-        self.crop = np.empty((c, hc, wc), np.float32)
+        self.hp = np.empty((c, hc, wc), np.float32)  # block-cropped luma, high-passed in place
         self.cells = np.empty((c, hc // cell, wc // cell), np.float32)
         self.cells_padded = np.empty((c, hc // cell + 2, wc // cell), np.float32)  # + one edge row each side
         self.up = np.empty((c, hc + 2 * cell, wc), np.float32)
-        self.hp = np.empty((c, hc, wc), np.float32)
         self.change = np.empty((c, hc, wc), np.float32)
         self.blocks = np.empty((c, hc // BLOCK, wc // BLOCK), np.float32)
         self.half = np.empty((c, (th + 1) // 2, (tw + 1) // 2, 3), np.uint8)
@@ -134,7 +132,7 @@ def release(ws: Workspace, keep: int = 4, shapes: int = 3) -> None:
 def describe_run(frames, ws: Workspace) -> int:
     """Fill ``ws`` with the descriptors of ``frames`` (an iterable of numpy ``[H, W, 3]``, at
     most ``ws.capacity``, consumed one at a time): ``thumbs``, ``y`` (luma), ``hp`` (high-passed,
-    block-cropped luma), ``cdf`` (cumulative Y, U, V histograms, fractions of pixels).
+    block-cropped luma), ``grey`` (``uint8`` luma, see :func:`luma`), ``cdf`` (cumulative Y, U, V histograms, fractions of pixels).
     Returns the frame count."""
     th, tw = ws.th, ws.tw
     hc, wc = ws.hp.shape[1:]
@@ -148,13 +146,12 @@ def describe_run(frames, ws: Workspace) -> int:
         m += 1
     thumbs = ws.thumbs[:m]
     cv2.cvtColor(thumbs.reshape(m * th, tw, 3), cv2.COLOR_RGB2GRAY, dst=ws.grey[:m].reshape(m * th, tw))
-    np.copyto(ws.y[:m], ws.grey[:m])
 
     # High-pass: cell means (exact area averages, inside each frame), then bilinear
     # upsampling of each frame's cells padded with copies of its first and last cell rows.
     cell = LOWPASS_CELL
-    crop, cells, padded, up = ws.crop[:m], ws.cells[:m], ws.cells_padded[:m], ws.up[:m]
-    np.copyto(crop, ws.y[:m, :hc, :wc])
+    crop, cells, padded, up = ws.hp[:m], ws.cells[:m], ws.cells_padded[:m], ws.up[:m]
+    np.copyto(crop, ws.grey[:m, :hc, :wc])
     cv2.resize(crop.reshape(m * hc, wc), (wc // cell, m * hc // cell), dst=cells.reshape(m * hc // cell, wc // cell),
                interpolation=cv2.INTER_AREA)
     padded[:, 1:-1] = cells
@@ -162,7 +159,7 @@ def describe_run(frames, ws: Workspace) -> int:
     padded[:, -1] = cells[:, -1]
     cv2.resize(padded.reshape(-1, wc // cell), (wc, m * (hc + 2 * cell)), dst=up.reshape(-1, wc),
                interpolation=cv2.INTER_LINEAR)
-    np.subtract(crop, up[:, cell : cell + hc], out=ws.hp[:m])
+    np.subtract(crop, up[:, cell : cell + hc], out=crop)
 
     # Histograms of the half-size thumbnail: one packed single-channel calcHist per frame.
     hh, hw = ws.half.shape[1:3]
@@ -182,6 +179,11 @@ def describe_run(frames, ws: Workspace) -> int:
     np.cumsum(ws.hist[:m], axis=2, out=ws.cdf[:m])
     ws.cdf[:m] *= np.float32(1.0 / (hh * hw))
     return m
+
+
+def luma(ws: Workspace, j: int) -> np.ndarray:
+    """``float32`` luma ``[th, tw]`` of frame ``j`` of a described run (a new array)."""
+    return ws.grey[j].astype(np.float32)
 
 
 def detail_changes(ws: Workspace, m: int) -> np.ndarray:
