@@ -100,24 +100,25 @@ def clip_vision_embedder(clip_vision) -> Embedder:
     """Embedder from a ComfyUI ``CLIP_VISION`` object (``encode_image(image) -> {"image_embeds"}``)."""
 
     def embed(images: Sequence[torch.Tensor]) -> list:
-        out = []
         squares = [pad_square(img) for img in images]
-        for start in range(0, len(squares), CLIP_BATCH):
-            chunk = squares[start:start + CLIP_BATCH]
-            side = max(s.shape[0] for s in chunk)
-            batch = torch.stack([_resize_square(s, side) for s in chunk])
-            embeds = clip_vision.encode_image(batch)["image_embeds"]
-            out.extend(e.detach().float().cpu().numpy().ravel() for e in embeds)
+        out: list = [None] * len(squares)
+        # Chunks hold squares of one size only: each goes to the model as it is, so its
+        # embedding does not depend on which other crops share its chunk (resizing a chunk to
+        # its largest square made a crop's score change with its neighbours).
+        by_side: dict[int, list[int]] = {}
+        for i, sq in enumerate(squares):
+            by_side.setdefault(sq.shape[0], []).append(i)
+        for idx in by_side.values():
+            for start in range(0, len(idx), CLIP_BATCH):
+                chunk = idx[start:start + CLIP_BATCH]
+                embeds = clip_vision.encode_image(torch.stack([squares[i] for i in chunk]))["image_embeds"]
+                if len(embeds) != len(chunk):
+                    raise RuntimeError(f"CLIP_VISION returned {len(embeds)} image embeddings for {len(chunk)} images")
+                for i, e in zip(chunk, embeds):
+                    out[i] = e.detach().float().cpu().numpy().ravel()
         return out
 
     return embed
-
-
-def _resize_square(square: torch.Tensor, side: int) -> torch.Tensor:
-    if square.shape[0] == side:
-        return square
-    t = square.movedim(-1, 0)[None]
-    return torch.nn.functional.interpolate(t, size=(side, side), mode="bilinear", align_corners=False)[0].movedim(0, -1)
 
 
 def face_embedder(app) -> Embedder:
