@@ -73,3 +73,11 @@ def test_a_luma_step_is_found_at_the_first_and_the_last_interval():
         m, problems = S.judge_seam(frames, s, S.SeamThresholds())
         assert m["luma_jump"] > S.SeamThresholds().max_luma_jump, (s, m)
         assert any("luma jump" in p for p in problems)
+
+
+@pytest.mark.parametrize("n,s", [(17, 0), (17, 17), (17, -1), (2, 0), (2, 2)])
+def test_a_seam_outside_the_clip_is_an_error_not_another_interval(n, s):
+    """Seam 0 has no interval before it (it was judged as the last interval of its window,
+    through index -1); seam n has no frame after it."""
+    with pytest.raises(ValueError, match=r"seam"):
+        S.seam_gate(_clip(n), [s])

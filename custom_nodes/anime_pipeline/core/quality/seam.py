@@ -112,6 +112,9 @@ def seam_gate(frames: torch.Tensor, seams: list[int], thresholds: SeamThresholds
               concat_info: list[dict] | None = None, name: str = "seam") -> GateResult:
     """Judge each seam (index of the first frame after the junction, ``1 <= s <= B - 1``)."""
     check_flow_size(frames.shape[1], frames.shape[2])
+    bad = sorted(s for s in set(seams) if not 1 <= s <= frames.shape[0] - 1)
+    if bad:  # seam 0 would be judged as another interval (index -1), seam B has no frame after it
+        raise ValueError(f"seam(s) {bad} outside 1..{frames.shape[0] - 1} for a clip of {frames.shape[0]} frames")
     by_index = {rec["seam_index"]: rec for rec in concat_info or []}
     seam_metrics, reasons, failed = [], [], []
     for s in sorted(set(seams)):
