@@ -1,6 +1,6 @@
 """Cut / hold / motion gating: accuracy and speed side by side in one run (a benchmark, not a test).
 
-    cd /work/main && .venv/bin/python benchmarks/bench_gating.py [--frames 96,240] [--repeats 7] [--tune] [--speed-only]
+    cd /work/main && .venv/bin/python benchmarks/bench_gating.py [--frames 96,240] [--repeats 7] [--tune] [--speed-only] [--upscale 4]
 
 1. Accuracy on the frozen ground truth (tests/groundtruth, held-out clips, every variant):
    cut and hold precision/recall and motion-labelled-hold rate for
@@ -19,6 +19,10 @@
    ``AP_MotionGate`` node end to end on a ComfyUI float IMAGE tensor. Methods run
    ``--repeats`` times, interleaved; best and median wall time and median CPU time.
 3. ``--tune``: the measurements behind the default thresholds, on the tuning clips only.
+
+``--upscale 4`` runs 1. and 3. on the same compositions enlarged 4x (1280x960) before the
+noise: the analysis path of large frames (thumbnails read one row per band), which the
+frozen 320x240 ground truth never takes.
 
 Needs the ``bench`` extra (scenedetect, opencv-python at the headless build's version).
 """
@@ -172,11 +176,12 @@ def ours(frames, adaptive=False):
     return np.array(motion.classify(frames, motion.Thresholds(adaptive_holds=adaptive)).labels)
 
 
-def accuracy(split: str) -> None:
-    print(f"\n== Accuracy on the {split} ground truth (frozen; 320x240) ==")
+def accuracy(split: str, upscale: int = 1) -> None:
+    size = f"{320 * upscale}x{240 * upscale}" + (f", enlarged {upscale}x before the noise" if upscale > 1 else "")
+    print(f"\n== Accuracy on the {split} ground truth (frozen; {size}) ==")
     print(f"{'method':32s}  cut P  cut R cut F1  hold P hold R  motion->hold")
     for variant in gt.VARIANTS:
-        seq = gt.build(split, variant)
+        seq = gt.build(split, variant, upscale=upscale)
         truth = np.array(seq.labels)
         print(f"-- {variant}: {len(seq.frames)} frames, {(truth == 'cut').sum()} cuts, "
               f"{(truth == 'hold').sum()} holds, {(truth == 'motion').sum()} motion")
@@ -249,11 +254,11 @@ def speed(n_frames: int, repeats: int) -> None:
           f"({median[peer] / median['ours, 1 worker']:.2f}x); load average now {os.getloadavg()[0]:.2f}")
 
 
-def tune_report() -> None:
+def tune_report(upscale: int = 1) -> None:
     """Where the defaults come from (tuning clips only)."""
-    print("\n== Tuning split: score ranges behind the defaults ==")
+    print(f"\n== Tuning split{f' enlarged {upscale}x' if upscale > 1 else ''}: score ranges behind the defaults ==")
     for variant in gt.VARIANTS:
-        seq = gt.build("tune", variant)
+        seq = gt.build("tune", variant, upscale=upscale)
         truth = np.array(seq.labels)
         s = motion.interval_scores(seq.frames, motion.Thresholds(cut_color=2.0, adaptive_holds=True))
         cut = truth == "cut"
@@ -272,19 +277,21 @@ def tune_report() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", default="96,240",
-                        help="clip lengths (frames, comma-separated) for the 1280x720 speed runs")
+                        help="clip lengths (frames, comma-separated) for the 1280x720 speed runs; \"\" for none")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per method in the speed run")
     parser.add_argument("--tune", action="store_true", help="also print the tuning-split measurements")
     parser.add_argument("--speed-only", action="store_true", help="skip the accuracy tables")
+    parser.add_argument("--upscale", type=int, default=1,
+                        help="enlarge the ground truth this many times before the noise (accuracy, --tune)")
     args = parser.parse_args()
     if gt.missing_reason():
         sys.exit(gt.missing_reason())
     cv2.setNumThreads(2)
     if args.tune:
-        tune_report()
+        tune_report(args.upscale)
     if not args.speed_only:
-        accuracy("heldout")
-    for n_frames in map(int, args.frames.split(",")):
+        accuracy("heldout", args.upscale)
+    for n_frames in (int(x) for x in args.frames.split(",") if x):  # --frames "": accuracy only
         speed(n_frames, args.repeats)
 
 

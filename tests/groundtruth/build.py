@@ -297,12 +297,22 @@ def build(
     segments: int = SEGMENTS,
     max_clips: int | None = None,
     seed: int = SEED,
+    upscale: int = 1,
 ) -> Sequence:
-    """One frozen ground-truth sequence (see the module doc)."""
+    """One frozen ground-truth sequence (see the module doc).
+
+    ``upscale`` > 1 (an addition after the freeze, for the analysis path of large frames):
+    the same composition and labels, each clean frame enlarged that many times (bicubic;
+    4 gives 1280x960) before the variant's noise, which is then added at the large size."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if upscale < 1:
+        raise ValueError(f"upscale must be >= 1, got {upscale}")
     frames, labels, partial, flashes, used = compose(
         split, holds=variant != "control", segments=segments, seed=seed, max_clips=max_clips
     )
+    if upscale > 1:
+        size = (frames.shape[2] * upscale, frames.shape[1] * upscale)
+        frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames])
     rng = np.random.default_rng([seed, ("tune", "heldout").index(split), 1 + VARIANTS.index(variant)])
     return Sequence(add_noise(frames, variant, rng), labels, partial, flashes, variant, split, used)

@@ -44,8 +44,30 @@ def test_run_descriptors_match_frame_by_frame(shape):
         mf.release(ws)
 
 
-def test_float_frames_give_the_uint8_thumbnail():
-    frames = _clip(2, 240, 320)
+@pytest.mark.parametrize("shape", [(720, 1280), (480, 832), (1080, 1920)])
+def test_large_frames_are_read_one_row_per_band(shape):
+    frame = _clip(1, *shape)[0]
+    th, tw = mf.analysis_size(*shape)
+    step = shape[0] // th
+    middle = np.zeros(shape[0], bool)
+    middle[(step - 1) // 2 :: step] = True
+    thumb = mf.thumbnail(frame)
+    assert thumb.shape == (th, tw, 3)
+    other = frame.copy()
+    other[~middle] = 255 - other[~middle]  # every row outside the band middles changes
+    assert np.array_equal(mf.thumbnail(other), thumb)
+    other = frame.copy()
+    other[middle] = 255 - other[middle]
+    assert np.abs(mf.thumbnail(other).astype(int) - thumb).mean() > 20
+    # bilinear horizontally: two neighbouring source pixels per thumbnail pixel at 8x
+    if shape == (720, 1280):
+        pair = frame[3::8].reshape(90, 160, 8, 3)[:, :, 3:5].astype(float).mean(axis=2)
+        assert np.abs(thumb - pair).max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (720, 1280)])
+def test_float_frames_give_the_uint8_thumbnail(shape):
+    frames = _clip(2, *shape)
     as_float = frames.astype(np.float32) / 255.0
     for f8, f32 in zip(frames, as_float):
         assert np.abs(mf.thumbnail(f32).astype(int) - mf.thumbnail(f8)).max() <= 1
