@@ -106,6 +106,25 @@ def test_progress_and_analysis_size():
     assert motion.analysis_size(60, 80) == (60, 80)
 
 
+def test_adaptive_factor_shrinks_with_the_analysis_downscale():
+    assert motion.analysis_downscale(240, 320) == 2.0 and motion.analysis_downscale(60, 80) == 2.0
+    assert motion.analysis_downscale(720, 1280) == 8.0
+    t = motion.Thresholds(adaptive_holds=True, adaptive_factor=4.5)
+    assert motion.effective_adaptive_factor(t, 2.0) == 4.5
+    assert motion.effective_adaptive_factor(t, 8.0) == pytest.approx(2.25)
+    # the same noisy held drawing, small and large: the large clip's limit uses the smaller factor
+    rng = np.random.default_rng(3)
+    small = np.stack([np.clip(_cel(2).astype(float) + rng.normal(0, 3, _cel(2).shape), 0, 255).astype(np.uint8)
+                      for _ in range(6)])
+    large = np.stack([cv2.resize(f, (1280, 960), interpolation=cv2.INTER_NEAREST) for f in small])
+    for frames, factor in ((small, 4.5), (large, 2.25)):
+        used = motion.classify(frames, t).thresholds
+        assert used["adaptive_factor_effective"] == pytest.approx(factor)
+        scores = motion.interval_scores(frames, t)
+        floor = np.percentile(scores["median_change"], motion.NOISE_FLOOR_PERCENTILE)
+        assert used["hold_limit"] == pytest.approx(max(3.5, factor * floor), rel=1e-5)
+
+
 @pytest.mark.parametrize("n", [81, 49, 2 * motion.WORKERS * motion.CHUNK + 1, 50, 2])
 def test_every_interval_is_scored(n):
     # 81 frames (a WAN clip) is 4 chunks of 20 intervals on 2 workers: a chunk boundary

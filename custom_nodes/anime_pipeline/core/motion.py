@@ -31,10 +31,18 @@ Rules (defaults measured on the frozen ground truth's tuning split, see
 * **adaptive holds** (opt-in, for generated video whose held drawings carry
   independent per-frame noise): whole-frame sub-pixel jitter (below
   ``JITTER_LIMIT`` thumbnail px) is compensated and the threshold becomes
-  ``max(hold_threshold, adaptive_factor * noise_floor)``, with the clip's noise
-  floor taken as the 2nd percentile of the per-interval median block
-  difference. Opt-in because on noisy clips without holds it labels the
-  slowest motion as hold more often than the fixed rule.
+  ``max(hold_threshold, adaptive_factor * sqrt(2 / downscale) * noise_floor)``,
+  with the clip's noise floor taken as the 2nd percentile of the per-interval
+  median block difference, and ``downscale`` the frame-to-thumbnail ratio
+  (at least 2: 2 for 320 px frames, 8 for 1280x720). The factor is stated for
+  2x: noise of the same grain in source pixels covers fewer thumbnail pixels in
+  larger frames, its block maxima sit closer to its median, and the ratio that
+  separates held drawings from motion shrinks. Measured on the tuning split
+  with the same noise in 320x240 frames and in frames enlarged 4x (1280x960,
+  ``bench_gating.py --tune --upscale 4``): the best factors were 4.5 and
+  2.0-2.2, which ``sqrt(2 / downscale)`` maps 4.5 to (2.25 at 8x). Opt-in
+  because on noisy clips without holds it labels the slowest motion as hold
+  more often than the fixed rule.
 * **motion**: everything else.
 
 Frames may be ``uint8`` numpy ``[N,H,W,3]`` or a ComfyUI IMAGE tensor (float
@@ -238,13 +246,28 @@ def interval_scores(
     return out
 
 
-def decide(scores: dict[str, np.ndarray], thresholds: Thresholds = Thresholds()) -> tuple[list[str], float]:
-    """Labels from :func:`interval_scores`; also returns the hold threshold actually used."""
+def analysis_downscale(height: int, width: int) -> float:
+    """Frame-to-thumbnail ratio of frames this size, at least 2 (what the adaptive factor is
+    stated for; smaller frames are analysed nearly at full size and keep the factor)."""
+    th, tw = analysis_size(height, width)
+    return max(2.0, max(height, width) / max(th, tw))
+
+
+def effective_adaptive_factor(thresholds: Thresholds, downscale: float = 2.0) -> float:
+    """``adaptive_factor`` at this analysis downscale: ``factor * sqrt(2 / downscale)``."""
+    return thresholds.adaptive_factor * math.sqrt(2.0 / max(2.0, downscale))
+
+
+def decide(
+    scores: dict[str, np.ndarray], thresholds: Thresholds = Thresholds(), *, downscale: float = 2.0
+) -> tuple[list[str], float]:
+    """Labels from :func:`interval_scores` of frames analysed at ``downscale`` (see
+    :func:`analysis_downscale`); also returns the hold threshold actually used."""
     cut = (scores["color_shift"] >= thresholds.cut_color) & (np.nan_to_num(scores["unexplained"]) >= thresholds.cut_residual)
     hold_limit = thresholds.hold_threshold
     if thresholds.adaptive_holds and (~cut).any():
         floor = float(np.percentile(scores["median_change"][~cut], NOISE_FLOOR_PERCENTILE))
-        hold_limit = max(hold_limit, thresholds.adaptive_factor * floor)
+        hold_limit = max(hold_limit, effective_adaptive_factor(thresholds, downscale) * floor)
     hold = ~cut & (scores["detail_change"] < hold_limit)
     labels = [CUT if c else HOLD if h else MOTION for c, h in zip(cut, hold)]
     return labels, hold_limit
@@ -253,9 +276,12 @@ def decide(scores: dict[str, np.ndarray], thresholds: Thresholds = Thresholds())
 def classify(frames, thresholds: Thresholds = Thresholds(), *, progress: Progress | None = None) -> MotionLabels:
     """Label every interval of a clip (``uint8 [N,H,W,3]`` array or IMAGE tensor)."""
     scores = interval_scores(frames, thresholds, progress=progress)
-    labels, hold_limit = decide(scores, thresholds)
+    downscale = analysis_downscale(*frames.shape[1:3])
+    labels, hold_limit = decide(scores, thresholds, downscale=downscale)
     used = {**thresholds.as_dict(), "hold_limit": hold_limit}
     used["adaptive_holds"] = float(thresholds.adaptive_holds)
+    used["analysis_downscale"] = downscale
+    used["adaptive_factor_effective"] = effective_adaptive_factor(thresholds, downscale)
     return MotionLabels(
         labels=tuple(labels),
         n_frames=len(frames),

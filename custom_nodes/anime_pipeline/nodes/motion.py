@@ -63,7 +63,9 @@ class MotionGate:
                     "clips without holds: there it labels the slowest motion as hold more often.")}),
                 "adaptive_factor": ("FLOAT", {"default": DEFAULTS.adaptive_factor, "min": 1.0, "max": 20.0,
                                               "step": 0.1, "tooltip": (
-                    "Adaptive mode only: hold threshold = max(hold_threshold, adaptive_factor x noise floor).")}),
+                    "Adaptive mode only: hold threshold = max(hold_threshold, adaptive_factor x noise floor), the "
+                    "factor stated for 320 px frames and scaled by sqrt(2 / downscale) for larger ones (x0.5 at "
+                    "1280x720; the summary reports adaptive_factor_effective).")}),
             },
         }
 
