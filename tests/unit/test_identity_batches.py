@@ -75,8 +75,11 @@ def test_a_model_returning_too_few_embeddings_is_an_error_not_a_missing_frame():
         I.clip_vision_embedder(ShortModel())(list(_frames(3)))
 
 
-@pytest.mark.parametrize("n,every", [(1, 4), (2, 1), (17, 4), (33, 16), (81, 4), (81, 1), (B + 1, B)])
+@pytest.mark.parametrize("n,every", [(1, 4), (2, 1), (17, 4), (33, 16), (81, 4), (81, 1), (B + 1, B),
+                                     (81, 3), (10, 4), (2, 4), (B + 2, B), (2 * B + 1, 3)])
 def test_gate_scores_every_sampled_frame_of_the_clip(n, every):
+    """Every ``every``-th frame and the last one (which the stride misses unless every divides
+    n - 1), each once, in order, with the score its crop gets alone."""
     frames = _frames(n)
     masks = torch.zeros(n, 32, 48)
     for i in range(n):  # a different box per frame: crops of mixed sizes
@@ -85,7 +88,7 @@ def test_gate_scores_every_sampled_frame_of_the_clip(n, every):
     embed = I.clip_vision_embedder(ResolutionSensitiveClipVision())
     result = I.identity_gate(frames, refs, embed, I.CLIP_VISION, I.IdentityThresholds(min_similarity=-1.0),
                              every=every, mask=masks)
-    sampled = list(range(0, n, every))
+    sampled = sorted(set(range(0, n, every)) | {n - 1})
     sims = result.metrics["similarity"]
     assert list(sims) == [str(i) for i in sampled] and result.metrics["sampled_frames"] == len(sampled)
     ref_vecs = [embed([r])[0] for r in refs]

@@ -63,12 +63,42 @@ def test_clip_vision_scores_each_sampled_frame_against_the_best_reference():
     out, result, _ = IdentityGate().check(frames, refs, clip_vision=clipv, **node_args(every=2))
     assert out is frames
     sims = result.metrics["similarity"]
-    assert set(sims) == {"0", "2", "4"}  # every 2nd frame
+    assert set(sims) == {"0", "2", "4", "5"}  # every 2nd frame and the last
     assert sims["0"] == pytest.approx(1.0) and sims["4"] == pytest.approx(1.0)  # GREEN matches reference 2
     p = {c: padded(c, 24 / 40) for c in (RED, GREEN, BLUE)}  # 24x40 frames padded to 40x40
     assert sims["2"] == pytest.approx(max(cos(p[BLUE], p[RED]), cos(p[BLUE], p[GREEN])), abs=1e-4)
     assert not result.passed and result.failed_frames == [2] and result.metrics["outcome"] == I.IDENTITY_LOST
     assert all(s[1] == s[2] for s in clipv.shapes), "crops reach CLIP as squares"
+
+
+@pytest.mark.parametrize("n,every,expected", [
+    (8, 3, [0, 3, 6, 7]),  # the stride misses the last frame: it is added
+    (7, 3, [0, 3, 6]),  # the stride reaches it: not added twice
+    (81, 3, list(range(0, 81, 3)) + [80]),
+    (81, 4, list(range(0, 81, 4))),
+    (2, 4, [0, 1]),
+    (1, 4, [0]),
+    (4, 1, [0, 1, 2, 3]),
+])
+def test_sampling_always_includes_the_last_frame_once(n, every, expected):
+    assert I.sampled_frames(n, every) == expected
+
+
+def test_a_lost_last_frame_is_caught_when_the_stride_misses_it():
+    """81 frames checked every 3rd: the stride stops at 78, but frame 80 (the FLF end keyframe,
+    the seam to the next shot) is checked too, and reported under its own index."""
+    frames = frames_of(*([RED] * 80 + [BLUE]), size=(8, 8))
+    mask = torch.ones(81, 8, 8)
+    mask[80] = 0  # empty mask on the last frame only: the note must name frame 80
+    _, result, _ = IdentityGate().check(frames, frames_of(RED, size=(8, 8)), clip_vision=StandInClipVision(),
+                                        character_mask=mask, **node_args(every=3))
+    sims = result.metrics["similarity"]
+    assert list(sims) == [str(i) for i in range(0, 79, 3)] + ["80"]
+    assert result.metrics["sampled_frames"] == 28 and result.thresholds["every"] == 3
+    assert sims["80"] == pytest.approx(cos(BLUE, RED), abs=1e-4) and sims["78"] == pytest.approx(1.0)
+    assert not result.passed and result.failed_frames == [80] and result.metrics["outcome"] == I.IDENTITY_LOST
+    assert any("frame(s) [80]" in r for r in result.reasons)
+    assert "empty character mask on sampled frame(s) [80]: whole frame used" in result.notes
 
 
 def test_clip_vision_crops_to_the_character_mask():
@@ -165,6 +195,15 @@ def test_no_face_is_its_own_outcome_never_a_pass(comfy_models):
     _, tolerant, _ = IdentityGate().check(frames, frames_of(RED), **node_args(method="face", max_no_face_fraction=0.5))
     assert tolerant.passed and tolerant.metrics["no_face_frames"] == [1, 3]
     assert any("no face found in 2 of 4" in n for n in tolerant.notes)
+
+
+def test_no_face_on_the_last_frame_is_found_when_the_stride_misses_it(comfy_models):
+    dark = (0.02, 0.02, 0.02)
+    frames = frames_of(RED, RED, RED, RED, dark)  # every=3 samples 0, 3 and the last frame, 4
+    _, result, _ = IdentityGate().check(frames, frames_of(RED), **node_args(method="face", every=3))
+    assert set(result.metrics["similarity"]) == {"0", "3"} and result.metrics["sampled_frames"] == 3
+    assert result.metrics["no_face_frames"] == [4] and result.failed_frames == [4]
+    assert result.metrics["outcome"] == I.NO_FACE and result.metrics["no_face_fraction"] == pytest.approx(1 / 3, abs=1e-4)
 
 
 def test_reference_without_a_face_is_an_input_error(comfy_models):

@@ -1,7 +1,8 @@
 """Identity gate: does the character still look like the reference?
 
-Every ``every``-th frame (optionally cropped to a character mask) is embedded and
-compared with each reference by cosine similarity; a frame's score is its best
+Every ``every``-th frame and always the clip's last frame (the FLF end keyframe and the
+seam to the next shot; see :func:`sampled_frames`), optionally cropped to a character mask,
+is embedded and compared with each reference by cosine similarity; a frame's score is its best
 match over the references (several references = several angles of one character).
 Two embedders:
 
@@ -175,16 +176,25 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
+def sampled_frames(n: int, every: int) -> list[int]:
+    """The frame indices the gate checks: ``0, every, 2*every, ...`` plus the last frame
+    ``n - 1`` when that stride misses it (once, never twice)."""
+    sampled = list(range(0, n, every))
+    if sampled and sampled[-1] != n - 1:
+        sampled.append(n - 1)
+    return sampled
+
+
 def identity_gate(frames: torch.Tensor, references: torch.Tensor, embed: Embedder, method: str,
                   thresholds: IdentityThresholds, every: int = 4, mask: torch.Tensor | None = None,
                   name: str = "identity") -> GateResult:
-    """Compare every ``every``-th frame (crop) with the references (whole images)."""
+    """Compare every ``every``-th frame and the last frame (crops) with the references (whole images)."""
     ref_vecs = embed([r for r in references])
     missing = [i for i, v in enumerate(ref_vecs) if v is None]
     if missing:
         raise NoReferenceFace(f"no face found in reference image(s) {missing}: the face method needs a detectable face "
                          "in every reference (use method 'clip_vision' for anime characters)")
-    sampled = list(range(0, frames.shape[0], every))
+    sampled = sampled_frames(frames.shape[0], every)
     crops, empty_masks = mask_crops(frames[sampled], None if mask is None else
                                     (mask[sampled] if mask.ndim == 3 and mask.shape[0] > 1 else mask))
     vecs = embed(crops)

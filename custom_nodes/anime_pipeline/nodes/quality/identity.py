@@ -38,7 +38,8 @@ class IdentityGate:
                     "insightface ArcFace on detected faces (real-photo faces; anime faces are usually not "
                     "detected, which is reported as no_face).")}),
                 "every": ("INT", {"default": 4, "min": 1, "max": 1000, "tooltip": (
-                    "Check every k-th frame (0, k, 2k, ...).")}),
+                    "Check every k-th frame (0, k, 2k, ...) and always the clip's last frame (the end keyframe and "
+                    "the seam to the next shot).")}),
                 "clip_vision_threshold": _float(CLIP_VISION_THRESHOLD, -1.0, 1.0, 0.01, (
                     "clip_vision: lowest cosine similarity of a frame's embedding to the best reference. NOT "
                     "measured here (no CLIP weights offline): calibrate on your own passes and retakes.")),
@@ -66,9 +67,9 @@ class IdentityGate:
     FUNCTION = "check"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "Does the character still look like its references? Every k-th frame (optionally cropped to a mask) "
-        "is embedded and compared by cosine similarity: CLIP vision (anime) or insightface ArcFace (faces). "
-        "'No face found' is its own outcome, never a silent pass.")
+        "Does the character still look like its references? Every k-th frame and the last frame (optionally "
+        "cropped to a mask) are embedded and compared by cosine similarity: CLIP vision (anime) or insightface "
+        "ArcFace (faces). 'No face found' is its own outcome, never a silent pass.")
 
     def check(self, frames, references, method, every, clip_vision_threshold, face_threshold,
               max_no_face_fraction, insightface_model, clip_vision=None, character_mask=None):
