@@ -93,6 +93,36 @@ def test_fade_keeps_the_end_keyframe_and_all_moves_it():
     assert (luma(whole[-1:]).mean() - luma(b[-1:]).mean()).abs() > 0.03
 
 
+def _fade_strengths(len_b: int, drop: bool) -> list[float]:
+    """The ``fade`` strength each output frame of B got: every B frame is one texture x and A's
+    last frame is x + 0.1, so the transfer is a pure +0.1 offset and frame j comes out as
+    x + w_j * 0.1."""
+    x = 0.2 + 0.4 * torch.rand(1, 16, 24, 3, generator=torch.Generator().manual_seed(len_b))
+    a = torch.cat([torch.rand(3, 16, 24, 3), x + 0.1])
+    b = x.expand(len_b, -1, -1, -1).clone()
+    out, report = concat_segments(a, b, drop_shared_hero=drop, color_match="fade")
+    assert out.shape[0] == 4 + len_b - drop and report["seam_index"] == 4
+    return [float(((f - x[0]).mean() / 0.1)) for f in out[4:]]
+
+
+@pytest.mark.parametrize("len_b", [2, 3, 5, 17])
+def test_fade_is_full_on_the_first_frame_after_the_seam_and_zero_on_b_last(len_b):
+    """With the hero dropped, B's first kept frame is the seam: full strength there, falling
+    linearly to 0 on B's last frame (its end keyframe). A 2-frame B keeps only that end
+    keyframe, which fade leaves as generated. Without the drop, B's own first frame is the seam."""
+    kept = len_b - 1
+    expected = [1 - j / (kept - 1) for j in range(kept)] if kept > 1 else [0.0]
+    assert _fade_strengths(len_b, drop=True) == pytest.approx(expected, abs=1e-4)
+    assert _fade_strengths(len_b, drop=False) == pytest.approx([1 - j / (len_b - 1) for j in range(len_b)], abs=1e-4)
+
+
+def test_fade_strengths_at_the_seam_known_values():
+    assert _fade_strengths(3, drop=True) == pytest.approx([1.0, 0.0], abs=1e-4)
+    assert _fade_strengths(5, drop=True) == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0], abs=1e-4)
+    assert _fade_strengths(2, drop=False) == pytest.approx([1.0, 0.0], abs=1e-4)
+    assert _fade_strengths(1, drop=False) == pytest.approx([0.0], abs=1e-4)  # only the end keyframe
+
+
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [

@@ -6,9 +6,10 @@ like, giving ``len(A) + len(B) - 1`` frames. The two renders of the hero still d
 little (colour, brightness, detail); two optional corrections hide the seam:
 
 * colour matching: a per-channel mean/std transfer (Reinhard-style, in RGB) that maps B's
-  first frame onto A's last, applied to B either with full strength at the seam fading
-  linearly to none at B's last frame (``fade``: B's end keyframe stays as generated) or to
-  all of B (``all``);
+  first frame onto A's last, applied to B either with full strength on the first frame after
+  the seam (B's first kept frame) fading linearly to none at B's last frame (``fade``: B's
+  end keyframe stays as generated, so when B contributes that one frame only, ``fade``
+  leaves it unchanged) or to all of B (``all``);
 * seam smoothing over ``k`` frames: the low-passed difference between A's last frame and B's
   first (after colour matching) is added to B's next ``k`` frames with weights
   ``k/(k+1), (k-1)/(k+1), ..., 1/(k+1)``, so the jump is spread over ``k`` frames instead of
@@ -49,6 +50,15 @@ def _low_pass(frame: torch.Tensor) -> torch.Tensor:
     arr = frame.detach().cpu().float().numpy()
     out = cv2.GaussianBlur(arr, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     return torch.from_numpy(np.ascontiguousarray(out)).to(frame)
+
+
+def fade_weights(kept: int) -> torch.Tensor:
+    """``fade`` strengths of the ``kept`` frames B contributes: 1 on the first frame after the
+    seam, falling linearly to 0 on B's last frame (its end keyframe). A single kept frame is
+    that end keyframe and gets 0."""
+    if kept < 2:
+        return torch.zeros(kept)
+    return 1 - torch.arange(kept, dtype=torch.float32) / (kept - 1)
 
 
 def seam_report(frames: torch.Tensor, seam_index: int, a_last: torch.Tensor, b_first: torch.Tensor,
@@ -103,8 +113,8 @@ def concat_segments(
         gain, offset = _colour_transfer(b_first, a_last)
         if color_match == "all":
             weights = torch.ones(kept)
-        else:  # full strength on B's first frame, none on its last
-            weights = 1 - torch.arange(start, b.shape[0], dtype=torch.float32) / max(b.shape[0] - 1, 1)
+        else:
+            weights = fade_weights(kept)
         w = weights.to(b_out).view(-1, 1, 1, 1)
         b_out = (b_out + w * (b_out * (gain - 1) + offset)).clamp_(0, 1)
         b_first = (b_first * gain + offset).clamp(0, 1)

@@ -99,8 +99,9 @@ class FLFChainConcat:
                     "count does not change.")}),
                 "color_match": (list(COLOR_MATCH), {"default": "off", "tooltip": (
                     "Match B's colour and brightness to A (per-channel mean/std transfer measured between A's last "
-                    "and B's first frame). fade: full strength at the seam, none at B's last frame (B's end "
-                    "keyframe stays as generated); all: the same correction on every frame of B.")}),
+                    "and B's first frame). fade: full strength on the first frame after the seam, falling "
+                    "linearly to none at B's last frame (B's end keyframe stays as generated, so a B that "
+                    "contributes only that frame is unchanged); all: the same correction on every frame of B.")}),
             },
         }
 
