@@ -188,9 +188,9 @@ class PoolExecutor:
                     changed.set()
 
         threads = [threading.Thread(target=worker, name=f"shot-{i}", daemon=True) for i in range(n)]
-        for t in threads:
-            t.start()
-        try:
+        try:  # Ctrl-C between two starts must stop the threads already running too
+            for t in threads:
+                t.start()
             while not errors and any(t.is_alive() for t in threads):
                 changed.wait(timeout=0.5)
                 changed.clear()

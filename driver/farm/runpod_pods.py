@@ -3,7 +3,8 @@
 
 * Pods are named ``<prefix>-<NN>``; the prefix names the run, so ``farm down`` finds
   pods a crashed run left behind. Every pod id is journalled in the run folder the
-  moment RunPod returns it, before anything else can fail.
+  moment RunPod returns it, before anything else can fail. A creation cut short (Ctrl-C
+  while the request was in flight) is looked up by the pod's name when the fleet stops.
 * A pod is ready when RunPod reports it ``RUNNING`` with its ports mapped and its
   ComfyUI answers ``/system_stats`` at its URL: the proxy URL template
   ``https://{pod_id}-8188.proxy.runpod.net``, or ``http://{ip}:{port}`` (public IP and
@@ -29,9 +30,10 @@ from pathlib import Path
 
 import requests
 
+from driver.errors import ConfigError
 from driver.manifest import atomic_write_json, now
 
-from .errors import BudgetExceeded, FarmError, GpuUnavailable, PodNotReady
+from .errors import BudgetExceeded, FarmError, GpuUnavailable, PodNotReady, RunPodAuthError
 from .runpod_api import PodSpec, RunPodApi
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class PodFleet:
         self._lock = threading.Lock()
         self._http = requests.Session()
         self._old_sigterm = None
+        self._creating: str | None = None  # name of a pod whose creation did not return
 
     # ------------------------------------------------------------------ up
     def up(self, n: int) -> list[str]:
@@ -95,15 +98,23 @@ class PodFleet:
                  self.spec.cloud_type, self.spec.image or f"template {self.spec.template_id}")
         for i in range(1, n + 1):
             name = f"{self.prefix}-{i:02d}"
+            # Until its id is recorded, a pod RunPod may already have created (Ctrl-C or a
+            # network error while the request was in flight) is known only by its name.
+            self._creating = name
             try:
                 pod = self.api.create_pod(name, self.spec)
             except GpuUnavailable as exc:
+                self._creating = None  # refused: nothing was created
                 if not self.pods:
                     raise
                 log.warning("only %d of %d pods could be rented: %s", len(self.pods), n, exc)
                 break
+            except (RunPodAuthError, ConfigError):
+                self._creating = None  # refused before anything was created
+                raise
             with self._lock:
                 self.pods[pod["id"]] = PodRecord(pod["id"], name, now(), started=time.monotonic())
+            self._creating = None
             self._save()
             log.info("pod %s (%s) created", pod["id"], name)
         return self._wait_ready()
@@ -175,16 +186,39 @@ class PodFleet:
     def down(self) -> None:
         """Stop (or terminate) every pod this fleet started; raise FarmError naming any
         pod that could not be stopped."""
+        unsure = self._adopt_unconfirmed()
         failed = [r for r in list(self.pods.values()) if r.stopped is None and not self._stop_one(r)]
         self._save()
         s = self.summary()
         if self.pods:
             log.info("pods: %d, GPU time %.0f s, cost $%.3f (from the pods' reported hourly prices)",
                      len(self.pods), s["gpu_s"], s["cost_usd"])
-        if failed:
+        if failed or unsure:
             raise FarmError(f"could not {'terminate' if self.terminate else 'stop'} pod(s) "
-                            f"{', '.join(r.id for r in failed)}: stop them in the RunPod console, or run "
+                            f"{', '.join([r.id for r in failed] + unsure)}: stop them in the RunPod console, or run "
                             f"`python -m driver farm down --prefix {self.prefix}`")
+
+    def _adopt_unconfirmed(self) -> list[str]:
+        """A creation that did not return (interrupted, or its answer lost) may have
+        left a pod billing: look it up by name and record it so it is stopped too.
+        Returns the name when the lookup itself failed (the pod may exist)."""
+        name, self._creating = self._creating, None
+        if name is None:
+            return []
+        try:
+            found = [p for p in self.api.pods() if p.get("name") == name and p.get("id") not in self.pods]
+        except FarmError as exc:
+            log.error("pod %s: its creation was interrupted and RunPod could not be asked whether it exists (%s)",
+                      name, exc)
+            return [f"{name} (creation interrupted; may exist)"]
+        for p in found:
+            if p.get("desiredStatus") in GONE:  # not the pod just created (an older one of the same name)
+                continue
+            log.warning("pod %s (%s): created while the run was being stopped; stopping it", p["id"], name)
+            with self._lock:
+                self.pods[p["id"]] = PodRecord(p["id"], name, now(), started=time.monotonic(),
+                                               cost_per_hr=float(p.get("costPerHr") or 0.0))
+        return []
 
     def _stop_one(self, rec: PodRecord, tries: int = 3) -> bool:
         action = self.api.terminate if self.terminate else self.api.stop
