@@ -73,7 +73,7 @@ import numpy as np
 from .contracts import CUT, HOLD, MOTION, MotionLabels
 from .flow import compute_flow, warp
 from .motion_features import (acquire, analysis_size, block_crop, block_means, color_shifts, describe_run,
-                              detail_changes, highpass, luma, release)
+                              detail_changes, highpass, release)
 
 JITTER_LIMIT = 0.5  # thumbnail px (~0.3 % of the frame width)
 NOISE_FLOOR_PERCENTILE = 2
@@ -123,9 +123,11 @@ def _global_jitter_compensated(ya: np.ndarray, yb: np.ndarray) -> np.ndarray:
     return highpass(np.ascontiguousarray(block_crop(d)))
 
 
-def unexplained(ya: np.ndarray, yb: np.ndarray) -> float:
-    """Flow-compensated residual relative to the frames' contrast (0 = explained by motion)."""
-    f = compute_flow(ya.astype(np.uint8), yb.astype(np.uint8), scale=1.0, preset="ultrafast")
+def unexplained(ga: np.ndarray, gb: np.ndarray) -> float:
+    """Flow-compensated residual relative to the frames' contrast (0 = explained by motion),
+    of two ``uint8`` luma thumbnails."""
+    f = compute_flow(ga, gb, scale=1.0, preset="ultrafast")
+    ya, yb = ga.astype(np.float32), gb.astype(np.float32)
     residual = cv2.norm(warp(yb, f), ya, cv2.NORM_L1) / ya.size
     contrast = 0.5 * (_mean_abs_deviation(ya) + _mean_abs_deviation(yb))
     return residual / (contrast + CONTRAST_EPS)
@@ -141,21 +143,21 @@ def _score_chunk(frames, start: int, size: int, thresholds: Thresholds) -> tuple
     and together cover every interval). Returns the first interval's index."""
     first = start
     stop = min(len(frames), start + size + 1)
-    th, tw = analysis_size(*_frame_array(frames, first).shape[:2])
-    ws = acquire(CHUNK + 1, th, tw)
+    ws = acquire(CHUNK + 1, *analysis_size(*frames.shape[1:3]))
     try:
         m = describe_run((_frame_array(frames, i) for i in range(first, stop)), ws)
         shift = color_shifts(ws, m)
         out = {"color_shift": shift}
         if thresholds.adaptive_holds:
-            blocks = [block_means(np.abs(_global_jitter_compensated(luma(ws, j), luma(ws, j + 1)))) for j in range(m - 1)]
+            y = ws.grey[:m].astype(np.float32)
+            blocks = [block_means(np.abs(_global_jitter_compensated(y[j], y[j + 1]))) for j in range(m - 1)]
             out["detail_change"] = np.array([b.max() for b in blocks], np.float32)
             out["median_change"] = np.array([np.median(b) for b in blocks], np.float32)
         else:
             out["detail_change"] = detail_changes(ws, m)
         out["unexplained"] = np.full(m - 1, np.nan, np.float32)
         for j in np.flatnonzero(shift >= thresholds.cut_color):
-            out["unexplained"][j] = unexplained(luma(ws, j), luma(ws, j + 1))
+            out["unexplained"][j] = unexplained(ws.grey[j], ws.grey[j + 1])
     finally:
         release(ws, keep=WORKERS + 1)
     return first, out
@@ -296,7 +298,7 @@ def is_cut(a: np.ndarray, b: np.ndarray, thresholds: Thresholds = Thresholds()) 
     try:
         describe_run([a, b], ws)
         shift = float(color_shifts(ws, 2)[0])
-        return shift >= thresholds.cut_color and unexplained(luma(ws, 0), luma(ws, 1)) >= thresholds.cut_residual
+        return shift >= thresholds.cut_color and unexplained(ws.grey[0], ws.grey[1]) >= thresholds.cut_residual
     finally:
         release(ws)
 

@@ -140,8 +140,8 @@ def release(ws: Workspace, keep: int = 4, shapes: int = 3) -> None:
 
 def describe_run(frames, ws: Workspace) -> int:
     """Fill ``ws`` with the descriptors of ``frames`` (an iterable of numpy ``[H, W, 3]``, at
-    most ``ws.capacity``, consumed one at a time): ``thumbs``, ``y`` (luma), ``hp`` (high-passed,
-    block-cropped luma), ``grey`` (``uint8`` luma, see :func:`luma`), ``cdf`` (cumulative Y, U, V histograms, fractions of pixels).
+    most ``ws.capacity``, consumed one at a time): ``thumbs``, ``grey`` (``uint8`` luma), ``hp``
+    (high-passed, block-cropped luma), ``cdf`` (cumulative Y, U, V histograms, fractions of pixels).
     Returns the frame count."""
     th, tw = ws.th, ws.tw
     hc, wc = ws.hp.shape[1:]
@@ -188,11 +188,6 @@ def describe_run(frames, ws: Workspace) -> int:
     np.cumsum(ws.hist[:m], axis=2, out=ws.cdf[:m])
     ws.cdf[:m] *= np.float32(1.0 / (hh * hw))
     return m
-
-
-def luma(ws: Workspace, j: int) -> np.ndarray:
-    """``float32`` luma ``[th, tw]`` of frame ``j`` of a described run (a new array)."""
-    return ws.grey[j].astype(np.float32)
 
 
 def detail_changes(ws: Workspace, m: int) -> np.ndarray:
