@@ -108,13 +108,19 @@ def judge_seam(frames: torch.Tensor, seam: int, th: SeamThresholds) -> tuple[dic
     return m, problems
 
 
+def check_seams(seams: list[int], n_frames: int) -> None:
+    """Every seam must lie in ``1..n_frames - 1``: seam 0 would be judged as another interval
+    (index -1) and seam ``n_frames`` has no frame after it. Raises ``ValueError`` naming them."""
+    bad = sorted(s for s in set(seams) if not 1 <= s <= n_frames - 1)
+    if bad:
+        raise ValueError(f"seam(s) {bad} outside 1..{n_frames - 1} for {n_frames} frames")
+
+
 def seam_gate(frames: torch.Tensor, seams: list[int], thresholds: SeamThresholds = SeamThresholds(),
               concat_info: list[dict] | None = None, name: str = "seam") -> GateResult:
     """Judge each seam (index of the first frame after the junction, ``1 <= s <= B - 1``)."""
     check_flow_size(frames.shape[1], frames.shape[2])
-    bad = sorted(s for s in set(seams) if not 1 <= s <= frames.shape[0] - 1)
-    if bad:  # seam 0 would be judged as another interval (index -1), seam B has no frame after it
-        raise ValueError(f"seam(s) {bad} outside 1..{frames.shape[0] - 1} for a clip of {frames.shape[0]} frames")
+    check_seams(seams, frames.shape[0])
     by_index = {rec["seam_index"]: rec for rec in concat_info or []}
     seam_metrics, reasons, failed = [], [], []
     for s in sorted(set(seams)):

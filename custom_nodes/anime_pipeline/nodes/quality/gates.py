@@ -253,10 +253,10 @@ class SeamGate:
             seams = [seam_index]
         if not seams:
             raise InputError("seam_index", "no seam given: set seam_index or connect seam_report", node)
-        bad = [s for s in seams if not 1 <= s <= frames.shape[0] - 1]
-        if bad:
-            raise InputError("seam_index", f"seam(s) {bad} outside 1..{frames.shape[0] - 1} for "
-                                           f"{frames.shape[0]} frames", node)
+        try:
+            seam.check_seams(seams, frames.shape[0])
+        except ValueError as exc:
+            raise InputError("seam_index", str(exc), node) from None
         th = _thresholds(seam.SeamThresholds, node, warp_error_k=warp_error_k, warp_error_floor=warp_error_floor,
                          max_luma_jump=max_luma_jump, max_chroma_jump=max_chroma_jump)
         return _outputs(seam.seam_gate(frames, seams, th, info), frames)
