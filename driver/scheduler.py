@@ -82,7 +82,7 @@ class Scheduler:
             run_reporter = self.reporter
             self.reporter = getattr(self.executor, "reporter", None) or run_reporter  # serialised for the threads
             try:
-                map_shots(shots, self._run_shot, key=self._shot_order(shots))
+                map_shots(shots, self._run_shot, key=self._shot_order())
             finally:
                 self.reporter = run_reporter
         self.manifest.save()
@@ -101,14 +101,14 @@ class Scheduler:
         # a shot's final status reaches the disk with the next save (the next job's
         # submission, or the end of the run): after a crash a rerun recomputes it
 
-    def _shot_order(self, shots: list[Shot]) -> Callable[[Shot], tuple]:
+    def _shot_order(self) -> Callable[[Shot], float]:
         """For concurrent shots: the longest estimated chain of work starts first (the
-        executor's job priorities, lowest first), storyboard order breaks ties."""
+        executor's job priorities, lowest first); map_shots sorts stably, so storyboard
+        order breaks ties."""
         prio = getattr(self.executor, "priorities", None) or {}
-        index = {shot.id: i for i, shot in enumerate(shots)}
 
-        def key(shot: Shot) -> tuple:
-            return min((prio.get(j.id, 0.0) for j in self.jobs_for(shot)), default=0.0), index[shot.id]
+        def key(shot: Shot) -> float:
+            return min((prio.get(j.id, 0.0) for j in self.jobs_for(shot)), default=0.0)
         return key
 
     def _shot(self, shot: Shot, rec: dict) -> None:
