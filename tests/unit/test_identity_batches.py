@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from anime_pipeline.core.quality import identity as I
+from tests.unit.synthetic_clips import random_frames
 
 B = I.CLIP_BATCH
 LENGTHS = [1, 2, B - 1, B, B + 1, 2 * B, 2 * B + 1, 17, 33, 81]
@@ -29,11 +30,6 @@ class ResolutionSensitiveClipVision:
         return {"image_embeds": x.flatten(1)}
 
 
-def _frames(n: int, h: int = 32, w: int = 48) -> torch.Tensor:
-    rng = np.random.default_rng(n)
-    return torch.from_numpy(rng.uniform(0, 1, (n, h, w, 3)).astype(np.float32))
-
-
 def _alone(model, images):
     return [I.clip_vision_embedder(model)([img])[0] for img in images]
 
@@ -41,7 +37,7 @@ def _alone(model, images):
 @pytest.mark.parametrize("n", LENGTHS)
 def test_same_size_crops_come_back_once_in_order(n):
     model = ResolutionSensitiveClipVision()
-    images = list(_frames(n))
+    images = list(random_frames(n, 32, 48))
     vecs = I.clip_vision_embedder(model)(images)
     assert len(vecs) == n and sum(model.batches) == n and max(model.batches) <= B
     for i, (v, ref) in enumerate(zip(vecs, _alone(ResolutionSensitiveClipVision(), images))):
@@ -53,7 +49,7 @@ def test_mixed_size_crops_do_not_depend_on_their_chunk(n):
     """Per-frame masks give crops of different sizes; a crop's embedding must not change with
     the largest crop that happens to share its chunk."""
     model = ResolutionSensitiveClipVision()
-    frames = _frames(n)
+    frames = random_frames(n, 32, 48)
     sizes = [(8 + (5 * i) % 24, 10 + (7 * i) % 38) for i in range(n)]
     images = [frames[i, :h, :w] for i, (h, w) in enumerate(sizes)]
     vecs = I.clip_vision_embedder(model)(images)
@@ -72,7 +68,7 @@ class ShortModel(ResolutionSensitiveClipVision):
 
 def test_a_model_returning_too_few_embeddings_is_an_error_not_a_missing_frame():
     with pytest.raises(RuntimeError, match="embeddings"):
-        I.clip_vision_embedder(ShortModel())(list(_frames(3)))
+        I.clip_vision_embedder(ShortModel())(list(random_frames(3, 32, 48)))
 
 
 @pytest.mark.parametrize("n,every", [(1, 4), (2, 1), (17, 4), (33, 16), (81, 4), (81, 1), (B + 1, B),
@@ -80,11 +76,11 @@ def test_a_model_returning_too_few_embeddings_is_an_error_not_a_missing_frame():
 def test_gate_scores_every_sampled_frame_of_the_clip(n, every):
     """Every ``every``-th frame and the last one (which the stride misses unless every divides
     n - 1), each once, in order, with the score its crop gets alone."""
-    frames = _frames(n)
+    frames = random_frames(n, 32, 48)
     masks = torch.zeros(n, 32, 48)
     for i in range(n):  # a different box per frame: crops of mixed sizes
         masks[i, 2:10 + i % 20, 3:12 + (3 * i) % 30] = 1
-    refs = _frames(2)
+    refs = random_frames(2, 32, 48)
     embed = I.clip_vision_embedder(ResolutionSensitiveClipVision())
     result = I.identity_gate(frames, refs, embed, I.CLIP_VISION, I.IdentityThresholds(min_similarity=-1.0),
                              every=every, mask=masks)

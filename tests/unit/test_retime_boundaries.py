@@ -19,15 +19,14 @@ import torch
 
 from anime_pipeline.core.interpolate import LinearBlend
 from anime_pipeline.core.retime import output_count, retime
+from tests.unit.synthetic_clips import random_frames
 
 LENGTHS = [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 81]
 RATES = [(16.0, 24.0), (16.0, 32.0), (24.0, 16.0), (16.0, 30.0), (24000 / 1001, 30.0), (16.0, 16.0)]
 
 
 def _frames(n: int) -> torch.Tensor:
-    """Distinct random frames (a skipped or misplaced output cannot match by accident)."""
-    rng = np.random.default_rng(n)
-    return torch.from_numpy(rng.uniform(0.05, 0.95, (n, 6, 10, 3)).astype(np.float32))
+    return random_frames(n, 6, 10, 0.05, 0.95)
 
 
 def _labels(n: int) -> list[str]:

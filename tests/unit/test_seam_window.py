@@ -7,7 +7,6 @@ gives."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,6 +14,7 @@ import torch
 from anime_pipeline.core.motion import is_cut
 from anime_pipeline.core.quality import seam as S
 from anime_pipeline.core.quality import temporal as T
+from tests.unit.synthetic_clips import panning_texture
 
 W = S.WINDOW
 H_, W_ = 64, 96
@@ -23,12 +23,9 @@ H_, W_ = 64, 96
 def _clip(n: int) -> torch.Tensor:
     """A soft texture panning 1 px per frame, with a per-frame brightness wobble so that
     every interval has its own residuals."""
-    rng = np.random.default_rng(7)
-    big = cv2.GaussianBlur(rng.uniform(0, 1, (H_ + 8, W_ + n + 8, 3)).astype(np.float32), (0, 0), 2.0)
-    big = (big - big.min()) / (big.max() - big.min())
     gains = 1 + 0.03 * np.sin(np.arange(n) * 1.7)
-    frames = np.stack([np.clip(big[4:4 + H_, i:i + W_] * gains[i], 0, 1) for i in range(n)])
-    return torch.from_numpy(frames.astype(np.float32))
+    return torch.from_numpy(np.clip(panning_texture(n, H_, W_, seed=7) * gains[:, None, None, None], 0, 1)
+                            .astype(np.float32))
 
 
 def _seams(n: int) -> list[int]:
@@ -36,22 +33,13 @@ def _seams(n: int) -> list[int]:
     return sorted(s for s in cand if 1 <= s <= n - 1)
 
 
-_WHOLE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _whole(n: int):
-    """Frames at analysis size and every interval's residuals, computed on the whole clip."""
-    if n not in _WHOLE:
-        small = T.analysis_frames(_clip(n))
-        _WHOLE[n] = small, np.array([T.interval_residual(small[i], small[i + 1]) for i in range(n - 1)])
-    return _WHOLE[n]
-
-
 @pytest.mark.parametrize("n", [2, 3, 5, W + 1, W + 2, 2 * W + 1, 2 * W + 2, 17, 81])
 def test_seam_window_matches_the_whole_clip(n):
-    small, res = _whole(n)
+    clip = _clip(n)
+    small = T.analysis_frames(clip)  # every interval's residuals, measured on the whole clip
+    res = np.array([T.interval_residual(small[i], small[i + 1]) for i in range(n - 1)])
     for s in _seams(n):
-        m, _ = S.judge_seam(_clip(n), s, S.SeamThresholds())
+        m, _ = S.judge_seam(clip, s, S.SeamThresholds())
         k = s - 1
         nb = [i for i in range(max(0, k - W), min(n - 2, k + W) + 1) if i != k]
         assert m["seam_index"] == s

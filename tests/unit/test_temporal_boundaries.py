@@ -4,22 +4,19 @@ residuals of that pair measured alone, and the per-frame pulse covers every fram
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from anime_pipeline.core.contracts import CUT, MOTION, MotionLabels
 from anime_pipeline.core.quality import temporal as T
+from tests.unit.synthetic_clips import panning_texture
 
 H_, W_ = 64, 96
 
 
 def _clip(n: int) -> torch.Tensor:
-    rng = np.random.default_rng(11)
-    big = cv2.GaussianBlur(rng.uniform(0, 1, (H_ + 8, W_ + n + 8, 3)).astype(np.float32), (0, 0), 2.0)
-    big = 0.2 + 0.6 * (big - big.min()) / (big.max() - big.min())
-    return torch.from_numpy(np.stack([big[4:4 + H_, i:i + W_] for i in range(n)]).astype(np.float32))
+    return torch.from_numpy(panning_texture(n, H_, W_, seed=11, low=0.2, high=0.8))
 
 
 def _brute_pulses(g):
