@@ -67,5 +67,5 @@ def test_a_luma_step_is_found_at_the_first_and_the_last_interval():
 def test_a_seam_outside_the_clip_is_an_error_not_another_interval(n, s):
     """Seam 0 has no interval before it (it was judged as the last interval of its window,
     through index -1); seam n has no frame after it."""
-    with pytest.raises(ValueError, match=r"seam"):
+    with pytest.raises(ValueError, match=rf"seam\(s\) \[{s}\] outside 1\.\.{n - 1} for {n} frames"):
         S.seam_gate(_clip(n), [s])
