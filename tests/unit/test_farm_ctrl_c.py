@@ -10,7 +10,6 @@ the pods boot (``_wait_ready``), and while ``map_shots`` starts its threads."""
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
@@ -19,25 +18,20 @@ import pytest
 
 pytest.importorskip("runpod")
 
-from driver.approvals import Approvals  # noqa: E402
-from driver.compile import Compiler  # noqa: E402
-from driver.config import load_config  # noqa: E402
+from driver import runner  # noqa: E402
 from driver.errors import Cancelled  # noqa: E402
 from driver.farm import backend as farm_backend  # noqa: E402
 from driver.farm import pool_executor  # noqa: E402
-from driver.farm.backend import FarmOptions, open_backend  # noqa: E402
+from driver.farm.backend import FarmOptions  # noqa: E402
 from driver.farm.pool import ServerPool  # noqa: E402
-from driver.farm.pool_executor import PoolExecutor, plan_priorities  # noqa: E402
+from driver.farm.pool_executor import PoolExecutor  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402
 from driver.manifest import Manifest  # noqa: E402
-from driver.plan import make_plan  # noqa: E402
-from driver.progress import Reporter  # noqa: E402
-from driver.scheduler import Scheduler  # noqa: E402
-from driver.storyboard import REPO_ROOT, load_storyboard  # noqa: E402
-from tests.standins.http import JsonServer  # noqa: E402
+from tests.integration.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
 from tests.standins.runpod_api import RunPodApiStandIn  # noqa: E402
 from tests.unit.driver_fakes import png, shot, write_storyboard  # noqa: E402
 from tests.unit.farm_fakes import FarmClient, FarmServer, fake_member  # noqa: E402
+from tests.unit.test_farm_pods import FakeComfy  # noqa: E402
 
 KEY = "rpa_CTRLC_TESTKEY_0123456789"
 SHOTS = [shot(1, 1, "held_frame_push", keyframes={"hero": "still.png"}, characters_in_shot=["AKI"]),
@@ -50,14 +44,6 @@ SHOTS = [shot(1, 1, "held_frame_push", keyframes={"hero": "still.png"}, characte
 def ctrl_c() -> None:
     """What the terminal does on Ctrl-C: SIGINT, handled by the main thread."""
     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-
-
-class FakeComfy(JsonServer):
-    """Answers /system_stats (pod readiness); the jobs go to the in-memory FarmServer of its URL."""
-
-    def __init__(self):
-        super().__init__()
-        self.route("GET", r"/system_stats", lambda m, b, h: (200, {"system": {"comfyui_version": "0.3.64"}}))
 
 
 class InterruptingClient(FarmClient):
@@ -76,7 +62,8 @@ class InterruptingClient(FarmClient):
 
 
 class PodsRun:
-    """Storyboard -> plan -> open_backend (pods) -> Scheduler, like driver.runner's farm branch."""
+    """``farm_run`` (driver.runner's farm branch) on stand-in pods: each pod's FakeComfy
+    answers readiness, its jobs go to the in-memory FarmServer of its URL."""
 
     def __init__(self, tmp_path, monkeypatch):
         png(tmp_path / "sb" / "still.png")
@@ -95,6 +82,7 @@ class PodsRun:
             return m
 
         monkeypatch.setattr(farm_backend, "comfy_member", member)
+        monkeypatch.setattr(runner, "_preflight", lambda *a: None)  # the fakes serve no /object_info
 
     def backends(self):
         return [("127.0.0.1", c.port) for c in self.comfies]
@@ -104,28 +92,9 @@ class PodsRun:
             c.stop()
 
     def __call__(self, standin):
-        sb, cfg = load_storyboard(self.sb_path), load_config(None)
-        manifest = Manifest.open(self.run_dir, run_id="TST-EP007-x", storyboard=sb, config=cfg, repo=REPO_ROOT)
-        manifest.save()
-        plan = make_plan(sb, cfg)
         fo = FarmOptions(farm="runpod", pods=2, runpod_api_url=standin.api_url, pod_url_template=TCP_TEMPLATE,
                          pod_poll_s=0.02, pod_ready_timeout_s=30.0, health_interval_s=0.5)
-        approvals = Approvals.load(self.run_dir)
-        with contextlib.ExitStack() as stack:
-            executor = open_backend(fo, run_dir=self.run_dir, run_id=manifest.run_id, job_timeout_s=60,
-                                    request_timeout_s=10, stack=stack, reporter=Reporter(),
-                                    check_server=lambda client: None, compiled=lambda: [],
-                                    priorities=plan_priorities(plan.jobs))
-            sched = Scheduler(storyboard=sb, compiler=Compiler(sb, cfg, manifest.run_id), manifest=manifest,
-                              jobs_for=lambda s: make_plan(sb, cfg, only=[s.id],
-                                                           keyframe_rounds=manifest.keyframe_rounds()).jobs,
-                              executor=executor, approvals=approvals, reporter=Reporter(), max_retakes=2)
-            try:
-                result = sched.run(sb.shots)
-            finally:
-                approvals.save()
-                manifest.save()
-        return result, Manifest.load(self.run_dir)
+        return farm_run(self.run_dir, fo, storyboard=self.sb_path)
 
     def submitted(self) -> list[str]:
         return [p for s in self.servers.values() for p in s.submitted]
@@ -143,10 +112,7 @@ def _rerun_resumes(run: PodsRun) -> None:
     with RunPodApiStandIn(api_key=KEY, backends=run.backends()) as standin:
         result, manifest = run(standin)
         assert not result.failures and not standin.live()
-    assert all(rec["status"] == "done" for rec in manifest.data["shots"].values())
-    for rec in manifest.data["shots"].values():
-        for job in rec["jobs"].values():
-            assert job["status"] == "done" and len([a for a in job["attempts"] if a["status"] == "done"]) == 1
+    assert_complete_and_verified(manifest, run.run_dir, list(manifest["shots"]))
     assert len(set(run.submitted())) == len(run.submitted())  # nothing was submitted twice
 
 
