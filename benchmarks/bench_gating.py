@@ -177,7 +177,8 @@ def ours(frames, adaptive=False):
 
 
 def accuracy(split: str, upscale: int = 1) -> None:
-    size = f"{320 * upscale}x{240 * upscale}" + (f", enlarged {upscale}x before the noise" if upscale > 1 else "")
+    w, h = gt.FRAME_SIZE
+    size = f"{w * upscale}x{h * upscale}" + (f", enlarged {upscale}x before the noise" if upscale > 1 else "")
     print(f"\n== Accuracy on the {split} ground truth (frozen; {size}) ==")
     print(f"{'method':32s}  cut P  cut R cut F1  hold P hold R  motion->hold")
     for variant in gt.VARIANTS:
@@ -198,14 +199,19 @@ def accuracy(split: str, upscale: int = 1) -> None:
         print(row("ffmpeg select scene > 0.2", truth, cuts=scene > 0.2)[0])
 
 
-def speed(n_frames: int, repeats: int) -> None:
+def speed_frames(n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n_frames`` held-out frames at 1280x720 and their cut intervals."""
     seq = gt.build("heldout", "lossless")
-    src = seq.frames[:n_frames]
     truth = np.array(seq.labels[: n_frames - 1]) == "cut"
-    big = np.stack([cv2.resize(gt.cover_resize(f, (320, 180)), (1280, 720), interpolation=cv2.INTER_CUBIC) for f in src])
+    src = seq.frames[:n_frames]
+    return np.stack([cv2.resize(gt.cover_resize(f, (320, 180)), (1280, 720), interpolation=cv2.INTER_CUBIC)
+                     for f in src]), truth
+
+
+def speed(big: np.ndarray, truth: np.ndarray, repeats: int) -> None:
     images = from_uint8(big)
     bgr = to_bgr(big)  # PySceneDetect reads BGR, as from an OpenCV decoder (prepared untimed)
-    node = MotionGate()
+    node, defaults = MotionGate(), motion.Thresholds().as_dict()
 
     def single_worker(f):
         workers, motion.WORKERS = motion.WORKERS, 1
@@ -223,7 +229,7 @@ def speed(n_frames: int, repeats: int) -> None:
         ("ffmpeg scdet (defaults)", ffmpeg_scdet_cuts),
         ("ffmpeg select scene > 0.4", lambda f: ffmpeg_scene_scores(f) > 0.4),
         ("AP_MotionGate node (float IMAGE)",
-         lambda f: np.array(node.gate(images[: len(f)], 5.0, 0.63, 3.5, False, 4.5)[0].labels) == "cut"),
+         lambda f: np.array(node.gate(images[: len(f)], **defaults)[0].labels) == "cut"),
     ]
     # Every method runs `repeats` times, the methods interleaved round by round, so a burst
     # of load from elsewhere hits all of them alike; best and median wall time are reported.
@@ -291,8 +297,11 @@ def main() -> None:
         tune_report(args.upscale)
     if not args.speed_only:
         accuracy("heldout", args.upscale)
-    for n_frames in (int(x) for x in args.frames.split(",") if x):  # --frames "": accuracy only
-        speed(n_frames, args.repeats)
+    lengths = [int(x) for x in args.frames.split(",") if x]  # --frames "": accuracy only
+    if lengths:
+        big, truth = speed_frames(max(lengths))
+        for n_frames in lengths:
+            speed(big[:n_frames], truth[: n_frames - 1], args.repeats)
 
 
 if __name__ == "__main__":

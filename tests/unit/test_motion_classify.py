@@ -141,8 +141,6 @@ def test_tiny_frames_still_classify(bad):
 
 
 def test_opencv_threads_are_single_during_analysis_and_restored(monkeypatch):
-    import cv2
-
     seen = []
     score_chunk = motion._score_chunk
 

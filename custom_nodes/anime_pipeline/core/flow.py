@@ -122,8 +122,8 @@ _DIS_CACHE = threading.local()
 
 
 def _dis_instance(preset: str, finest_scale: int | None, patch_stride: int | None, refine_iters: int | None):
-    """A DIS object with these settings, one per thread and setting (creating one, and its
-    buffers, cost about a tenth of a small image's flow; an instance is not thread-safe)."""
+    """A DIS object with these settings, one per thread and setting (an instance is not
+    thread-safe; creating one cost about 10 us against 130-200 us for a 160x90 flow)."""
     cache = _DIS_CACHE.__dict__.setdefault("instances", {})
     key = (preset, finest_scale, patch_stride, refine_iters)
     dis = cache.get(key)
