@@ -29,16 +29,12 @@ from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402
 from driver.manifest import Manifest  # noqa: E402
 from tests.integration.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
 from tests.standins.runpod_api import RunPodApiStandIn  # noqa: E402
-from tests.unit.driver_fakes import png, shot, write_storyboard  # noqa: E402
+from tests.unit.driver_fakes import png, write_storyboard  # noqa: E402
 from tests.unit.farm_fakes import FarmClient, FarmServer, fake_member  # noqa: E402
 from tests.unit.test_farm_pods import FakeComfy  # noqa: E402
+from tests.unit.test_farm_scheduler import SHOTS  # noqa: E402
 
 KEY = "rpa_CTRLC_TESTKEY_0123456789"
-SHOTS = [shot(1, 1, "held_frame_push", keyframes={"hero": "still.png"}, characters_in_shot=["AKI"]),
-         shot(1, 2, "standard_flf", duration_s=2.0),
-         shot(2, 1, "held_frame_static"),
-         shot(2, 2, "triptych_split_flf"),
-         shot(3, 1, "held_frame_static", seed=77)]
 
 
 def ctrl_c() -> None:
