@@ -1,12 +1,28 @@
 """Typed driver errors. Every error has a stable ``code`` (for manifests and logs)
-and an ``exit_code`` (one per class of error, documented in the README)."""
+and an ``exit_code`` (one per class of error, documented in the README).
+
+Every subclass registers itself in :data:`ERROR_CLASSES` when it is defined (the farm's
+errors in ``driver.farm.errors`` too: nothing here imports them). A class that decides
+the run's exit code when shots failed for different reasons says so with its own
+``precedence`` (lower wins; subclasses without one take their parent's)."""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
+
+#: Every error class by its stable code (for the README table and for manifests),
+#: filled as classes are defined.
+ERROR_CLASSES: dict[str, type[DriverError]] = {}
 
 
 class DriverError(Exception):
     code = "driver_error"
     exit_code = 1
+    precedence: ClassVar[int] = 1000
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        ERROR_CLASSES[cls.code] = cls
 
     def __init__(self, message: str, *, shot: str | None = None):
         self.shot = shot
@@ -22,6 +38,7 @@ class ConfigError(DriverError):
 
     code = "config_invalid"
     exit_code = 2
+    precedence = 60
 
     def __init__(self, message: str, *, problems: list[str] | None = None, shot: str | None = None):
         self.problems = list(problems or [])
@@ -36,6 +53,7 @@ class ServerUnreachable(DriverError):
 
     code = "server_unreachable"
     exit_code = 3
+    precedence = 30
 
 
 class PromptRejected(DriverError):
@@ -43,6 +61,7 @@ class PromptRejected(DriverError):
 
     code = "prompt_rejected"
     exit_code = 4
+    precedence = 70
 
     def __init__(self, message: str, *, error: dict | None = None, node_errors: dict | None = None, shot: str | None = None):
         self.error = error or {}
@@ -69,6 +88,7 @@ class ExecutionFailed(DriverError):
 
     code = "execution_error"
     exit_code = 5
+    precedence = 80
 
     def __init__(self, message: str, *, prompt_id: str | None = None, node_id: str | None = None,
                  node_type: str | None = None, exception_type: str | None = None,
@@ -93,6 +113,7 @@ class LostContact(DriverError):
 
     code = "lost_contact"
     exit_code = 6
+    precedence = 40
 
 
 class OutputMissing(DriverError):
@@ -100,6 +121,7 @@ class OutputMissing(DriverError):
 
     code = "output_missing"
     exit_code = 7
+    precedence = 90
 
 
 class PreflightFailed(DriverError):
@@ -108,6 +130,7 @@ class PreflightFailed(DriverError):
 
     code = "preflight_failed"
     exit_code = 8
+    precedence = 50
 
     def __init__(self, message: str, *, problems: list[str] | None = None):
         self.problems = list(problems or [])
@@ -122,6 +145,7 @@ class QualityFailed(DriverError):
 
     code = "quality_failed"
     exit_code = 9
+    precedence = 100
 
 
 class ReviewPending(DriverError):
@@ -129,6 +153,7 @@ class ReviewPending(DriverError):
 
     code = "review_pending"
     exit_code = 10
+    precedence = 110
 
 
 class Cancelled(DriverError):
@@ -136,37 +161,21 @@ class Cancelled(DriverError):
 
     code = "cancelled"
     exit_code = 130
+    precedence = 0
 
 
-#: Exit-code precedence when several shots failed for different reasons: the first
-#: class in this list that occurred decides the run's exit code.
-EXIT_PRECEDENCE = (Cancelled, ServerUnreachable, LostContact, PreflightFailed, ConfigError, PromptRejected,
-                   ExecutionFailed, OutputMissing, QualityFailed, ReviewPending, DriverError)
+ERROR_CLASSES[DriverError.code] = DriverError
 
-#: Every error class by its stable code (for the README table and for manifests).
-ERROR_CLASSES = {cls.code: cls for cls in (DriverError, ConfigError, ServerUnreachable, PromptRejected, ExecutionFailed,
-                                           Interrupted, LostContact, OutputMissing, PreflightFailed, QualityFailed,
-                                           ReviewPending, Cancelled)}
+
+def _decider(cls: type[DriverError]) -> type[DriverError]:
+    """The class whose ``precedence`` and ``exit_code`` stand for ``cls``: the nearest
+    one in its ancestry that declares a precedence (DriverError at the latest)."""
+    return next(c for c in cls.__mro__ if "precedence" in vars(c))
 
 
 def exit_code_for(codes: list[str]) -> int:
     """The run's exit code from the error codes of its failed shots (0 when none)."""
     if not codes:
         return 0
-    classes = [ERROR_CLASSES.get(c, DriverError) for c in codes]
-    for cls in EXIT_PRECEDENCE:
-        if any(issubclass(c, cls) for c in classes):
-            return cls.exit_code
-    return DriverError.exit_code
-
-
-def _register_farm_errors() -> None:
-    """The farm's error codes join the table, and its fleet errors (which stop the run)
-    the precedence, right after ``cancelled``."""
-    global EXIT_PRECEDENCE
-    from .farm.errors import FARM_ERROR_CLASSES, BudgetExceeded, FarmError  # late: they subclass these classes
-    ERROR_CLASSES.update(FARM_ERROR_CLASSES)
-    EXIT_PRECEDENCE = (Cancelled, BudgetExceeded, FarmError, *EXIT_PRECEDENCE[1:])
-
-
-_register_farm_errors()
+    deciders = [_decider(ERROR_CLASSES.get(c, DriverError)) for c in codes]
+    return min(deciders, key=lambda c: c.precedence).exit_code

@@ -4,8 +4,9 @@ Each subclasses the driver error whose handling it shares, so the scheduler's ru
 apply unchanged: a shot-level failure (``PromptRejected``, ``ExecutionFailed``,
 ``OutputMissing`` subclasses) lets the run go on with the other shots; losing every
 server (``LostContact``) or a fleet/budget problem stops the run, which is resumable.
-Every class has a stable ``code``; :data:`FARM_ERROR_CLASSES` lists them for the
-driver's code -> class table (``driver.errors.ERROR_CLASSES``)."""
+Every class has a stable ``code`` and joins the driver's code -> class table
+(``driver.errors.ERROR_CLASSES``) when it is defined; :data:`FARM_ERROR_CLASSES` lists
+the farm's own."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class FarmError(DriverError):
 
     code = "farm_error"
     exit_code = 11
+    precedence = 10  # stops the run: decides before any shot's own failure, after Ctrl-C
 
 
 class RunPodAuthError(FarmError):
@@ -49,6 +51,7 @@ class BudgetExceeded(FarmError):
 
     code = "budget_exceeded"
     exit_code = 12
+    precedence = 5
 
 
 class NoServerAvailable(ServerUnreachable):

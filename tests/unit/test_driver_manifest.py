@@ -7,6 +7,7 @@ import os
 import pytest
 
 from driver import errors
+from driver.farm import errors as farm_errors  # noqa: F401 - its classes join ERROR_CLASSES
 from driver.approvals import Approvals
 from driver.errors import ConfigError, exit_code_for
 from driver.manifest import Manifest, atomic_write_json, file_intact, file_record
