@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from .errors import ConfigError
-from .manifest import atomic_write_json
+from .files import atomic_write_json
 from .validation import raise_if_problems, schema_problems
 
 APPROVALS_NAME = "approvals.json"

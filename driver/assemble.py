@@ -16,7 +16,7 @@ import numpy as np
 
 from anime_pipeline.core.naming import episode_cut_name
 
-from .manifest import file_intact, file_record
+from .files import file_intact, file_record
 from .storyboard import Storyboard
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import websocket
 
 from .errors import (DriverError, ExecutionFailed, Interrupted, LostContact, OutputMissing,
                      PromptRejected, ServerUnreachable)
-from .manifest import atomic_write_chunks
+from .files import atomic_write_chunks
 
 log = logging.getLogger(__name__)
 

@@ -114,7 +114,7 @@ class Compiler:
         missing = [i.role for i in job.inputs if i.role not in inputs]
         if missing:
             raise ConfigError(f"job {job.id}: no image for input(s) {missing}", shot=job.shot)
-        seed = derive_seed(job.params["seed"], attempt)
+        seed = derive_seed(job.seed, attempt)
         b = Binder(self.template(job.template), self.template_path(job.template).name)
         prefix = f"ap/{self.run_id}/{job.id}_a{attempt}"
         getattr(self, f"_bind_{job.template}")(b, job, seed, inputs, prefix)

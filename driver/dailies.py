@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 
 from . import quality
-from .manifest import atomic_write_text, now
+from .files import atomic_write_text, now
 from .storyboard import Storyboard
 
 DAILIES_NAME = "dailies.html"

@@ -68,6 +68,9 @@ class PromptRejected(DriverError):
         self.node_errors = node_errors or {}
         super().__init__(message, shot=shot)
 
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "node_errors": self.flat_errors()}
+
     def flat_errors(self) -> list[dict]:
         """One record per input error: node id, class_type, type, message, details."""
         out = []
@@ -99,6 +102,13 @@ class ExecutionFailed(DriverError):
         self.exception_type = exception_type
         self.exception_message = exception_message
         super().__init__(message, shot=shot)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        for attr in ("node_id", "node_type", "exception_type", "prompt_id"):
+            if getattr(self, attr):
+                d[attr] = getattr(self, attr)
+        return d
 
 
 class Interrupted(ExecutionFailed):

@@ -1,19 +1,25 @@
-"""One server's side of a job attempt: upload inputs, submit (or find a job already in
-flight), follow it, download and hash its outputs, read its quality report.
+"""Executors run job attempts for the scheduler. :class:`Executor` is the contract every
+backend implements (one ComfyUI server here; the farm's pool and RunPod Serverless in
+``driver.farm``); its optional abilities have defaults, so the scheduler never probes.
 
-Every state change is written to the manifest before the next network step, so a
-crash at any point leaves a record that :meth:`Executor.recover` can pick up: the
-prompt id is known before ``POST /prompt``, and a rerun asks the server about it
-(``/history``, then ``/queue``) before submitting anything again."""
+:class:`ComfyExecutor` is one server's side of an attempt: upload inputs, submit (or
+find a job already in flight), follow it, download and hash its outputs, read its
+quality report. The scheduler writes every state change to the manifest before the
+next network step, so a crash at any point leaves a record that
+:meth:`ComfyExecutor.recover` can pick up: the prompt id is known before ``POST
+/prompt``, and a rerun asks the server about it (``/queue``, then ``/history``) before
+submitting anything again."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
+from typing import Any, ContextManager
 
 import av
 from PIL import Image
@@ -21,7 +27,7 @@ from PIL import Image
 from .client import ComfyClient
 from .compile import REPORT, Compiled
 from .errors import DriverError, ExecutionFailed, OutputMissing
-from .manifest import file_record, sha256_file
+from .files import file_record, sha256_file
 from .quality import REPORT_MARKER, parse_report_from_error, report_from_history
 
 log = logging.getLogger(__name__)
@@ -42,8 +48,66 @@ def upload_name(path: Path, role: str) -> str:
     return f"{sha256_file(path)[:16]}_{role}{path.suffix.lower()}"
 
 
-class Executor:
+DestFor = Callable[[str, str], Path]  # (output role, file extension) -> where the file goes
+
+
+class Executor(ABC):
+    """What the scheduler needs of a backend. ``server`` and ``client_id`` name, for the
+    manifest, what runs the current attempt."""
+
+    #: critical-path priority of each job id (lower starts first); empty: storyboard order
+    priorities: dict[str, float]
+    #: what the backend did (per server jobs, pods' cost), for the manifest; set on close
+    summary: dict[str, Any]
+
+    def __init__(self) -> None:
+        self.priorities, self.summary = {}, {}
+
+    @property
+    @abstractmethod
+    def server(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def client_id(self) -> str: ...
+
+    @abstractmethod
+    def input_names(self, files: dict[str, Path]) -> dict[str, str]:
+        """The names the backend will know ``files`` (role -> path) by, before any upload."""
+
+    @abstractmethod
+    def upload(self, files: dict[str, Path]) -> dict[str, str]: ...
+
+    @abstractmethod
+    def run_attempt(self, compiled: Compiled, dest_for: DestFor, *, in_flight: bool = False,
+                    resubmit: Callable[[], Compiled] | None = None) -> Outcome: ...
+
+    def slot(self, job: Any, server: str | None = None) -> ContextManager[Any]:
+        """Held around one attempt of ``job`` (pinned to ``server``, which had it in flight).
+        One server runs one job at a time: nothing to hold (the farm's pool has slots)."""
+        return contextlib.nullcontext()
+
+    def map_shots(self, shots: Iterable[Any], fn: Callable[[Any], None], *,
+                  key: Callable[[Any], float] | None = None) -> None:
+        """Run ``fn(shot)`` for every shot: here one after the other, in the given order
+        (the pool runs them concurrently, ordered by ``key``)."""
+        for shot in shots:
+            fn(shot)
+
+    def shared_reporter(self, reporter: Any) -> Any:
+        """The reporter the shots' bookkeeping uses while :meth:`map_shots` runs (the
+        pool serialises it for its threads)."""
+        return reporter
+
+    def cancel_all(self) -> None:
+        """Cancel every job in flight (on Ctrl-C); nothing to do for one server."""
+
+
+class ComfyExecutor(Executor):
+    """Attempts on one ComfyUI server."""
+
     def __init__(self, client: ComfyClient, *, run_id: str, job_timeout: float, reporter=None):
+        super().__init__()
         self.client = client
         self.run_id = run_id
         self.job_timeout = job_timeout
@@ -53,9 +117,9 @@ class Executor:
     def server(self) -> str:
         return self.client.url
 
-    def slot(self, job, server: str | None = None):
-        """One server runs one job at a time: nothing to hold (the farm's pool has slots)."""
-        return contextlib.nullcontext()
+    @property
+    def client_id(self) -> str:
+        return self.client.client_id
 
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
@@ -149,7 +213,7 @@ class Executor:
         out.timings["download_s"] = _r(time.monotonic() - t0)
         return out
 
-    def run_attempt(self, compiled: Compiled, dest_for, *, in_flight: bool = False,
+    def run_attempt(self, compiled: Compiled, dest_for: DestFor, *, in_flight: bool = False,
                     resubmit: Callable[[], Compiled] | None = None) -> Outcome:
         """Submit (or recover) one attempt and collect it.
 
@@ -205,13 +269,8 @@ def _r(x: float | None) -> float | None:
 
 
 def describe_error(exc: DriverError) -> dict:
-    d = exc.to_dict()
-    for attr in ("node_id", "node_type", "exception_type", "prompt_id"):
-        if getattr(exc, attr, None):
-            d[attr] = getattr(exc, attr)
-    if hasattr(exc, "flat_errors"):
-        d["node_errors"] = exc.flat_errors()
-    return d
+    """The manifest's record of an error (each class says what it adds: ``to_dict``)."""
+    return exc.to_dict()
 
 
 def record_files(run_dir: Path, files: dict[str, Path]) -> list[dict]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -57,13 +58,14 @@ class Job:
     shot: str
     stage: str                # keyframes | video
     template: str             # one of TEMPLATE_KEYS
-    params: dict              # values the compiler binds by node title
+    params: dict              # values the compiler binds by node title (prompts, sizes, frame counts)
     inputs: tuple[Input, ...] = ()
     outputs: tuple[str, ...] = ()  # roles this job produces (asset suffixes)
     frames: int | None = None      # delivered frames (video jobs)
     wan_lengths: tuple[int, ...] = ()
     estimate_s: float = 0.0
     gated: bool = False            # carries AP_QualityReport: retaken on failure
+    seed: int = 0                  # attempt 1's seed (later attempts derive theirs from it)
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -155,10 +157,10 @@ class _Planner:
     def _t2i_job(self, shot: Shot, role: str, prompt: str, width: int, height: int) -> Job:
         template = T2I_SDXL if self.t2i["family"] == "sdxl" else T2I_UNET
         rnd = self.rounds.get(shot.id, 1)
-        params = {"prompt": prompt, "negative": shot.prompts["negative"], "seed": derive_seed(shot.seed, rnd),
+        params = {"prompt": prompt, "negative": shot.prompts["negative"],
                   "width": width, "height": height, "characters": shot.characters, "keyframe_round": rnd}
         return Job(f"{shot.id}-kf-{role}", shot.id, KEYFRAMES, template, params, outputs=(role,),
-                   estimate_s=self._t2i_estimate(width, height))
+                   estimate_s=self._t2i_estimate(width, height), seed=derive_seed(shot.seed, rnd))
 
     def keyframe_inputs(self, shot: Shot, roles: tuple[str, ...]) -> tuple[list[Job], list[Input]]:
         """Keyframe jobs of ``shot`` and the inputs its video job gets for ``roles``."""
@@ -174,8 +176,8 @@ class _Planner:
                 jobs.append(strip_job)
                 strip = Input("strip", job=strip_job.id)
             split = Job(f"{shot.id}-kf-split", shot.id, KEYFRAMES, TRIPTYCH_SPLIT,
-                        {"width": d.keyframe_width, "height": d.keyframe_height, "seed": shot.seed}, (strip,),
-                        outputs=("first", "hero", "last"))
+                        {"width": d.keyframe_width, "height": d.keyframe_height}, (strip,),
+                        outputs=("first", "hero", "last"), seed=shot.seed)
             jobs.append(split)
             return jobs, [Input(r, file=given[r]) if r in given else Input(r, job=split.id) for r in roles]
         for role in roles:
@@ -191,7 +193,7 @@ class _Planner:
     def shot_jobs(self, shot: Shot) -> list[Job]:
         d, v = self.sb.delivery, self.video
         frames = shot.frames(d.fps)
-        base = {"seed": shot.seed, "frames": frames, "fps": d.fps, "width": d.width, "height": d.height,
+        base = {"frames": frames, "fps": d.fps, "width": d.width, "height": d.height,
                 "characters": shot.characters}
         if shot.approach in ("held_frame_push", "held_frame_static"):
             kf_jobs, inputs = self.keyframe_inputs(shot, ("hero",))
@@ -201,7 +203,7 @@ class _Planner:
                             center_start=list(p.center_start), center_end=list(p.center_end), easing=p.easing)
             template = HELD_PUSH if shot.approach == "held_frame_push" else HELD_STATIC
             return kf_jobs + [Job(f"{shot.id}-video", shot.id, VIDEO, template, base, tuple(inputs), ("video",),
-                                  frames=frames)]
+                                  frames=frames, seed=shot.seed)]
         wan_fps = v["fps"]
         total = wan_length_for(frames, wan_fps, d.fps)
         base.update(motion=shot.prompts["motion"], negative=shot.prompts["negative"], wan_fps=wan_fps)
@@ -232,7 +234,16 @@ class _Planner:
             template = WAN_SPLIT_FLF
         base["retimed_frames"] = retimed_count(sum(lengths) - len(lengths) + 1, wan_fps, d.fps)
         return kf_jobs + [Job(f"{shot.id}-video", shot.id, VIDEO, template, base, tuple(inputs), ("video",),
-                              frames=frames, wan_lengths=lengths, estimate_s=self._wan_estimate(lengths), gated=True)]
+                              frames=frames, wan_lengths=lengths, estimate_s=self._wan_estimate(lengths), gated=True,
+                              seed=shot.seed)]
+
+
+def shot_planner(sb: Storyboard, config: Config) -> Callable[[Shot, int], list[Job]]:
+    """``jobs(shot, keyframe_round)``: one shot's jobs (what the scheduler plans again
+    when a retake raises the shot's keyframe round)."""
+    def jobs(shot: Shot, keyframe_round: int) -> list[Job]:
+        return make_plan(sb, config, only=[shot.id], keyframe_rounds={shot.id: keyframe_round}).jobs
+    return jobs
 
 
 def make_plan(sb: Storyboard, config: Config, *, only: list[str] | None = None,

@@ -20,14 +20,15 @@ from .client import ComfyClient
 from .compile import Compiler
 from .config import Config, load_config
 from .dailies import write_dailies
-from .executor import Executor
+from .executor import ComfyExecutor, Executor
 from .farm import cli as farm_cli
 from .farm.backend import FarmOptions, open_backend
 from .farm.pool_executor import plan_priorities
 from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
 from .local_server import LocalComfy
-from .manifest import Manifest, atomic_write_json
-from .plan import KEYFRAMES, STAGES, VIDEO, Plan, make_plan
+from .files import atomic_write_json
+from .manifest import Manifest
+from .plan import KEYFRAMES, STAGES, VIDEO, Plan, make_plan, shot_planner
 from .preflight import check as preflight_check
 from .progress import Reporter
 from .scheduler import ALL, Scheduler
@@ -152,10 +153,8 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
     approvals = Approvals.load(run_dir)
     shots = [s for s in sb.shots if not opts.only or s.id in opts.only]
 
-    def jobs_for(shot):
-        return make_plan(sb, cfg, only=[shot.id], keyframe_rounds=manifest.keyframe_rounds()).jobs
-
     with contextlib.ExitStack() as stack:
+        executor: Executor
         if fo is not None and fo.wanted():  # several servers, --farm runpod or --endpoint
             executor = open_backend(
                 fo, run_dir=run_dir, run_id=manifest.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
@@ -165,9 +164,9 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
         else:  # one server (found, or started with --comfyui)
             client = _connect(opts.servers or cfg["servers"], cfg, opts.comfyui, run_dir, stack)
             _preflight(client, plan, compiler, opts.stage)
-            executor = Executor(client, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"],
+            executor = ComfyExecutor(client, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"],
                                 reporter=reporter)
-        scheduler = Scheduler(storyboard=sb, jobs_for=jobs_for, compiler=compiler, manifest=manifest,
+        scheduler = Scheduler(storyboard=sb, jobs_for=shot_planner(sb, cfg), compiler=compiler, manifest=manifest,
                               executor=executor, approvals=approvals, reporter=reporter, stage=opts.stage,
                               max_retakes=retakes)
         try:
@@ -180,7 +179,7 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
             approvals.save()
             write_dailies(sb, manifest, approvals)
             manifest.save()
-    if getattr(executor, "summary", None):  # after the with: pods stopped, costs final
+    if executor.summary:  # after the with: pods stopped, costs final
         manifest.data["farm"] = executor.summary  # per server jobs/busy/lost; pods' GPU time and cost
         manifest.save()
     if opts.stage != KEYFRAMES:

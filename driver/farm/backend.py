@@ -20,7 +20,7 @@ from typing import Callable
 from driver.client import ComfyClient
 from driver.compile import Compiled
 from driver.errors import ConfigError, PreflightFailed
-from driver.executor import Executor
+from driver.executor import ComfyExecutor
 
 from .errors import RunPodAuthError
 from .pool import Member, ServerPool
@@ -87,7 +87,7 @@ def comfy_member(url: str, *, run_id: str, job_timeout_s: float, request_timeout
                  slots: int = 1) -> Member:
     client = ComfyClient(url, request_timeout=request_timeout_s)
     prober = ComfyClient(url, request_timeout=min(10.0, request_timeout_s))
-    return Member(url, Executor(client, run_id=run_id, job_timeout=job_timeout_s, reporter=reporter),
+    return Member(url, ComfyExecutor(client, run_id=run_id, job_timeout=job_timeout_s, reporter=reporter),
                   probe=prober.system_stats, capacity=slots)
 
 

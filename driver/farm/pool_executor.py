@@ -1,8 +1,7 @@
 """The scheduler's executor over a :class:`~driver.farm.pool.ServerPool`.
 
-It offers the interface the scheduler already uses on the single-server
-:class:`driver.executor.Executor` (``server``, ``client``, ``input_names``, ``upload``,
-``run_attempt``) plus two hooks:
+It implements :class:`driver.executor.Executor`, the scheduler's contract, with two of
+its abilities that one server does not need:
 
 * ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned
   to ``server``, the member that had the attempt in flight, while that member is up),
@@ -26,9 +25,11 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from driver.errors import Cancelled, ConfigError, DriverError, LostContact, ServerUnreachable
+from driver.executor import ComfyExecutor, Executor
 
 from .dispatch import critical_path_priorities
 from .errors import NoServerAvailable, ServerLost
@@ -64,9 +65,10 @@ def plan_priorities(jobs: Iterable) -> dict[str, float]:
                                     {j.id: [d for d in j.depends_on] for j in jobs})
 
 
-class PoolExecutor:
+class PoolExecutor(Executor):
     def __init__(self, pool: ServerPool, *, job_timeout_s: float = 3600.0, lost_after_s: float = 30.0,
                  priorities: dict[str, float] | None = None, threads: int | None = None):
+        super().__init__()
         kinds = {m.kind for m in pool.members.values()}
         if len(kinds) > 1:
             raise ConfigError("a run renders on ComfyUI servers or on one serverless endpoint, not on both")
@@ -79,7 +81,6 @@ class PoolExecutor:
         self._big = threading.Lock()
         self._held_by_main = False
         self._closed = False
-        self.summary: dict = {}  # what each server did, pods' GPU time and cost (set when the backend closes)
         self.reporter: LockedReporter | None = None  # the run's reporter, shared by every thread
 
     # ------------------------------------------------------------------ scheduler interface
@@ -89,9 +90,12 @@ class PoolExecutor:
         return lease.member.name if lease else POOL_LABEL
 
     @property
-    def client(self):
+    def client_id(self) -> str:
         lease = self._lease()
-        return (lease.member if lease else self._first).executor.client
+        return (lease.member if lease else self._first).executor.client_id
+
+    def shared_reporter(self, reporter):
+        return self.reporter or reporter
 
     def input_names(self, files: dict) -> dict[str, str]:
         return self._first.executor.input_names(files)
@@ -111,7 +115,7 @@ class PoolExecutor:
         if self._lease() is not None:  # nested: keep the slot we have
             yield self._lease().member
             return
-        self._tls.priority = self.priorities.get(getattr(job, "id", None), 0.0)
+        self._tls.priority = self.priorities.get(job.id, 0.0) if job is not None else 0.0
         with self._unlocked():
             self._tls.lease = self._take(pin=server)
         try:
@@ -158,7 +162,8 @@ class PoolExecutor:
                 compiled, in_flight = resubmit(), False  # records the new server and a fresh prompt id
 
     # ------------------------------------------------------------------ many shots
-    def map_shots(self, shots: Iterable, fn: Callable[[Any], None], *, key: Callable | None = None) -> None:
+    def map_shots(self, shots: Iterable[Any], fn: Callable[[Any], None], *,
+                  key: Callable[[Any], float] | None = None) -> None:
         """Run ``fn(shot)`` for every shot on up to ``threads`` threads (default: the
         pool's slots + 2). The first error that escapes ``fn`` (a shot's own failures are
         recorded by the scheduler and do not escape) stops the run: no new job starts, and
@@ -207,9 +212,7 @@ class PoolExecutor:
         releases it; threads coming back from the network then end quietly."""
         self.pool.cancel()
         for m in self.pool.members.values():
-            cancel_all = getattr(m.executor, "cancel_all", None)
-            if cancel_all is not None:
-                cancel_all()
+            m.executor.cancel_all()
         if not self._held_by_main:
             self._big.acquire()
             self._held_by_main = True
@@ -220,7 +223,7 @@ class PoolExecutor:
             self._held_by_main = False
             self._big.release()
 
-    def __enter__(self) -> "PoolExecutor":
+    def __enter__(self) -> PoolExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -281,6 +284,7 @@ class PoolExecutor:
         """Ask ``member`` about ``prompt_id`` until it answers or ``lost_after_s`` passes.
         Queue before history: a prompt finishing between the two calls is then still seen."""
         deadline = time.monotonic() + self.lost_after_s
+        assert isinstance(member.executor, ComfyExecutor)  # only a ComfyUI server's jobs can be asked about
         client = member.executor.client
         reported = False
         while True:

@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from driver.errors import ConfigError
-from driver.manifest import atomic_write_json, now
+from driver.files import atomic_write_json, now
 
 from .errors import BudgetExceeded, FarmError, GpuUnavailable, PodNotReady, RunPodAuthError
 from .runpod_api import PodSpec, RunPodApi

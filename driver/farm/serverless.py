@@ -19,15 +19,14 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from driver.compile import REPORT, Compiled
 from driver.errors import Cancelled, LostContact, OutputMissing
-from driver.executor import Outcome, upload_name, verify_file
-from driver.manifest import atomic_write_chunks, atomic_write_json, now
+from driver.executor import Executor, Outcome, upload_name, verify_file
+from driver.files import atomic_write_chunks, atomic_write_json, now
 from driver.quality import REPORT_MARKER, parse_report_from_error
 
 from .errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessCancelled,
@@ -105,13 +104,6 @@ class EndpointClient:
         return self._call("GET", "/health")
 
 
-@dataclass(frozen=True)
-class Identity:
-    """What the scheduler records as ``client_id`` for a serverless attempt."""
-
-    client_id: str
-
-
 class Journal:
     """prompt id -> RunPod job id, on disk (atomic writes), for in-flight recovery."""
 
@@ -133,16 +125,16 @@ class Journal:
                 atomic_write_json(self.path, self._data)
 
 
-class ServerlessExecutor:
-    """Runs attempts on a worker-comfyui endpoint (the :class:`driver.executor.Executor` interface)."""
+class ServerlessExecutor(Executor):
+    """Runs attempts on a worker-comfyui endpoint (a :class:`driver.executor.Executor`)."""
 
     kind = "serverless"
 
     def __init__(self, endpoint: EndpointClient, *, run_id: str, job_timeout: float, journal: Journal,
                  queue_timeout_s: float = 3600.0, poll_s: tuple[float, float] = (0.5, 5.0)):
+        super().__init__()
         self.endpoint, self.run_id, self.job_timeout = endpoint, run_id, job_timeout
         self.journal, self.queue_timeout_s, self.poll_s = journal, queue_timeout_s, poll_s
-        self.client = Identity(f"{SCHEME}{endpoint.endpoint_id}")
         self._files: dict[str, Path] = {}
         self._active: dict[str, str] = {}  # job id -> prompt id
         self._lock = threading.Lock()
@@ -151,7 +143,12 @@ class ServerlessExecutor:
 
     @property
     def server(self) -> str:
-        return self.client.client_id
+        return f"{SCHEME}{self.endpoint.endpoint_id}"
+
+    @property
+    def client_id(self) -> str:
+        """What the manifest records as the attempt's client: the endpoint."""
+        return self.server
 
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:

@@ -16,8 +16,9 @@ from driver.compile import Compiler
 from driver.config import load_config
 from driver.farm.backend import FarmOptions, open_backend
 from driver.farm.pool_executor import plan_priorities
-from driver.manifest import Manifest, sha256_file
-from driver.plan import make_plan
+from driver.files import sha256_file
+from driver.manifest import Manifest
+from driver.plan import make_plan, shot_planner
 from driver.progress import Reporter
 from driver.scheduler import Scheduler
 from driver.storyboard import REPO_ROOT, load_storyboard
@@ -45,7 +46,7 @@ def farm_run(run_dir: Path, fo: FarmOptions, *, storyboard: Path = DEMO, config:
             on_backend(executor)
         scheduler = Scheduler(
             storyboard=sb, compiler=compiler, manifest=manifest, executor=executor, approvals=approvals,
-            jobs_for=lambda s: make_plan(sb, cfg, only=[s.id], keyframe_rounds=manifest.keyframe_rounds()).jobs,
+            jobs_for=shot_planner(sb, cfg),
             reporter=reporter, stage=stage, max_retakes=cfg["retakes"]["max_retakes"])
         try:
             result = scheduler.run([s for s in sb.shots if not only or s.id in only])

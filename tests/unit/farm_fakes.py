@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from driver.errors import ServerUnreachable
-from driver.executor import Executor
+from driver.executor import ComfyExecutor
 from driver.farm.pool import Member, ServerPool
 from tests.unit.driver_fakes import FakeClient, FakeServer
 
@@ -76,7 +76,7 @@ def fake_member(server: FarmServer, run_id: str = "TST-EP007-x", capacity: int =
 
     def probe():
         client._check()
-    return Member(server.url, Executor(client, run_id=run_id, job_timeout=60), probe, capacity=capacity)
+    return Member(server.url, ComfyExecutor(client, run_id=run_id, job_timeout=60), probe, capacity=capacity)
 
 
 def fake_pool(n: int = 3, **kw) -> tuple[ServerPool, list[FarmServer]]:

@@ -99,7 +99,7 @@ def test_compilation_is_deterministic_and_attempts_differ(tmp_path):
     job = plan.job("S01T01-video")
     one, again, two = comp.compile(job, 1), comp.compile(job, 1), comp.compile(job, 2)
     assert one.sha256 == again.sha256 and one.prompt == again.prompt
-    assert two.sha256 != one.sha256 and two.seed == derive_seed(job.params["seed"], 2)
+    assert two.sha256 != one.sha256 and two.seed == derive_seed(job.seed, 2)
     for c in (one, two):
         assert re.fullmatch(r"[A-Za-z0-9-]+", c.prompt_id)
     assert set(one.outputs.values()) == {"video", "report"}

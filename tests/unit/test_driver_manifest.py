@@ -10,7 +10,8 @@ from driver import errors
 from driver.farm import errors as farm_errors  # noqa: F401 - its classes join ERROR_CLASSES
 from driver.approvals import Approvals
 from driver.errors import ConfigError, exit_code_for
-from driver.manifest import Manifest, atomic_write_json, file_intact, file_record
+from driver.files import atomic_write_json, file_intact, file_record
+from driver.manifest import Manifest
 from driver import quality
 
 
@@ -103,7 +104,7 @@ def test_exit_codes_one_per_class_with_precedence():
 
 
 def test_atomic_writes_of_one_path_never_share_a_temporary_file(tmp_path):
-    from driver.manifest import atomic_write_chunks
+    from driver.files import atomic_write_chunks
 
     dest = tmp_path / "shot_last_a1.png"
 

@@ -89,8 +89,8 @@ def test_seeds_per_attempt_are_deterministic_and_distinct():
 def test_keyframe_round_changes_t2i_seed(tmp_path):
     plan1 = _plan(tmp_path, [shot(1, 1, "held_frame_static", seed=5)])
     plan2 = _plan(tmp_path, [shot(1, 1, "held_frame_static", seed=5)], keyframe_rounds={"S01T01": 2})
-    assert plan1.job("S01T01-kf-hero").params["seed"] == 5
-    assert plan2.job("S01T01-kf-hero").params["seed"] == derive_seed(5, 2)
+    assert plan1.job("S01T01-kf-hero").seed == 5
+    assert plan2.job("S01T01-kf-hero").seed == derive_seed(5, 2)
 
 
 def test_estimate_uses_the_gpu_table(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from driver.executor import Executor
+from driver.executor import ComfyExecutor
 
 ENTRY = {"outputs": {}, "status": {"status_str": "success", "completed": True, "messages": []}}
 
@@ -42,7 +42,7 @@ class _FinishingClient:
 
 
 def _recover(client):
-    ex = Executor(client, run_id="r", job_timeout=5.0)
+    ex = ComfyExecutor(client, run_id="r", job_timeout=5.0)
     return ex.recover(SimpleNamespace(prompt_id="p1"))
 
 
@@ -66,6 +66,6 @@ def test_job_in_neither_is_lost():
 
 def test_single_server_slot_is_a_no_op():
     client = _FinishingClient("gone")
-    with Executor(client, run_id="r", job_timeout=1.0).slot(None, "http://elsewhere:8188") as held:
+    with ComfyExecutor(client, run_id="r", job_timeout=1.0).slot(None, "http://elsewhere:8188") as held:
         assert held is None
     assert client.calls == []  # holding a slot asks the server nothing

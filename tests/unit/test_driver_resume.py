@@ -9,9 +9,10 @@ from driver.approvals import Approvals
 from driver.compile import Compiler
 from driver.config import load_config
 from driver.errors import LostContact
-from driver.executor import Executor
-from driver.manifest import Manifest, sha256_file
-from driver.plan import derive_seed, make_plan
+from driver.executor import ComfyExecutor
+from driver.files import sha256_file
+from driver.manifest import Manifest
+from driver.plan import derive_seed, shot_planner
 from driver.progress import Reporter
 from driver.scheduler import Scheduler
 from driver.storyboard import REPO_ROOT, load_storyboard
@@ -34,8 +35,8 @@ class Run:
         approvals = Approvals.load(self.run_dir)
         sched = Scheduler(
             storyboard=sb, compiler=Compiler(sb, cfg, manifest.run_id), manifest=manifest,
-            jobs_for=lambda s: make_plan(sb, cfg, only=[s.id], keyframe_rounds=manifest.keyframe_rounds()).jobs,
-            executor=Executor(client, run_id=manifest.run_id, job_timeout=60), approvals=approvals,
+            jobs_for=shot_planner(sb, cfg),
+            executor=ComfyExecutor(client, run_id=manifest.run_id, job_timeout=60), approvals=approvals,
             reporter=Reporter(), stage=stage, max_retakes=max_retakes)
         try:
             result = sched.run([s for s in sb.shots if not only or s.id in only])
@@ -67,7 +68,7 @@ def test_full_run_names_assets_and_records_everything(tmp_path):
     att = run.job("S01T02")["attempts"][0]
     assert (run.run_dir / "attempts" / "TST_EP007_S01_T02_NOCHAR_video_a1.mp4").is_file()
     assert att["prompt_id"].startswith("TST-EP007-x-S01T02-video-a1-") and att["server"] == "http://fake:8188"
-    assert att["workflow"] and len(att["workflow_sha256"]) == 64 and att["passed"] is True
+    assert run.manifest.workflow(att) and len(att["workflow_sha256"]) == 64 and att["passed"] is True
     assert att["timings"]["execution_s"] == 0.25 and att["timings"]["download_s"] is not None
     assert {i["role"] for i in att["inputs"]} == {"first", "last"}
     for f in att["outputs"]:

@@ -16,7 +16,7 @@ from driver.farm.errors import NoServerAvailable
 from driver.farm.pool import ServerPool
 from driver.farm.pool_executor import PoolExecutor, plan_priorities
 from driver.manifest import Manifest
-from driver.plan import make_plan
+from driver.plan import make_plan, shot_planner
 from driver.progress import Reporter
 from driver.scheduler import Scheduler
 from driver.storyboard import REPO_ROOT, load_storyboard
@@ -46,7 +46,7 @@ class FarmRun:
                                 priorities=plan_priorities(plan.jobs))
         sched = Scheduler(
             storyboard=sb, compiler=Compiler(sb, cfg, manifest.run_id), manifest=manifest,
-            jobs_for=lambda s: make_plan(sb, cfg, only=[s.id], keyframe_rounds=manifest.keyframe_rounds()).jobs,
+            jobs_for=shot_planner(sb, cfg),
             executor=executor, approvals=Approvals.load(self.run_dir), reporter=Reporter(), max_retakes=2)
         with executor:
             result = sched.run(sb.shots)

@@ -1,0 +1,102 @@
+"""A run's files under their asset names: where an attempt writes its outputs
+(``attempts/``), the storyboard's own keyframes copied in (``keyframes/``), and the
+selected attempt's files made the shot's assets (``keyframes/``, ``clips/``), each
+recorded in the manifest with its sha256."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from anime_pipeline.core.naming import asset_name
+
+from .errors import OutputMissing
+from .files import file_intact, file_record, sha256_file
+from .manifest import Manifest
+from .plan import VIDEO, Job
+from .records import AttemptRecord, JobRecord, Status
+from .storyboard import Shot, Storyboard
+
+KEYFRAME_DIR, CLIP_DIR, ATTEMPT_DIR = "keyframes", "clips", "attempts"
+
+
+def place(src: Path, dest: Path) -> None:
+    """``dest`` becomes a copy of ``src`` (hard link when possible), atomically."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+class Assets:
+    def __init__(self, storyboard: Storyboard, manifest: Manifest):
+        self.sb, self.manifest = storyboard, manifest
+        self.run_dir = manifest.run_dir
+
+    def name(self, job: Job, role: str, ext: str, attempt: int | None = None) -> str:
+        shot = self.sb.shot(job.shot)
+        return asset_name(self.sb.project, self.sb.episode, shot.scene, shot.take, shot.characters,
+                          suffix=role, ext=ext, attempt=attempt)
+
+    def dest_for(self, job: Job, attempt: int):
+        """``dest(role, ext)``: where attempt ``attempt`` of ``job`` writes an output."""
+        def dest(role: str, ext: str) -> Path:
+            path = self.run_dir / ATTEMPT_DIR / self.name(job, role, ext, attempt)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
+        return dest
+
+    def input_files(self, job: Job) -> dict[str, Path]:
+        """The files ``job`` takes as inputs: storyboard images, or the assets of the jobs
+        before it (OutputMissing when one is missing or changed on disk)."""
+        files = {}
+        assets = self.manifest.shot(job.shot)["assets"]
+        for inp in job.inputs:
+            if inp.file:
+                files[inp.role] = Path(inp.file)
+            elif file_intact(self.run_dir, assets.get(inp.role)):
+                files[inp.role] = self.run_dir / assets[inp.role]["path"]
+            else:
+                raise OutputMissing(f"{job.id} needs the {inp.role!r} keyframe from {inp.job}, which is "
+                                    "missing or changed on disk", shot=job.shot)
+        return files
+
+    def outputs_intact(self, job: Job) -> bool:
+        assets = self.manifest.shot(job.shot)["assets"]
+        return all(file_intact(self.run_dir, assets.get(r)) for r in job.outputs)
+
+    def record_given_keyframes(self, shot: Shot, jobs: list[Job]) -> None:
+        """Copy the storyboard's own keyframe images of this shot into ``keyframes/``
+        under the asset names, so the run folder (and its dailies page) is complete."""
+        assets = self.manifest.shot(shot.id)["assets"]
+        for inp in {i.role: i for j in jobs for i in j.inputs if i.file}.values():
+            src = Path(str(inp.file))
+            rec = assets.get(inp.role)
+            if rec and rec.get("source") == str(src) and rec["sha256"] == sha256_file(src) \
+                    and file_intact(self.run_dir, rec):
+                continue
+            dest = self.run_dir / KEYFRAME_DIR / asset_name(self.sb.project, self.sb.episode, shot.scene, shot.take,
+                                                            shot.characters, suffix=inp.role,
+                                                            ext=src.suffix.lstrip(".").lower())
+            place(src, dest)
+            assets[inp.role] = {**file_record(self.run_dir, dest), "source": str(src)}  # type: ignore[typeddict-item]
+
+    def select(self, job: Job, rec: JobRecord, att: AttemptRecord, status: Status) -> None:
+        """Make ``att``'s files the shot's assets (hard link, else copy; atomic)."""
+        assets = self.manifest.shot(job.shot)["assets"]
+        for f in att["outputs"]:
+            src = self.run_dir / f["path"]
+            folder = CLIP_DIR if job.stage == VIDEO else KEYFRAME_DIR
+            dest = self.run_dir / folder / self.name(job, f["role"], src.suffix.lstrip("."))
+            place(src, dest)  # the attempt's verified file, so its recorded hash holds
+            assets[f["role"]] = {"path": dest.relative_to(self.run_dir).as_posix(), "sha256": f["sha256"],
+                                 "bytes": f["bytes"], "attempt": att["attempt"], "job": job.id}
+        if att.get("report_file"):
+            assets[f"{job.id}:report"] = att["report_file"]  # type: ignore[assignment]
+        rec.update(status=status, selected_attempt=att["attempt"])
+        self.manifest.save()

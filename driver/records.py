@@ -1,0 +1,108 @@
+"""The run manifest's records, typed: one status enum for every state a job, an attempt
+or a shot can be in, and the JSON shapes (TypedDicts: the file format stays plain JSON)
+of files, attempts, jobs, shots and the manifest itself.
+
+Format history (``manifest_version``; the driver reads every earlier version):
+
+1. attempts carry the submitted workflow inline (``workflow``).
+2. the workflow moved to a per-attempt file beside the outputs (``workflow_file``: a
+   file record of ``attempts/<job id>_a<n>.workflow.json``); v1 attempts keep theirs
+   inline until they are submitted again."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, TypedDict
+
+MANIFEST_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+class Status(str, Enum):
+    """Where a job, an attempt or a shot stands; stored as its value."""
+
+    PENDING = "pending"                  # job, shot: not rendered yet (or changed since)
+    SUBMITTED = "submitted"              # job, attempt: the server has (or may have) it
+    DONE = "done"                        # job, attempt, shot
+    FAILED = "failed"                    # job, attempt, shot
+    GATE_FAILED = "gate_failed"          # attempt: rendered, its quality gates failed
+    QUALITY_FAILED = "quality_failed"    # job: every attempt failed its gates; the best is kept
+    KEYFRAMES_DONE = "keyframes_done"    # shot: keyframes rendered, video next
+    AWAITING_REVIEW = "awaiting_review"  # shot: keyframes wait for an approve verdict
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
+class FileRecord(TypedDict, total=False):
+    path: str        # relative to the run folder
+    sha256: str
+    bytes: int
+    role: str        # outputs of an attempt
+    source: str      # storyboard images copied into the run folder
+    attempt: int     # assets: the attempt that made it
+    job: str
+
+
+class InputRecord(TypedDict):
+    role: str
+    source: str
+    sha256: str
+    uploaded_as: str
+
+
+class AttemptRecord(TypedDict, total=False):
+    attempt: int
+    submissions: int
+    seed: int
+    prompt_id: str
+    server: str
+    client_id: str
+    workflow_sha256: str
+    workflow_file: FileRecord | None        # version 2
+    workflow: dict[str, Any]                # version 1 only
+    inputs: list[InputRecord]
+    outputs: list[FileRecord]
+    timings: dict[str, float | None]
+    gate_report: dict[str, Any] | None
+    report_file: FileRecord | None
+    passed: bool | None
+    score: float | None
+    status: Status
+    error: dict[str, Any] | None
+    started_at: str
+    finished_at: str
+
+
+class JobRecord(TypedDict, total=False):
+    stage: str
+    template: str
+    spec_sha256: str
+    status: Status
+    selected_attempt: int | None
+    attempts: list[AttemptRecord]
+    superseded: list[dict[str, Any]]
+
+
+class ShotRecord(TypedDict, total=False):
+    approach: str
+    status: Status
+    error: dict[str, Any] | None
+    keyframe_round: int
+    assets: dict[str, FileRecord]
+    jobs: dict[str, JobRecord]
+
+
+class ManifestData(TypedDict, total=False):
+    manifest_version: int
+    run_id: str
+    created_at: str
+    updated_at: str
+    driver: dict[str, Any]
+    storyboard: dict[str, Any]
+    config: dict[str, Any]
+    shots: dict[str, ShotRecord]
+    episode: dict[str, Any]
+    farm: dict[str, Any]
