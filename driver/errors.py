@@ -19,13 +19,15 @@ class DriverError(Exception):
     code = "driver_error"
     exit_code = 1
     precedence: ClassVar[int] = 1000
+    problems: list[str]  # every problem found, where a class lists them (ConfigError, PreflightFailed)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         ERROR_CLASSES[cls.code] = cls
 
-    def __init__(self, message: str, *, shot: str | None = None):
+    def __init__(self, message: str, *, shot: str | None = None, problems: list[str] | None = None):
         self.shot = shot
+        self.problems = list(problems or [])
         super().__init__(f"[{shot}] {message}" if shot else message)
 
     def to_dict(self) -> dict:
@@ -41,8 +43,7 @@ class ConfigError(DriverError):
     precedence = 60
 
     def __init__(self, message: str, *, problems: list[str] | None = None, shot: str | None = None):
-        self.problems = list(problems or [])
-        super().__init__(message, shot=shot)
+        super().__init__(message, shot=shot, problems=problems)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "problems": self.problems}
@@ -136,15 +137,20 @@ class OutputMissing(DriverError):
 
 class PreflightFailed(DriverError):
     """The server cannot run the plan: node types or model files missing, WAN lengths
-    wrong. ``problems`` lists every one, with the shot and the node title."""
+    wrong. ``problems`` lists every one, with the shot and the node title;
+    ``missing_types`` the node types the server lacks."""
 
     code = "preflight_failed"
     exit_code = 8
     precedence = 50
 
-    def __init__(self, message: str, *, problems: list[str] | None = None):
-        self.problems = list(problems or [])
-        super().__init__(message)
+    def __init__(self, message: str, *, problems: list[str] | None = None, missing_types: list[str] | None = None):
+        self.missing_types = list(missing_types or [])
+        super().__init__(message, problems=problems)
+
+    def lacks_pack(self, prefix: str = "AP_") -> bool:
+        """True when a node type of the anime_pipeline pack is missing."""
+        return any(t.startswith(prefix) for t in self.missing_types)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "problems": self.problems}

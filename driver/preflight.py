@@ -85,9 +85,15 @@ def registry_problems(lora_files: Iterable[tuple[str, str]], server_loras: list[
             for sid, f in dict.fromkeys(lora_files) if f not in have]
 
 
+def missing_types(compiled: list[Compiled], object_info: dict) -> list[str]:
+    """The node types the plan uses that the server does not have, sorted."""
+    return sorted({n["class_type"] for c in compiled for n in c.prompt.values()} - set(object_info))
+
+
 def check(compiled: list[Compiled], object_info: dict, *, lora_files: Iterable[tuple[str, str]] = (),
           server_loras: list[str] | None = None, server: str = "") -> None:
-    """Raise PreflightFailed listing every problem; return quietly when there is none."""
+    """Raise PreflightFailed listing every problem (and the missing node types, as data);
+    return quietly when there is none."""
     problems: list[str] = []
     for c in compiled:
         problems += workflow_problems(c, object_info)
@@ -97,5 +103,6 @@ def check(compiled: list[Compiled], object_info: dict, *, lora_files: Iterable[t
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise PreflightFailed(f"preflight against {server or 'the server'} found {len(problems)} problem(s); "
-                              f"nothing was queued:\n{listing}", problems=problems)
+                              f"nothing was queued:\n{listing}", problems=problems,
+                              missing_types=missing_types(compiled, object_info))
     log.info("preflight: %d workflow(s) match %s", len(compiled), server or "the server")

@@ -111,7 +111,7 @@ class ServerPool:
                 raise exc
             exc = _with_image_hint(exc, m)
             self.exclude(m.name, str(exc))
-            problems += [f"{m.name}: {p}" for p in getattr(exc, "problems", [])] or [f"{m.name}: {exc}"]
+            problems += [f"{m.name}: {p}" for p in exc.problems] or [f"{m.name}: {exc}"]
         if not self._disp.up:
             raise PreflightFailed("no server can run this plan; nothing was queued:\n"
                                   + "\n".join(f"  - {p}" for p in problems), problems=problems)
@@ -315,9 +315,8 @@ def _check_error(check: Check, member: Member) -> DriverError | None:
 
 def _with_image_hint(exc: DriverError, member: Member) -> DriverError:
     """A member without the pack gets a PackMissing naming the image to use."""
-    text = " ".join([str(exc), *getattr(exc, "problems", [])])
-    if "anime_pipeline pack" in text or ("AP_" in text and "does not exist" in text):
-        problems = [*getattr(exc, "problems", []), member.image_hint()]
+    if isinstance(exc, PackMissing) or (isinstance(exc, PreflightFailed) and exc.lacks_pack()):
+        problems = [*exc.problems, member.image_hint()]
         return PackMissing(f"{member.name} lacks the anime_pipeline pack (or a node it needs): "
                            f"{member.image_hint()}", problems=problems)
     return exc

@@ -22,9 +22,11 @@ import heapq
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, critical_path_priorities
 
 POLICIES = ("critical_path", "longest_first", "storyboard")
 
@@ -91,109 +93,121 @@ def simulate(servers: int = 100, jobs: int = 10_000, *, seed: int = 0, policy: s
                     capacity=capacity, failures=failures, detect_s=detect_s, downtime_s=downtime_s)
 
 
+def priorities(work: list[SimJob], policy: str) -> dict[int, float]:
+    """Each job's request priority under ``policy`` (lower runs first); ``critical_path``
+    is the pool's own :func:`~driver.farm.dispatch.critical_path_priorities`."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if policy == "critical_path":
+        return critical_path_priorities({j.key: j.estimate for j in work}, {j.key: j.deps for j in work})
+    return {j.key: -j.estimate if policy == "longest_first" else float(j.shot) for j in work}
+
+
 def schedule(work: list[SimJob], servers: int, *, rng: random.Random | None = None, policy: str = "critical_path",
              overhead_s: float = 0.5, capacity: int = 1, failures: int = 0, detect_s: float = 30.0,
              downtime_s: float = 300.0) -> SimResult:
     """Run ``work`` (in dependency order: a job after the jobs it needs) through the
     dispatcher on ``servers`` simulated servers."""
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    rng = rng or random.Random(0)
-    by_key = {j.key: j for j in work}
-    children: dict[int, list[int]] = {j.key: [] for j in work}
-    missing = {j.key: len(j.deps) for j in work}
-    for j in work:
-        for d in j.deps:
-            children[d].append(j.key)
-
-    downstream: dict[int, float] = {}
-    for j in reversed(work):  # children come after their parents
-        downstream[j.key] = j.estimate + max((downstream[c] for c in children[j.key]), default=0.0)
-
-    def priority(j: SimJob) -> float:
-        if policy == "critical_path":
-            return -downstream[j.key]
-        return -j.estimate if policy == "longest_first" else float(j.shot)
-
-    disp = Dispatcher()
-    names = [f"s{i:03d}" for i in range(servers)]
-    for n in names:
-        disp.add_server(n, capacity)
-
-    events: list[tuple[float, int, str, object]] = []
-    seq = itertools.count()
-    tokens: dict[int, int] = {}        # job -> token of its live run (a lost run's finish is ignored)
-    started: dict[int, float] = {}
-    busy = 0.0
-    done = 0
-    resubmitted = 0
-    dispatch_cpu = 0.0
-    wall0 = time.perf_counter()
-
-    def push(t: float, kind: str, payload) -> None:
-        heapq.heappush(events, (t, next(seq), kind, payload))
-
-    def dispatch(now: float) -> None:
-        nonlocal dispatch_cpu
-        c0 = time.perf_counter()
-        pairs = disp.assign()
-        dispatch_cpu += time.perf_counter() - c0
-        for key, _server in pairs:
-            tok = tokens[key] = tokens.get(key, 0) + 1
-            started[key] = now
-            push(now + overhead_s + by_key[key].duration, "finish", (key, tok))
-
-    c0 = time.perf_counter()
-    for j in work:
-        if not j.deps:
-            disp.request(j.key, priority=priority(j))
-    dispatch_cpu += time.perf_counter() - c0
-    for _ in range(failures):
-        push(rng.uniform(0.0, 0.6) * sum(j.duration for j in work) / servers, "down", None)
-    dispatch(0.0)
-    now = 0.0
-    while events:
-        now, _, kind, payload = heapq.heappop(events)
-        if kind == "finish":
-            key, tok = payload
-            if tokens.get(key) != tok:
-                continue  # this run was lost with its server
-            c0 = time.perf_counter()
-            disp.release(key)
-            busy += by_key[key].duration
-            done += 1
-            for c in children[key]:
-                missing[c] -= 1
-                if not missing[c]:
-                    disp.request(c, priority=priority(by_key[c]))
-            dispatch_cpu += time.perf_counter() - c0
-        elif kind == "down":
-            up = disp.up
-            if not up:
-                continue
-            victim = rng.choice(up)
-            for key in disp.mark_down(victim, "simulated failure"):
-                tokens[key] = tokens.get(key, 0) + 1  # its finish event will not count
-                push(now + detect_s, "lost", key)
-            push(now + downtime_s, "up", victim)
-        elif kind == "lost":
-            c0 = time.perf_counter()
-            disp.release(payload)
-            disp.request(payload, priority=priority(by_key[payload]))
-            dispatch_cpu += time.perf_counter() - c0
-            resubmitted += 1
-        elif kind == "up":
-            disp.mark_up(payload)
-        dispatch(now)
-    loop = time.perf_counter() - wall0
-    if done != len(work):
-        raise RuntimeError(f"simulation ended with {len(work) - done} job(s) never run")
-    per_server = [disp.servers[n].dispatched for n in names]
+    sim = _Simulation(work, servers, rng or random.Random(0), priorities(work, policy), overhead_s=overhead_s,
+                      capacity=capacity, detect_s=detect_s, downtime_s=downtime_s)
+    now, loop = sim.run(failures)
+    if sim.done != len(work):
+        raise RuntimeError(f"simulation ended with {len(work) - sim.done} job(s) never run")
+    per_server = [sim.disp.servers[n].dispatched for n in sim.names]
     total = sum(j.duration for j in work)
     return SimResult(
         servers=servers, jobs=len(work), policy=policy, overhead_s=overhead_s, failures=failures, makespan_s=now,
         lower_bound_s=max(total / (servers * capacity), _critical_path(work, overhead_s)),
-        utilisation=busy / (servers * capacity * now) if now else 0.0,
-        dispatch_us_per_job=dispatch_cpu / len(work) * 1e6, loop_us_per_job=loop / len(work) * 1e6,
-        resubmitted=resubmitted, max_per_server=max(per_server), min_per_server=min(per_server),
+        utilisation=sim.busy / (servers * capacity * now) if now else 0.0,
+        dispatch_us_per_job=sim.dispatch_cpu / len(work) * 1e6, loop_us_per_job=loop / len(work) * 1e6,
+        resubmitted=sim.resubmitted, max_per_server=max(per_server), min_per_server=min(per_server),
         extra={"shots": len({j.shot for j in work}), "total_gpu_s": round(total, 1)})
+
+
+class _Simulation:
+    """The event loop of :func:`schedule`; ``dispatch_cpu`` counts the dispatcher's own time."""
+
+    def __init__(self, work: list[SimJob], servers: int, rng: random.Random, prio: dict[int, float], *,
+                 overhead_s: float, capacity: int, detect_s: float, downtime_s: float):
+        self.work, self.rng, self.prio = work, rng, prio
+        self.overhead_s, self.detect_s, self.downtime_s = overhead_s, detect_s, downtime_s
+        self.by_key = {j.key: j for j in work}
+        self.children: dict[int, list[int]] = {j.key: [] for j in work}
+        self.missing = {j.key: len(j.deps) for j in work}
+        for j in work:
+            for d in j.deps:
+                self.children[d].append(j.key)
+        self.disp = Dispatcher()
+        self.names = [f"s{i:03d}" for i in range(servers)]
+        for n in self.names:
+            self.disp.add_server(n, capacity)
+        self.events: list[tuple[float, int, str, Any]] = []
+        self.seq = itertools.count()
+        self.tokens: dict[int, int] = {}  # job -> token of its live run (a lost run's finish is ignored)
+        self.busy, self.done, self.resubmitted, self.dispatch_cpu = 0.0, 0, 0, 0.0
+        self.handlers: dict[str, Callable[[float, Any], None]] = {
+            "finish": self._on_finish, "down": self._on_down, "lost": self._on_lost, "up": self._on_up}
+
+    def push(self, t: float, kind: str, payload: Any) -> None:
+        heapq.heappush(self.events, (t, next(self.seq), kind, payload))
+
+    def timed(self, fn: Callable[[], Any]) -> Any:
+        c0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.dispatch_cpu += time.perf_counter() - c0
+
+    def dispatch(self, now: float) -> None:
+        for key, _server in self.timed(self.disp.assign):
+            tok = self.tokens[key] = self.tokens.get(key, 0) + 1
+            self.push(now + self.overhead_s + self.by_key[key].duration, "finish", (key, tok))
+
+    def run(self, failures: int) -> tuple[float, float]:
+        """Returns (makespan in simulated seconds, wall seconds of the loop)."""
+        wall0 = time.perf_counter()
+        self.timed(lambda: [self.disp.request(j.key, priority=self.prio[j.key]) for j in self.work if not j.deps])
+        for _ in range(failures):
+            self.push(self.rng.uniform(0.0, 0.6) * sum(j.duration for j in self.work) / len(self.names), "down", None)
+        self.dispatch(0.0)
+        now = 0.0
+        while self.events:
+            now, _, kind, payload = heapq.heappop(self.events)
+            self.handlers[kind](now, payload)
+            self.dispatch(now)
+        return now, time.perf_counter() - wall0
+
+    def _on_finish(self, now: float, payload: tuple[int, int]) -> None:
+        key, tok = payload
+        if self.tokens.get(key) != tok:
+            return  # this run was lost with its server
+        self.timed(lambda: self._finished(key))
+
+    def _finished(self, key: int) -> None:
+        self.disp.release(key)
+        self.busy += self.by_key[key].duration
+        self.done += 1
+        for c in self.children[key]:
+            self.missing[c] -= 1
+            if not self.missing[c]:
+                self.disp.request(c, priority=self.prio[c])
+
+    def _on_down(self, now: float, payload: None) -> None:
+        up = self.disp.up
+        if not up:
+            return
+        victim = self.rng.choice(up)
+        for key in self.disp.mark_down(victim, "simulated failure"):
+            self.tokens[key] = self.tokens.get(key, 0) + 1  # its finish event will not count
+            self.push(now + self.detect_s, "lost", key)
+        self.push(now + self.downtime_s, "up", victim)
+
+    def _on_lost(self, now: float, key: int) -> None:
+        def again() -> None:
+            self.disp.release(key)
+            self.disp.request(key, priority=self.prio[key])
+        self.timed(again)
+        self.resubmitted += 1
+
+    def _on_up(self, now: float, name: str) -> None:
+        self.disp.mark_up(name)

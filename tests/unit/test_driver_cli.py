@@ -97,6 +97,7 @@ def test_preflight_lists_every_problem_with_shot_and_title(tmp_path):
     assert any(p.startswith("S01T02 S01T02-video: node 'Resize' (ImageScale): upscale_method 'lanczos' is not on")
                for p in problems)
     assert len(problems) == 4
+    assert err.value.missing_types == ["RepeatImageBatch"] and not err.value.lacks_pack()
 
 
 def test_preflight_wan_length_and_pack_nodes():
@@ -107,6 +108,8 @@ def test_preflight_wan_length_and_pack_nodes():
     problems = preflight.workflow_problems(c, {"WanFirstLastFrameToVideo": {"input": {"required": {}}}})
     assert any("length 80 is not 4n+1" in p for p in problems)
     assert any("AP_FLFChainConcat does not exist (the anime_pipeline pack is not installed" in p for p in problems)
+    assert preflight.missing_types([c], {"WanFirstLastFrameToVideo": {}}) == ["AP_FLFChainConcat"]
+    assert PreflightFailed("x", missing_types=["AP_FLFChainConcat"]).lacks_pack()  # data the farm acts on
     assert preflight.registry_problems([("S01T01", "a.safetensors"), ("S01T01", "a.safetensors")], []) == \
         ["S01T01: character LoRA 'a.safetensors' (from the registry) is not in the server's loras folder"]
 
