@@ -1,8 +1,17 @@
 """Headless driver: renders a storyboard through ComfyUI servers, resumably.
 
-Layers, each in its own module: storyboard -> plan -> compile (bind templates by node
-title) -> client (one server) -> scheduler (jobs, retakes, review stops) -> outputs,
-manifest -> assembly (episode cut, dailies) -> CLI (``python -m driver``).
+Packages by job (docs/architecture.md draws how they connect; each ``__init__`` says
+what it owns and may import, and tests/unit/test_driver_layers.py enforces it):
+
+- base modules here: ``errors`` (codes, exit codes), ``files`` (atomic writes, hashes),
+  ``config``, ``validation``, ``progress``;
+- ``story``: storyboard -> plan (jobs);
+- ``comfy``: the ComfyUI connection (client; local and managed servers);
+- ``outputs``: run manifest, assets, approvals, quality reports, cut, dailies;
+- ``render``: compile, preflight, the Executor contract, the scheduler;
+- ``farm``: pools of servers, RunPod pods and Serverless (Executors);
+- the commands: ``runner`` (run, validate, status), ``cli`` (``python -m driver``),
+  ``ui_export``.
 """
 
 from importlib import metadata as _metadata

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from .client import ComfyClient
-from .workflow import is_link, load_template, title_of
+from .render.workflow import is_link, load_template, title_of
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 BYPASS = 4

@@ -9,5 +9,9 @@ simulation); ``pool`` (threads, health checks, preflight per server) and
 ``runpod_api`` (the only user of the ``runpod`` SDK) and ``runpod_pods`` (the fleet);
 ``backend`` (builds a run's backend), ``cli`` (``--farm/--endpoint`` options, ``farm``
 command), ``estimate`` (dry-run GPU time and cost), ``redact`` (the API key out of
-logs and messages), ``images`` and ``errors``. How it plugs into the driver:
-INTEGRATION.md; for users: README.md."""
+logs and messages), ``images`` and ``errors``. For users: README.md.
+
+It plugs into the driver as :class:`driver.render.executor.Executor` implementations
+(``PoolExecutor``, ``ServerlessExecutor``) built by ``backend.open_backend``.
+May import: the base modules, ``driver.story``, ``driver.outputs``, ``driver.render``
+and the ComfyUI connection (``driver.comfy``); never the CLI or runner."""

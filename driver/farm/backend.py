@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from driver.client import ComfyClient
-from driver.compile import Compiled
+from driver.render.compile import Compiled
 from driver.errors import ConfigError, PreflightFailed
-from driver.executor import ComfyExecutor
+from driver.render.executor import ComfyExecutor
 
 from .errors import RunPodAuthError
 from .pool import Member, ServerPool

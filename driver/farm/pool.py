@@ -1,7 +1,7 @@
 """The server pool: :class:`~driver.farm.dispatch.Dispatcher` driven by real threads.
 
 * **Members** are ComfyUI servers (or one serverless endpoint). Each has a per-member
-  executor (the driver's own :class:`~driver.executor.Executor` for a server), a health
+  executor (the driver's own :class:`~driver.render.executor.Executor` for a server), a health
   probe and a number of slots (jobs in flight at once, default 1).
 * **Preflight** runs per member, in parallel; a member that fails it is left out with
   its message and the run goes on if another can serve.
@@ -44,7 +44,7 @@ Check = Callable[["Member"], None]  # raises PreflightFailed (or another DriverE
 @dataclass
 class Member:
     """One backend of the pool. ``executor`` runs attempts on it (the interface of
-    :class:`driver.executor.Executor`: ``server``, ``client``, ``upload``,
+    :class:`driver.render.executor.Executor`: ``server``, ``client``, ``upload``,
     ``run_attempt``); ``probe`` is its health check."""
 
     name: str

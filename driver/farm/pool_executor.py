@@ -1,6 +1,6 @@
 """The scheduler's executor over a :class:`~driver.farm.pool.ServerPool`.
 
-It implements :class:`driver.executor.Executor`, the scheduler's contract, with two of
+It implements :class:`driver.render.executor.Executor`, the scheduler's contract, with two of
 its abilities that one server does not need:
 
 * ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from driver.errors import Cancelled, ConfigError, DriverError, LostContact, ServerUnreachable
-from driver.executor import ComfyExecutor, Executor
+from driver.render.executor import ComfyExecutor, Executor
 
 from .dispatch import critical_path_priorities
 from .errors import NoServerAvailable, ServerLost

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import requests
 
-from driver.compile import REPORT, Compiled
+from driver.render.compile import REPORT, Compiled
 from driver.errors import Cancelled, LostContact, OutputMissing
-from driver.executor import Executor, Outcome, upload_name, verify_file
+from driver.render.executor import Executor, Outcome, upload_name, verify_file
 from driver.files import atomic_write_chunks, atomic_write_json, now
-from driver.quality import REPORT_MARKER, parse_report_from_error
+from driver.outputs.quality import REPORT_MARKER, parse_report_from_error
 
 from .errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessCancelled,
                      ServerlessJobFailed, ServerlessNoOutput, ServerlessTimeout)
@@ -126,7 +126,7 @@ class Journal:
 
 
 class ServerlessExecutor(Executor):
-    """Runs attempts on a worker-comfyui endpoint (a :class:`driver.executor.Executor`)."""
+    """Runs attempts on a worker-comfyui endpoint (a :class:`driver.render.executor.Executor`)."""
 
     kind = "serverless"
 

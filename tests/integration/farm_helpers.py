@@ -11,17 +11,17 @@ import json
 from pathlib import Path
 
 from driver import runner
-from driver.approvals import Approvals
-from driver.compile import Compiler
+from driver.outputs.approvals import Approvals
+from driver.render.compile import Compiler
 from driver.config import load_config
 from driver.farm.backend import FarmOptions, open_backend
 from driver.farm.pool_executor import plan_priorities
 from driver.files import sha256_file
-from driver.manifest import Manifest
-from driver.plan import make_plan, shot_planner
+from driver.outputs.manifest import Manifest
+from driver.story.plan import make_plan, shot_planner
 from driver.progress import Reporter
-from driver.scheduler import Scheduler
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.render.scheduler import Scheduler
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 
 DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
 

@@ -11,7 +11,7 @@ import pytest
 from anime_pipeline.core.naming import parse_asset_name
 from driver.cli import main
 from driver.files import sha256_file
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 from tests.harness.media import probe_video
 
 pytestmark = pytest.mark.integration

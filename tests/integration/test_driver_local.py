@@ -12,7 +12,7 @@ import pytest
 from driver.cli import main
 from driver.client import ComfyClient
 from driver.errors import DriverError
-from driver.storyboard import REPO_ROOT
+from driver.story.storyboard import REPO_ROOT
 from tests.harness.comfy import free_port
 
 pytestmark = pytest.mark.integration

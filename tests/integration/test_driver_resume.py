@@ -12,7 +12,7 @@ import time
 import pytest
 
 from driver.cli import main
-from driver.storyboard import REPO_ROOT
+from driver.story.storyboard import REPO_ROOT
 from tests.harness.comfy import start_server
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from driver.compile import Compiler
+from driver.render.compile import Compiler
 from driver.config import load_config
-from driver.plan import make_plan
-from driver.preflight import workflow_problems
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.story.plan import make_plan
+from driver.render.preflight import workflow_problems
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 from driver.ui_export import to_ui
-from driver.workflow import load_template
+from driver.render.workflow import load_template
 from tests.harness.comfy import PACK_DIR
 from tests.harness.ui2api import convert
 
@@ -64,7 +64,7 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     character registry inline, triptych split, WAN FLF and split FLF, held shots) passes
     preflight and the server's own validation once files exist under the configured model
     names (stand-ins: nothing here can run real T2I or 14B WAN weights on a CPU)."""
-    from driver import preflight
+    from driver.render import preflight
     from tests.harness.comfy import tiny_models
     from tests.harness.standins import placeholder_image, provide_stand_ins, withdraw
 

@@ -17,8 +17,8 @@ import yaml
 from PIL import Image
 
 from driver.cli import main
-from driver.plan import derive_seed, segment_seed
-from driver.storyboard import REPO_ROOT
+from driver.story.plan import derive_seed, segment_seed
+from driver.story.storyboard import REPO_ROOT
 from tests.harness.media import probe_video
 
 pytestmark = pytest.mark.integration

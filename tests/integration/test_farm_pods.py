@@ -104,7 +104,7 @@ def test_the_cost_guard_stops_the_run_and_the_pods(comfy, tmp_path, runpod_env):
 
 def test_pods_whose_volume_lacks_the_models_are_refused_and_stopped(comfy_server_factory, tmp_path, runpod_env):
     from driver.errors import PreflightFailed
-    from driver.storyboard import REPO_ROOT
+    from driver.story.storyboard import REPO_ROOT
 
     # A server of its own: the shared session server may hold stand-in model files that
     # other tests placed under the official names.

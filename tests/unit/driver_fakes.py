@@ -82,7 +82,7 @@ class FakeServer:
 
 
 class FakeClient:
-    """Implements what :class:`driver.executor.Executor` uses of ``ComfyClient``.
+    """Implements what :class:`driver.render.executor.Executor` uses of ``ComfyClient``.
 
     ``gate(prompt) -> bool`` decides AP_QualityReport verdicts; ``reject(prompt)`` returns
     a node_errors dict to reject a prompt with; ``lose_after_submit`` makes ``run`` queue

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from driver.errors import ServerUnreachable
-from driver.executor import ComfyExecutor
+from driver.render.executor import ComfyExecutor
 from driver.farm.pool import Member, ServerPool
 from tests.unit.driver_fakes import FakeClient, FakeServer
 

@@ -8,14 +8,14 @@ import av
 import numpy as np
 import pytest
 
-from driver import preflight
-from driver.assemble import fit_frames, write_cut
+from driver.render import preflight
+from driver.outputs.assemble import fit_frames, write_cut
 from driver.cli import main
-from driver.compile import Compiler
+from driver.render.compile import Compiler
 from driver.config import load_config
 from driver.errors import PreflightFailed
-from driver.plan import make_plan
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.story.plan import make_plan
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 from tests.unit.driver_fakes import shot, write_storyboard
 
 EP1 = REPO_ROOT / "storyboards" / "storyboard_ep_001.json"

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from driver.compile import Compiler
+from driver.render.compile import Compiler
 from driver.config import build_config, load_config
-from driver.plan import derive_seed, make_plan
-from driver.storyboard import REPO_ROOT, load_storyboard
-from driver.workflow import Binder, TemplateError, find, is_link, load_template, replace_with_one
+from driver.story.plan import derive_seed, make_plan
+from driver.story.storyboard import REPO_ROOT, load_storyboard
+from driver.render.workflow import Binder, TemplateError, find, is_link, load_template, replace_with_one
 from tests.unit.driver_fakes import shot, write_storyboard
 
 WORKFLOWS = REPO_ROOT / "workflows"

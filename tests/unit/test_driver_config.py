@@ -5,7 +5,7 @@ import pytest
 
 from driver.config import DEFAULTS, build_config, load_config
 from driver.errors import ConfigError
-from driver.storyboard import REPO_ROOT
+from driver.story.storyboard import REPO_ROOT
 
 
 def test_defaults_mirror_the_wan22_flf_template():

@@ -5,8 +5,8 @@ import re
 
 from driver.errors import ERROR_CLASSES
 from driver.farm import errors as farm_errors  # noqa: F401 - its classes join ERROR_CLASSES
-from driver.storyboard import REPO_ROOT
-from driver.workflow import TemplateError, load_template, title_of
+from driver.story.storyboard import REPO_ROOT
+from driver.render.workflow import TemplateError, load_template, title_of
 
 
 def test_exit_code_table_matches_the_error_classes():

@@ -8,11 +8,11 @@ import pytest
 
 from driver import errors
 from driver.farm import errors as farm_errors  # noqa: F401 - its classes join ERROR_CLASSES
-from driver.approvals import Approvals
+from driver.outputs.approvals import Approvals
 from driver.errors import ConfigError, exit_code_for
 from driver.files import atomic_write_json, file_intact, file_record
-from driver.manifest import Manifest
-from driver import quality
+from driver.outputs.manifest import Manifest
+from driver.outputs import quality
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from anime_pipeline.core.segments import is_wan_length
 from driver.config import build_config, load_config
 from driver.errors import ConfigError
-from driver.plan import derive_seed, make_plan, retimed_count, wan_length_for
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.story.plan import derive_seed, make_plan, retimed_count, wan_length_for
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 from tests.unit.driver_fakes import png, shot, write_storyboard
 
 
@@ -120,7 +120,7 @@ def test_episode_example_plans():
 
 
 def test_split_segment_seeds_differ_from_every_attempt_seed():
-    from driver.plan import segment_seed
+    from driver.story.plan import segment_seed
 
     for seed in (0, 7, 2 ** 32 - 1):
         attempts = {derive_seed(seed, a) for a in range(1, 22)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from driver.executor import ComfyExecutor
+from driver.render.executor import ComfyExecutor
 
 ENTRY = {"outputs": {}, "status": {"status_str": "success", "completed": True, "messages": []}}
 

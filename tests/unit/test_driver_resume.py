@@ -5,17 +5,17 @@ import json
 
 import pytest
 
-from driver.approvals import Approvals
-from driver.compile import Compiler
+from driver.outputs.approvals import Approvals
+from driver.render.compile import Compiler
 from driver.config import load_config
 from driver.errors import LostContact
-from driver.executor import ComfyExecutor
+from driver.render.executor import ComfyExecutor
 from driver.files import sha256_file
-from driver.manifest import Manifest
-from driver.plan import derive_seed, shot_planner
+from driver.outputs.manifest import Manifest
+from driver.story.plan import derive_seed, shot_planner
 from driver.progress import Reporter
-from driver.scheduler import Scheduler
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.render.scheduler import Scheduler
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 from tests.unit.driver_fakes import FakeClient, FakeServer, png, shot, write_storyboard
 
 
@@ -241,7 +241,7 @@ def test_an_output_with_the_wrong_frame_count_fails_the_shot(tmp_path, monkeypat
 
 
 def test_dailies_page_links_assets_relatively_and_escapes_text(tmp_path):
-    from driver.dailies import write_dailies
+    from driver.outputs.dailies import write_dailies
 
     shots = [dict(SHOTS[1], motion_prompt="<script>alert(1)</script>"), SHOTS[2]]
     run, server = Run(tmp_path, shots), FakeServer()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from driver.errors import ConfigError
-from driver.storyboard import REPO_ROOT, frames_for, load_storyboard, parse_storyboard
+from driver.story.storyboard import REPO_ROOT, frames_for, load_storyboard, parse_storyboard
 from tests.unit.driver_fakes import png, shot, write_storyboard
 
 EXAMPLES = [REPO_ROOT / "storyboards" / "storyboard_ep_001.json", REPO_ROOT / "storyboards" / "demo" / "demo.json"]

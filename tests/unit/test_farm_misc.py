@@ -14,8 +14,8 @@ from driver.errors import DriverError, ExecutionFailed, OutputMissing, Preflight
 from driver.farm import estimate, redact
 from driver.farm.backend import FarmOptions, pod_prefix
 from driver.farm.errors import FARM_ERROR_CLASSES
-from driver.plan import make_plan
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.story.plan import make_plan
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 
 EP1 = REPO_ROOT / "storyboards" / "storyboard_ep_001.json"
 

@@ -19,7 +19,7 @@ def _missing_pack(member: Member):
         raise PreflightFailed("1 problem", problems=[
             "S01T01 S01T01-video: node 'Push' (AP_HeldFramePush): node type AP_HeldFramePush does not exist "
             "(the anime_pipeline pack is not installed on this server, or failed to import: check its log)"],
-            missing_types=["AP_HeldFramePush"])  # as driver.preflight.check reports it
+            missing_types=["AP_HeldFramePush"])  # as driver.render.preflight.check reports it
 
 
 def test_preflight_leaves_out_a_server_without_the_pack_and_names_the_image():

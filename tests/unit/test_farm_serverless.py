@@ -16,7 +16,7 @@ import pytest
 from anime_pipeline.core.contracts import GateResult
 from anime_pipeline.core.quality.card import card_png
 from anime_pipeline.core.quality.report import build_report
-from driver.compile import REPORT, Compiler
+from driver.render.compile import REPORT, Compiler
 from driver.config import load_config
 from driver.errors import Cancelled, LostContact, OutputMissing
 from driver.farm.backend import serverless_problems
@@ -25,8 +25,8 @@ from driver.farm.errors import (PackMissing, PayloadTooLarge, RunPodApiError, Ru
 from driver.farm.images import SERVERLESS_IMAGE
 from driver.farm.serverless import EndpointClient, Journal, ServerlessExecutor, parse_endpoint
 from driver.farm.worker_outputs import dropped_outputs, role_of
-from driver.plan import make_plan
-from driver.storyboard import REPO_ROOT, load_storyboard
+from driver.story.plan import make_plan
+from driver.story.storyboard import REPO_ROOT, load_storyboard
 from tests.standins.http import JsonServer
 from tests.unit.driver_fakes import _media, png
 

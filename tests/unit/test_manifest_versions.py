@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from driver.errors import ConfigError
-from driver.manifest import Manifest
-from driver.records import MANIFEST_VERSION, Status
+from driver.outputs.manifest import Manifest
+from driver.outputs.records import MANIFEST_VERSION, Status
 from tests.unit.driver_fakes import FakeClient, FakeServer, shot
 from tests.unit.test_driver_resume import SHOTS, Run
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from anime_pipeline.core.segments import is_wan_length
 
 from .compile import Compiled
-from .errors import PreflightFailed
+from driver.errors import PreflightFailed
 from .workflow import is_link, title_of
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import numpy as np
 
 from anime_pipeline.core.naming import episode_cut_name
 
-from .files import file_intact, file_record
-from .storyboard import Storyboard
+from driver.files import file_intact, file_record
+from driver.story.storyboard import Storyboard
 
 log = logging.getLogger(__name__)
 

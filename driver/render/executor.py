@@ -24,11 +24,11 @@ from typing import Any, ContextManager
 import av
 from PIL import Image
 
-from .client import ComfyClient
+from driver.client import ComfyClient
 from .compile import REPORT, Compiled
-from .errors import DriverError, ExecutionFailed, OutputMissing
-from .files import file_record, sha256_file
-from .quality import REPORT_MARKER, parse_report_from_error, report_from_history
+from driver.errors import DriverError, ExecutionFailed, OutputMissing
+from driver.files import file_record, sha256_file
+from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from fractions import Fraction
 from anime_pipeline.core.errors import InputError
 from anime_pipeline.core.segments import floor_wan_length, is_wan_length, plan_split_flf
 
-from .config import Config
-from .errors import ConfigError
+from driver.config import Config
+from driver.errors import ConfigError
 from .storyboard import Shot, Storyboard
 
 KEYFRAMES, VIDEO = "keyframes", "video"

@@ -22,24 +22,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import quality
-from .approvals import APPROVE, PENDING, RETAKE, Approvals
-from .assets import Assets
+from driver.outputs import quality
+from driver.outputs.approvals import APPROVE, PENDING, RETAKE, Approvals
+from driver.outputs.assets import Assets
 from .compile import REPORT, Compiled, Compiler
-from .errors import DriverError, ExecutionFailed, OutputMissing, PromptRejected, QualityFailed
+from driver.errors import DriverError, ExecutionFailed, OutputMissing, PromptRejected, QualityFailed
 from .executor import Executor, describe_error, record_files
-from .files import atomic_write_json, file_intact, file_record, now, sha256_file
-from .manifest import Manifest
-from .plan import KEYFRAMES, T2I_SDXL, T2I_UNET, VIDEO, Job
-from .records import AttemptRecord, JobRecord, ShotRecord, Status
-from .storyboard import Shot, Storyboard
+from driver.files import atomic_write_json, file_intact, file_record, now, sha256_file
+from driver.outputs.manifest import Manifest
+from driver.story.plan import KEYFRAMES, T2I_SDXL, T2I_UNET, VIDEO, Job
+from driver.outputs.records import AttemptRecord, JobRecord, ShotRecord, Status
+from driver.story.storyboard import Shot, Storyboard
 
 log = logging.getLogger(__name__)
 
 ALL = "all"
 SHOT_ERRORS = (PromptRejected, ExecutionFailed, OutputMissing)  # the run goes on with other shots
 
-#: a shot's jobs for its keyframe round (``driver.plan.shot_planner``)
+#: a shot's jobs for its keyframe round (``driver.story.plan.shot_planner``)
 JobsFor = Callable[[Shot, int], list[Job]]
 
 

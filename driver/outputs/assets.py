@@ -11,12 +11,12 @@ from pathlib import Path
 
 from anime_pipeline.core.naming import asset_name
 
-from .errors import OutputMissing
-from .files import file_intact, file_record, sha256_file
+from driver.errors import OutputMissing
+from driver.files import file_intact, file_record, sha256_file
 from .manifest import Manifest
-from .plan import VIDEO, Job
+from driver.story.plan import VIDEO, Job
 from .records import AttemptRecord, JobRecord, Status
-from .storyboard import Shot, Storyboard
+from driver.story.storyboard import Shot, Storyboard
 
 KEYFRAME_DIR, CLIP_DIR, ATTEMPT_DIR = "keyframes", "clips", "attempts"
 

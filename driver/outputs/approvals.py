@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import ConfigError
-from .files import atomic_write_json
-from .validation import raise_if_problems, schema_problems
+from driver.errors import ConfigError
+from driver.files import atomic_write_json
+from driver.validation import raise_if_problems, schema_problems
 
 APPROVALS_NAME = "approvals.json"
 APPROVE, RETAKE, PENDING = "approve", "retake", "pending"

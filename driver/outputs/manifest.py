@@ -1,7 +1,7 @@
 """``run_manifest.json``: everything needed to reproduce and resume a run, written
 atomically (temp file, fsync, rename) after every change.
 
-Layout (the records are typed in :mod:`driver.records`, which also keeps the format's
+Layout (the records are typed in :mod:`driver.outputs.records`, which also keeps the format's
 history)::
 
     {"manifest_version": 2, "run_id", "created_at", "updated_at",
@@ -19,7 +19,7 @@ history)::
                "gate_report", "report_file", "passed", "score", "status", "error", "started_at", "finished_at"}
     file = {"path" (relative to the run folder), "sha256", "bytes"}
 
-Statuses (:class:`driver.records.Status`): job/attempt ``pending`` -> ``submitted`` ->
+Statuses (:class:`driver.outputs.records.Status`): job/attempt ``pending`` -> ``submitted`` ->
 ``done`` | ``failed`` | ``gate_failed``; a job whose every attempt failed its gates is
 ``quality_failed``; a shot is ``pending``, ``keyframes_done``, ``done``, ``failed`` or
 ``awaiting_review``.
@@ -33,9 +33,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, cast
 
-from . import __version__
-from .errors import ConfigError
-from .files import atomic_write_json, now
+from driver import __version__
+from driver.errors import ConfigError
+from driver.files import atomic_write_json, now
 from .records import MANIFEST_VERSION, READABLE_VERSIONS, AttemptRecord, JobRecord, ManifestData, ShotRecord, Status
 
 MANIFEST_NAME = "run_manifest.json"
@@ -73,7 +73,7 @@ class Manifest:
         if version not in READABLE_VERSIONS:
             raise ConfigError(f"{path} has manifest_version {version!r}; this driver reads "
                               f"{', '.join(map(str, READABLE_VERSIONS))} and writes {MANIFEST_VERSION}")
-        data["manifest_version"] = MANIFEST_VERSION  # every earlier version is a subset: see driver.records
+        data["manifest_version"] = MANIFEST_VERSION  # every earlier version is a subset: see driver.outputs.records
         return cls(path, cast(ManifestData, data))
 
     @classmethod

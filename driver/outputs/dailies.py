@@ -8,8 +8,8 @@ import html
 from pathlib import Path
 
 from . import quality
-from .files import atomic_write_text, now
-from .storyboard import Storyboard
+from driver.files import atomic_write_text, now
+from driver.story.storyboard import Storyboard
 
 DAILIES_NAME = "dailies.html"
 KEYFRAME_ROLES = ("strip", "first", "hero", "last")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from anime_pipeline.core.naming import shot_id
 
-from .errors import ConfigError
-from .validation import raise_if_problems, schema_problems
+from driver.errors import ConfigError
+from driver.validation import raise_if_problems, schema_problems
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "storyboards" / "schema.json"
 
 APPROACHES = ("triptych_split_flf", "standard_flf", "held_frame_push", "held_frame_static")

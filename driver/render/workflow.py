@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable
 
-from .errors import ConfigError
+from driver.errors import ConfigError
 
 
 class TemplateError(ConfigError):
