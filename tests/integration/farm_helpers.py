@@ -1,5 +1,5 @@
 """Runs a storyboard on a farm backend with the same wiring as ``driver.runner.run``'s
-farm branch (driver/farm/INTEGRATION.md): storyboard -> plan -> compile -> backend
+farm branch: storyboard -> plan -> compile -> backend
 (open_backend: pool, pods or endpoint, preflight per member) -> Scheduler ->
 manifest, but it returns the scheduler's result, lets errors propagate and skips the
 assembly. Also small checks shared by the farm integration tests."""
