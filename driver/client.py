@@ -17,14 +17,21 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import requests
 import websocket
 
-from .errors import (DriverError, ExecutionFailed, Interrupted, LostContact, OutputMissing,
-                     PromptRejected, ServerUnreachable)
+from .errors import (
+    DriverError,
+    ExecutionFailed,
+    Interrupted,
+    LostContact,
+    OutputMissing,
+    PromptRejected,
+    ServerUnreachable,
+)
 from .files import atomic_write_chunks
 
 log = logging.getLogger(__name__)

@@ -64,7 +64,8 @@ class PromptRejected(DriverError):
     exit_code = 4
     precedence = 70
 
-    def __init__(self, message: str, *, error: dict | None = None, node_errors: dict | None = None, shot: str | None = None):
+    def __init__(self, message: str, *, error: dict | None = None, node_errors: dict | None = None,
+                 shot: str | None = None):
         self.error = error or {}
         self.node_errors = node_errors or {}
         super().__init__(message, shot=shot)

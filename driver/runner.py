@@ -14,24 +14,24 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .outputs.approvals import Approvals
-from .outputs.assemble import assemble
 from .client import ComfyClient
-from .render.compile import Compiler
 from .config import Config, load_config
-from .outputs.dailies import write_dailies
-from .render.executor import ComfyExecutor, Executor
+from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
 from .farm import cli as farm_cli
 from .farm.backend import FarmOptions, open_backend
 from .farm.pool_executor import plan_priorities
-from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
-from .local_server import LocalComfy
 from .files import atomic_write_json
+from .local_server import LocalComfy
+from .outputs.approvals import Approvals
+from .outputs.assemble import assemble
+from .outputs.dailies import write_dailies
 from .outputs.manifest import Manifest
-from .story.plan import KEYFRAMES, STAGES, VIDEO, Plan, make_plan, shot_planner
-from .render.preflight import check as preflight_check
 from .progress import Reporter
+from .render.compile import Compiler
+from .render.executor import ComfyExecutor, Executor
+from .render.preflight import check as preflight_check
 from .render.scheduler import ALL, Scheduler
+from .story.plan import KEYFRAMES, STAGES, VIDEO, Plan, make_plan, shot_planner
 from .story.storyboard import REPO_ROOT, Storyboard, load_storyboard
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,13 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from driver.client import ComfyClient
-from driver.render.compile import Compiled
 from driver.errors import ConfigError, PreflightFailed
+from driver.render.compile import Compiled
 from driver.render.executor import ComfyExecutor
 
 from .errors import RunPodAuthError

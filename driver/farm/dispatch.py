@@ -23,9 +23,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Hashable, Iterable
 
 Key = Hashable
 

@@ -10,8 +10,17 @@ the farm's own."""
 
 from __future__ import annotations
 
-from driver.errors import (ConfigError, DriverError, ExecutionFailed, Interrupted, LostContact, OutputMissing,
-                           PreflightFailed, PromptRejected, ServerUnreachable)
+from driver.errors import (
+    ConfigError,
+    DriverError,
+    ExecutionFailed,
+    Interrupted,
+    LostContact,
+    OutputMissing,
+    PreflightFailed,
+    PromptRejected,
+    ServerUnreachable,
+)
 
 
 class FarmError(DriverError):

@@ -25,9 +25,10 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from driver.errors import Cancelled, DriverError, PreflightFailed
 
@@ -236,7 +237,7 @@ class ServerPool:
         self.messages.append(f"{name} rejoined")
         log.info("pool: %s answers again and rejoins", name)
 
-    def __enter__(self) -> "ServerPool":
+    def __enter__(self) -> ServerPool:
         self._stop.clear()
         self._watcher = threading.Thread(target=self._watch, name="pool-health", daemon=True)
         self._watcher.start()

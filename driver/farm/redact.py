@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 MASK = "[REDACTED]"
 ENV_KEY = "RUNPOD_API_KEY"

@@ -253,7 +253,7 @@ class PodFleet:
         atomic_write_json(self.journal, doc)
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "PodFleet":
+    def __enter__(self) -> PodFleet:
         if threading.current_thread() is threading.main_thread():
             self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         return self

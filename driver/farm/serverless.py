@@ -23,18 +23,33 @@ from pathlib import Path
 
 import requests
 
-from driver.render.compile import REPORT, Compiled
 from driver.errors import Cancelled, LostContact, OutputMissing
-from driver.render.executor import Executor, Outcome, upload_name, verify_file
 from driver.files import atomic_write_chunks, atomic_write_json, now
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error
+from driver.render.compile import REPORT, Compiled
+from driver.render.executor import Executor, Outcome, upload_name, verify_file
 
-from .errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessCancelled,
-                     ServerlessJobFailed, ServerlessNoOutput, ServerlessTimeout)
+from .errors import (
+    PackMissing,
+    PayloadTooLarge,
+    RunPodApiError,
+    RunPodAuthError,
+    ServerlessCancelled,
+    ServerlessJobFailed,
+    ServerlessNoOutput,
+    ServerlessTimeout,
+)
 from .images import SERVERLESS_IMAGE
 from .redact import redact
-from .worker_outputs import (RUN_PAYLOAD_LIMIT, b64_size, decode_base64, error_text, prefix_roles, report_from_png,
-                             role_of)
+from .worker_outputs import (
+    RUN_PAYLOAD_LIMIT,
+    b64_size,
+    decode_base64,
+    error_text,
+    prefix_roles,
+    report_from_png,
+    role_of,
+)
 
 log = logging.getLogger(__name__)
 

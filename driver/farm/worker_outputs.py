@@ -16,7 +16,6 @@ import json
 import logging
 from pathlib import PurePosixPath
 
-
 log = logging.getLogger(__name__)
 
 #: Core savers that report their file under ``images`` (SaveVideo/SaveWEBM via

@@ -15,7 +15,6 @@ import av
 import numpy as np
 
 from anime_pipeline.core.naming import episode_cut_name
-
 from driver.files import file_intact, file_record
 from driver.story.storyboard import Storyboard
 

@@ -10,13 +10,13 @@ import shutil
 from pathlib import Path
 
 from anime_pipeline.core.naming import asset_name
-
 from driver.errors import OutputMissing
 from driver.files import file_intact, file_record, sha256_file
-from .manifest import Manifest
 from driver.story.plan import VIDEO, Job
-from .records import AttemptRecord, JobRecord, Status
 from driver.story.storyboard import Shot, Storyboard
+
+from .manifest import Manifest
+from .records import AttemptRecord, JobRecord, Status
 
 KEYFRAME_DIR, CLIP_DIR, ATTEMPT_DIR = "keyframes", "clips", "attempts"
 
@@ -98,5 +98,5 @@ class Assets:
                                  "bytes": f["bytes"], "attempt": att["attempt"], "job": job.id}
         if att.get("report_file"):
             assets[f"{job.id}:report"] = att["report_file"]  # type: ignore[assignment]
-        rec.update(status=status, selected_attempt=att["attempt"])
+        rec.update({"status": status, "selected_attempt": att["attempt"]})
         self.manifest.save()

@@ -7,9 +7,10 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from . import quality
 from driver.files import atomic_write_text, now
 from driver.story.storyboard import Storyboard
+
+from . import quality
 
 DAILIES_NAME = "dailies.html"
 KEYFRAME_ROLES = ("strip", "first", "hero", "last")

@@ -36,6 +36,7 @@ from typing import Any, cast
 from driver import __version__
 from driver.errors import ConfigError
 from driver.files import atomic_write_json, now
+
 from .records import MANIFEST_VERSION, READABLE_VERSIONS, AttemptRecord, JobRecord, ManifestData, ShotRecord, Status
 
 MANIFEST_NAME = "run_manifest.json"
@@ -109,7 +110,7 @@ class Manifest:
 
     def job(self, sid: str, job) -> JobRecord:
         rec = self.shot(sid)["jobs"].setdefault(job.id, JobRecord(attempts=[]))
-        rec.update(stage=job.stage, template=job.template)
+        rec.update({"stage": job.stage, "template": job.template})
         rec.setdefault("status", Status.PENDING)
         return rec
 

@@ -11,12 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anime_pipeline.core.lora import registry as lora_registry
-
 from driver.config import Config
 from driver.errors import ConfigError
-from driver.story.plan import (HELD_PUSH, HELD_STATIC, T2I_SDXL, T2I_UNET, TEMPLATE_KEYS, TRIPTYCH_SPLIT, WAN_FLF, WAN_SPLIT_FLF,
-                   Job, derive_seed, segment_seed)
+from driver.story.plan import (
+    HELD_PUSH,
+    HELD_STATIC,
+    T2I_SDXL,
+    T2I_UNET,
+    TEMPLATE_KEYS,
+    TRIPTYCH_SPLIT,
+    WAN_FLF,
+    WAN_SPLIT_FLF,
+    Job,
+    derive_seed,
+    segment_seed,
+)
 from driver.story.storyboard import REPO_ROOT, Storyboard
+
 from .workflow import Binder, TemplateError, load_template, replace_with_one, titled_outputs, workflow_hash
 
 DEFAULT_TEMPLATES_DIR = REPO_ROOT / "workflows"

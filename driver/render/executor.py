@@ -17,18 +17,20 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import av
 from PIL import Image
 
 from driver.client import ComfyClient
-from .compile import REPORT, Compiled
 from driver.errors import DriverError, ExecutionFailed, OutputMissing
 from driver.files import file_record, sha256_file
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
+
+from .compile import REPORT, Compiled
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class Executor(ABC):
     def run_attempt(self, compiled: Compiled, dest_for: DestFor, *, in_flight: bool = False,
                     resubmit: Callable[[], Compiled] | None = None) -> Outcome: ...
 
-    def slot(self, job: Any, server: str | None = None) -> ContextManager[Any]:
+    def slot(self, job: Any, server: str | None = None) -> AbstractContextManager[Any]:
         """Held around one attempt of ``job`` (pinned to ``server``, which had it in flight).
         One server runs one job at a time: nothing to hold (the farm's pool has slots)."""
         return contextlib.nullcontext()
@@ -99,7 +101,7 @@ class Executor(ABC):
         pool serialises it for its threads)."""
         return reporter
 
-    def cancel_all(self) -> None:
+    def cancel_all(self) -> None:  # noqa: B027 - an ability with nothing to do by default, not abstract
         """Cancel every job in flight (on Ctrl-C); nothing to do for one server."""
 
 

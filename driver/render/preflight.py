@@ -14,9 +14,9 @@ import logging
 from collections.abc import Iterable
 
 from anime_pipeline.core.segments import is_wan_length
+from driver.errors import PreflightFailed
 
 from .compile import Compiled
-from driver.errors import PreflightFailed
 from .workflow import is_link, title_of
 
 log = logging.getLogger(__name__)

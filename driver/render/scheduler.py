@@ -20,19 +20,19 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from driver.errors import DriverError, ExecutionFailed, OutputMissing, PromptRejected, QualityFailed
+from driver.files import atomic_write_json, file_intact, file_record, now, sha256_file
 from driver.outputs import quality
 from driver.outputs.approvals import APPROVE, PENDING, RETAKE, Approvals
 from driver.outputs.assets import Assets
-from .compile import REPORT, Compiled, Compiler
-from driver.errors import DriverError, ExecutionFailed, OutputMissing, PromptRejected, QualityFailed
-from .executor import Executor, describe_error, record_files
-from driver.files import atomic_write_json, file_intact, file_record, now, sha256_file
 from driver.outputs.manifest import Manifest
-from driver.story.plan import KEYFRAMES, T2I_SDXL, T2I_UNET, VIDEO, Job
 from driver.outputs.records import AttemptRecord, JobRecord, ShotRecord, Status
+from driver.story.plan import KEYFRAMES, T2I_SDXL, T2I_UNET, VIDEO, Job
 from driver.story.storyboard import Shot, Storyboard
+
+from .compile import REPORT, Compiled, Compiler
+from .executor import Executor, describe_error, record_files
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Scheduler:
             self._shot(shot, rec)
         except _ShotFailed as failure:
             err = describe_error(failure.error)
-            rec.update(status=Status.FAILED, error=err)
+            rec.update({"status": Status.FAILED, "error": err})
             self.result.failures[shot.id] = err
             log.error("%s failed: %s", shot.id, failure.error)
             self.manifest.save()
@@ -127,13 +127,13 @@ class Scheduler:
         if self.stage == KEYFRAMES:
             if changed or shot.id not in self.approvals.entries:
                 self.approvals.set(shot.id, PENDING)
-            rec.update(status=Status.AWAITING_REVIEW, error=None)
+            rec.update({"status": Status.AWAITING_REVIEW, "error": None})
             return
         if self.stage == VIDEO and changed:
             self.approvals.set(shot.id, PENDING)
             self._hold_for_review(shot, rec, "its keyframes changed since they were approved")
             return
-        rec.update(status=Status.KEYFRAMES_DONE, error=None)
+        rec.update({"status": Status.KEYFRAMES_DONE, "error": None})
         video_jobs = [j for j in jobs if j.stage == VIDEO]
         self._run_jobs(video_jobs)
         for j in video_jobs:
@@ -142,11 +142,11 @@ class Scheduler:
                 raise _ShotFailed(QualityFailed(
                     f"failed its quality gates on all {len(record['attempts'])} attempt(s); attempt "
                     f"{record['selected_attempt']}, the best-scoring, is kept", shot=shot.id))
-        rec.update(status=Status.DONE, error=None)
+        rec.update({"status": Status.DONE, "error": None})
 
     def _hold_for_review(self, shot: Shot, rec: ShotRecord, why: str) -> None:
         log.info("%s: video held back: %s (see approvals.json)", shot.id, why)
-        rec.update(status=Status.AWAITING_REVIEW, error=None)
+        rec.update({"status": Status.AWAITING_REVIEW, "error": None})
         self.result.pending_review.append(shot.id)
 
     def _retake_keyframes(self, shot: Shot, rec: ShotRecord) -> None:
@@ -193,7 +193,7 @@ class Scheduler:
         if rec.get("spec_sha256") not in (None, spec) and rec["attempts"]:
             rec.setdefault("superseded", []).append({"spec_sha256": rec["spec_sha256"], "attempts": rec["attempts"]})
             rec["attempts"] = []
-        rec.update(spec_sha256=spec, status=Status.PENDING, selected_attempt=None)
+        rec.update({"spec_sha256": spec, "status": Status.PENDING, "selected_attempt": None})
         self.executor.upload(files)
         inputs = [{"role": r, "source": str(p), "sha256": sha256_file(p), "uploaded_as": names[r]}
                   for r, p in files.items()]
@@ -216,7 +216,8 @@ class Scheduler:
         compiled = self.compiler.compile(job, n, names)
         attempts = rec["attempts"]
         att = attempts[n - 1] if len(attempts) >= n else None
-        if att and att.get("workflow_sha256") == compiled.sha256 and att["status"] in (Status.DONE, Status.GATE_FAILED) \
+        finished = (Status.DONE, Status.GATE_FAILED)
+        if att and att.get("workflow_sha256") == compiled.sha256 and att["status"] in finished \
                 and all(file_intact(self.run_dir, f) for f in att["outputs"]):
             return att  # finished in an earlier run
         # a slot of the executor (the farm's pool; a no-op on one server), pinned to the
@@ -239,7 +240,7 @@ class Scheduler:
                                                 resubmit=submit)
         except SHOT_ERRORS as exc:
             exc.shot = exc.shot or job.shot
-            att.update(status=Status.FAILED, error=describe_error(exc), finished_at=now())
+            att.update({"status": Status.FAILED, "error": describe_error(exc), "finished_at": now()})
             rec["status"] = Status.FAILED
             self.reporter.job_finished(job.id, "failed", str(exc))
             raise _ShotFailed(exc) from None
@@ -249,9 +250,10 @@ class Scheduler:
             atomic_write_json(path, outcome.report)
             report_file = file_record(self.run_dir, path)
         ok = quality.passed(outcome.report) if job.gated else True
-        att.update(outputs=record_files(self.run_dir, outcome.files), gate_report=outcome.report,
-                   report_file=report_file, passed=ok, score=quality.score(outcome.report) if job.gated else None,
-                   timings=outcome.timings, status=Status.DONE if ok else Status.GATE_FAILED, finished_at=now())
+        att.update({"outputs": record_files(self.run_dir, outcome.files), "gate_report": outcome.report,
+                    "report_file": report_file, "passed": ok,
+                    "score": quality.score(outcome.report) if job.gated else None, "timings": outcome.timings,
+                    "status": Status.DONE if ok else Status.GATE_FAILED, "finished_at": now()})
         if not ok:
             self.manifest.save()  # a passing attempt is saved once it is selected
         self.result.rendered += 1
@@ -270,11 +272,11 @@ class Scheduler:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, c.prompt, compact=True)
             att.pop("workflow", None)  # a version-1 attempt kept it inline
-            att.update(seed=c.seed, prompt_id=c.prompt_id, server=self.executor.server,
-                       client_id=self.executor.client_id, workflow_sha256=c.sha256,
-                       workflow_file=file_record(self.run_dir, path), inputs=inputs, outputs=[],
-                       status=Status.SUBMITTED, error=None, gate_report=None, passed=None, score=None,
-                       started_at=now())
+            att.update({"seed": c.seed, "prompt_id": c.prompt_id, "server": self.executor.server,
+                        "client_id": self.executor.client_id, "workflow_sha256": c.sha256,
+                        "workflow_file": file_record(self.run_dir, path), "inputs": inputs, "outputs": [],
+                        "status": Status.SUBMITTED, "error": None, "gate_report": None, "passed": None,
+                        "score": None, "started_at": now()})
             rec["status"] = Status.SUBMITTED
             self.manifest.save()
             return c

@@ -24,9 +24,9 @@ from fractions import Fraction
 
 from anime_pipeline.core.errors import InputError
 from anime_pipeline.core.segments import floor_wan_length, is_wan_length, plan_split_flf
-
 from driver.config import Config
 from driver.errors import ConfigError
+
 from .storyboard import Shot, Storyboard
 
 KEYFRAMES, VIDEO = "keyframes", "video"

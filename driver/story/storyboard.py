@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from anime_pipeline.core.naming import shot_id
-
 from driver.errors import ConfigError
 from driver.validation import raise_if_problems, schema_problems
 

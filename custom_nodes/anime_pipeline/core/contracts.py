@@ -28,7 +28,8 @@ class MotionLabels:
 
     def __post_init__(self):
         if len(self.labels) != max(self.n_frames - 1, 0):
-            raise ValueError(f"MotionLabels: {len(self.labels)} labels for {self.n_frames} frames (expected {max(self.n_frames - 1, 0)})")
+            raise ValueError(f"MotionLabels: {len(self.labels)} labels for {self.n_frames} frames "
+                             f"(expected {max(self.n_frames - 1, 0)})")
         bad = sorted(set(self.labels) - set(LABELS))
         if bad:
             raise ValueError(f"MotionLabels: unknown label(s) {bad}; expected {list(LABELS)}")

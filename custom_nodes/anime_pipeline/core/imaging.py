@@ -68,7 +68,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
         return cv2.GaussianBlur(x, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
 
     out = np.empty(len(ya))
-    for i, (x, y) in enumerate(zip(ya, yb)):
+    for i, (x, y) in enumerate(zip(ya, yb, strict=False)):
         mx, my = blur(x), blur(y)
         vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
         num = (2 * mx * my + c1) * (2 * cxy + c2)

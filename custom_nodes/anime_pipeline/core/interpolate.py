@@ -82,7 +82,8 @@ class Interpolator(Protocol):
 
     name: str
 
-    def interpolate(self, a: np.ndarray, b: np.ndarray, ts: Sequence[float], out: np.ndarray | None = None) -> np.ndarray:
+    def interpolate(self, a: np.ndarray, b: np.ndarray, ts: Sequence[float],
+                    out: np.ndarray | None = None) -> np.ndarray:
         """Frames at phases ``ts`` (each in (0, 1)) as ``float32 [len(ts), H, W, 3]``."""
         ...
 
@@ -205,7 +206,8 @@ class FlowInterpolator:
         size = (max(16, round(h * s)), max(16, round(w * s)))
         grey = []
         for f in (a8, b8):
-            g = f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)  # luma first: the resize moves 1/3 of the bytes
+            # luma first: the resize moves 1/3 of the bytes
+            g = f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
             grey.append(g if g.shape == size else cv2.resize(g, (size[1], size[0]), interpolation=cv2.INTER_AREA))
         ga, gb = grey
         opts = dict(finest_scale=self.finest_scale, patch_stride=self.patch_stride, refine_iters=self.refine_iters)

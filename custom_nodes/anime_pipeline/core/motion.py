@@ -63,8 +63,8 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -72,8 +72,17 @@ import numpy as np
 
 from .contracts import CUT, HOLD, MOTION, MotionLabels
 from .flow import compute_flow, warp
-from .motion_features import (acquire, analysis_size, block_crop, block_means, color_shifts, describe_run,
-                              detail_changes, highpass, release)
+from .motion_features import (
+    acquire,
+    analysis_size,
+    block_crop,
+    block_means,
+    color_shifts,
+    describe_run,
+    detail_changes,
+    highpass,
+    release,
+)
 
 JITTER_LIMIT = 0.5  # thumbnail px (~0.3 % of the frame width)
 NOISE_FLOOR_PERCENTILE = 2
@@ -265,13 +274,14 @@ def decide(
 ) -> tuple[list[str], float]:
     """Labels from :func:`interval_scores` of frames analysed at ``downscale`` (see
     :func:`analysis_downscale`); also returns the hold threshold actually used."""
-    cut = (scores["color_shift"] >= thresholds.cut_color) & (np.nan_to_num(scores["unexplained"]) >= thresholds.cut_residual)
+    cut = (scores["color_shift"] >= thresholds.cut_color) \
+        & (np.nan_to_num(scores["unexplained"]) >= thresholds.cut_residual)
     hold_limit = thresholds.hold_threshold
     if thresholds.adaptive_holds and (~cut).any():
         floor = float(np.percentile(scores["median_change"][~cut], NOISE_FLOOR_PERCENTILE))
         hold_limit = max(hold_limit, effective_adaptive_factor(thresholds, downscale) * floor)
     hold = ~cut & (scores["detail_change"] < hold_limit)
-    labels = [CUT if c else HOLD if h else MOTION for c, h in zip(cut, hold)]
+    labels = [CUT if c else HOLD if h else MOTION for c, h in zip(cut, hold, strict=True)]
     return labels, hold_limit
 
 

@@ -22,8 +22,8 @@ can never smuggle a path separator, ``..`` or ``_`` into one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 NOCHAR = "NOCHAR"
 MAX_CODE_LEN = 32

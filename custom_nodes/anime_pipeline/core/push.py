@@ -24,8 +24,8 @@ Geometry (all continuous, no rounding anywhere):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

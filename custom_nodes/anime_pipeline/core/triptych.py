@@ -33,6 +33,7 @@ colour, panels come out narrower by the smallest such edge.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -82,7 +83,7 @@ class StripLayout:
             "mode": self.mode,
             "note": self.note,
             "gutter_color": list(self.gutter_color) if self.gutter_color else None,
-            "boxes": [{"panel": n, **asdict(b)} for n, b in zip(PANEL_NAMES, self.boxes)],
+            "boxes": [{"panel": n, **asdict(b)} for n, b in zip(PANEL_NAMES, self.boxes, strict=True)],
         }
 
 
@@ -119,8 +120,8 @@ def _thirds_boxes(x0: int, x1: int, y: int, h: int) -> tuple[Box, Box, Box]:
     """Cut ``[x0, x1)`` at round(W/3), round(2W/3); centre-crop to the narrowest piece."""
     width = x1 - x0
     cuts = [x0, x0 + math.floor(width / 3 + 0.5), x0 + math.floor(2 * width / 3 + 0.5), x1]
-    common = min(b - a for a, b in zip(cuts, cuts[1:]))
-    return tuple(Box(a + (b - a - common) // 2, y, common, h) for a, b in zip(cuts, cuts[1:]))
+    common = min(b - a for a, b in itertools.pairwise(cuts))
+    return tuple(Box(a + (b - a - common) // 2, y, common, h) for a, b in itertools.pairwise(cuts))
 
 
 def _place(spans, width: int, score: np.ndarray, tol: float):

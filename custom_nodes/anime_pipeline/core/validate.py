@@ -36,7 +36,8 @@ def check_images(
     if h == 0 or w == 0:
         raise InputError(input_name, f"zero-sized frames (shape {list(images.shape)})", node)
     if c not in channels:
-        raise InputError(input_name, f"expected {' or '.join(map(str, channels))} channels, got {c} (shape {list(images.shape)})", node)
+        raise InputError(input_name, f"expected {' or '.join(map(str, channels))} channels, got {c} "
+                                     f"(shape {list(images.shape)})", node)
     if not images.is_floating_point():
         raise InputError(input_name, f"expected float pixels in 0..1, got dtype {images.dtype}", node)
     # A sum is one fast vectorised pass (torch.isfinite over a 720p video batch takes ~40 ms

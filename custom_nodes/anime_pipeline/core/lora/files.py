@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -45,7 +45,8 @@ def check_lora(sd, name: str) -> dict:
         raise ValueError(f"{name!r} holds no tensors ({'empty' if isinstance(sd, Mapping) else type(sd).__name__})")
     not_tensors = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise ValueError(f"{name!r} is not a LoRA: {len(not_tensors)} entries are not tensors (e.g. {not_tensors[0]!r})")
+        raise ValueError(f"{name!r} is not a LoRA: {len(not_tensors)} entries are not tensors "
+                         f"(e.g. {not_tensors[0]!r})")
     if not any(is_adapter_key(k) for k in sd):
         example = next(iter(sd))
         raise ValueError(f"{name!r} is not a LoRA: none of its {len(sd)} keys ends in a LoRA suffix such as "

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 # (up, down) key suffixes of the plain-LoRA formats ComfyUI reads (comfy/weight_adapter/lora.py)
 UP_DOWN = (

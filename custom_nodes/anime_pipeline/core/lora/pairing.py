@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Collection, Sequence
 
 from .stack import AUTO, BOTH, HIGH, LOW, LoraRow
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def resolve_file(name: str, dirs: Sequence[str | os.PathLike], *, what: str = "LoRA file") -> Path:

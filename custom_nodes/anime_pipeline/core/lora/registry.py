@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from .paths import resolve_file
 from .stack import AUTO, HIGH, LOW, LoraRow
@@ -77,7 +77,7 @@ class Registry:
     source: str
 
     @classmethod
-    def from_dict(cls, doc, source: str = "inline JSON") -> "Registry":
+    def from_dict(cls, doc, source: str = "inline JSON") -> Registry:
         validate_registry(doc, source)
         chars = {name: Character(name, entry.get(T2I), entry.get(VIDEO)) for name, entry in doc["characters"].items()}
         return cls(chars, source)
@@ -87,7 +87,8 @@ def parse_json(text: str, source: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RegistryError(source, [("$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
+        where = f"at line {exc.lineno} column {exc.colno}"
+        raise RegistryError(source, [("$", f"not valid JSON: {exc.msg} {where}")]) from None
 
 
 def load_registry(registry: str, dirs: Sequence[str | os.PathLike]) -> Registry:
@@ -148,13 +149,13 @@ def resolve(registry: Registry, characters: str, kind: str, rule: str = SCALE_TO
         raise ValueError(f"unknown character(s) {unknown}; the registry ({registry.source}) knows: "
                          f"{sorted(registry.characters)}")
     entries = [getattr(registry.characters[n], kind) for n in names]
-    lacking = [n for n, e in zip(names, entries) if e is None]
+    lacking = [n for n, e in zip(names, entries, strict=True) if e is None]
     if lacking:
         raise ValueError(f"character(s) {lacking} have no {kind!r} LoRA in the registry ({registry.source})")
     scaled = scale_strengths([e.get("strength", 1.0) for e in entries], rule)
     rows: list[LoraRow] = []
     triggers: list[str] = []
-    for name, entry, s in zip(names, entries, scaled):
+    for name, entry, s in zip(names, entries, scaled, strict=False):
         if kind == T2I:
             factor = s / entry.get("strength", 1.0)
             s_clip = entry.get("strength_clip", entry.get("strength", 1.0)) * factor

@@ -8,8 +8,8 @@ extends a stack builds a new tuple and never changes what an upstream node retur
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..errors import InputError
 
@@ -61,7 +61,8 @@ def check_stack(value, input_name: str = "lora_stack", *, node: str | None = Non
     if value is None:
         return ()
     if not isinstance(value, (tuple, list)):
-        raise InputError(input_name, f"expected an AP_LORA_STACK (tuple of LoRA rows), got {type(value).__name__}", node)
+        raise InputError(input_name, f"expected an AP_LORA_STACK (tuple of LoRA rows), got {type(value).__name__}",
+                         node)
     bad = [i for i, row in enumerate(value, 1) if not isinstance(row, LoraRow)]
     if bad:
         raise InputError(input_name, f"row(s) {bad} are not LoRA rows (got {type(value[bad[0] - 1]).__name__}); "

@@ -74,7 +74,8 @@ def card_rows(report: dict) -> list[Row]:
     for g in report["gates"]:
         colour = GREEN if g["passed"] else RED
         rows.append([(x, text, colour, SCALE) for x, text in zip(COLUMNS, (
-            g["input"], g["name"], "PASS" if g["passed"] else "FAIL", f"{len(g['failed_frames'])} failed frame(s)"))])
+            g["input"], g["name"], "PASS" if g["passed"] else "FAIL", f"{len(g['failed_frames'])} failed frame(s)"),
+            strict=True)])
         line = headline(g)
         if line:
             rows.append([(INDENT, line, FG, SCALE)])

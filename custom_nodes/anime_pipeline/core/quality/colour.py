@@ -37,4 +37,5 @@ def mean_delta_e(a: np.ndarray, b: np.ndarray) -> float:
 
 def mean_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-channel mean difference ``b - a`` of two RGB ``uint8`` frames, on the 0-255 scale."""
-    return b.reshape(-1, b.shape[-1]).mean(axis=0, dtype=np.float64) - a.reshape(-1, a.shape[-1]).mean(axis=0, dtype=np.float64)
+    mean_b = b.reshape(-1, b.shape[-1]).mean(axis=0, dtype=np.float64)
+    return mean_b - a.reshape(-1, a.shape[-1]).mean(axis=0, dtype=np.float64)

@@ -115,7 +115,7 @@ def clip_vision_embedder(clip_vision) -> Embedder:
                 embeds = clip_vision.encode_image(torch.stack([squares[i] for i in chunk]))["image_embeds"]
                 if len(embeds) != len(chunk):
                     raise RuntimeError(f"CLIP_VISION returned {len(embeds)} image embeddings for {len(chunk)} images")
-                for i, e in zip(chunk, embeds):
+                for i, e in zip(chunk, embeds, strict=True):
                     out[i] = e.detach().float().cpu().numpy().ravel()
         return out
 
@@ -199,7 +199,7 @@ def identity_gate(frames: torch.Tensor, references: torch.Tensor, embed: Embedde
                                     (mask[sampled] if mask.ndim == 3 and mask.shape[0] > 1 else mask))
     vecs = embed(crops)
     sims, no_face = {}, []
-    for idx, vec in zip(sampled, vecs):
+    for idx, vec in zip(sampled, vecs, strict=False):
         if vec is None:
             no_face.append(idx)
         else:

@@ -57,7 +57,8 @@ def parse_seam_info(text: str) -> list[dict]:
     out = []
     for rec in records:
         if not isinstance(rec, dict) or "seam_index" not in rec:
-            raise ValueError(f"expected an object with a 'seam_index' key (AP_FLFChainConcat's seam JSON), got {rec!r:.120}")
+            raise ValueError("expected an object with a 'seam_index' key (AP_FLFChainConcat's seam JSON), "
+                             f"got {rec!r:.120}")
         indices = rec["seam_index"] if isinstance(rec["seam_index"], list) else [rec["seam_index"]]
         for idx in indices:
             if isinstance(idx, bool) or not isinstance(idx, int):
