@@ -11,7 +11,17 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+
+class FileRecord(TypedDict, total=False):
+    path: str        # relative to the run folder
+    sha256: str
+    bytes: int
+    role: str        # outputs of an attempt
+    source: str      # storyboard images copied into the run folder
+    attempt: int     # assets: the attempt that made it
+    job: str
 
 
 def now() -> str:
@@ -26,9 +36,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def file_record(run_dir: Path, path: Path) -> dict[str, Any]:
+def file_record(run_dir: Path, path: Path) -> FileRecord:
     path = Path(path)
-    return {"path": path.relative_to(run_dir).as_posix(), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return FileRecord(path=path.relative_to(run_dir).as_posix(), sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
 def file_intact(run_dir: Path, record: Any) -> bool:

@@ -58,7 +58,8 @@ def load_inputs(storyboard: Path, config: Path | None) -> tuple[Storyboard, Conf
 def run_dir_for(sb: Storyboard, config: Config, out: Path | None) -> Path:
     if out is not None:
         return Path(out).resolve()
-    return config.path(config["output_root"]) / f"{sb.project}_EP{sb.episode:03d}"
+    root = config.path(config["output_root"]) or Path.cwd()  # output_root is required by the config schema
+    return root / f"{sb.project}_EP{sb.episode:03d}"
 
 
 def run_id_for(sb: Storyboard, run_dir: Path) -> str:

@@ -1,9 +1,9 @@
 """Shared pytest setup: integration tests need a real ComfyUI and are skipped, with one
-clear reason, when none is found (see tests/harness/comfy.py for how it is found)."""
+clear reason, when none is found (see devkit/harness/comfy.py for how it is found)."""
 
 import pytest
 
-from tests.harness.comfy import find_comfyui
+from devkit.harness.comfy import find_comfyui
 
 
 def pytest_collection_modifyitems(config, items):

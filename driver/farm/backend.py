@@ -92,7 +92,7 @@ def comfy_member(url: str, *, run_id: str, job_timeout_s: float, request_timeout
 
 
 def serverless_member(fo: FarmOptions, *, run_id: str, run_dir: Path, job_timeout_s: float) -> Member:
-    endpoint_id = parse_endpoint(fo.endpoint)
+    endpoint_id = parse_endpoint(fo.endpoint or "")
     key = resolve_api_key()
     if not key:
         raise RunPodAuthError("no RunPod API key: set RUNPOD_API_KEY, or run `runpod config` to write "

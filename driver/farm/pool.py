@@ -25,7 +25,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +86,7 @@ class ServerPool:
         for m in members:
             self._disp.add_server(m.name, m.capacity)
         self._cond = threading.Condition()
-        self._granted: dict[int, str] = {}
+        self._granted: dict[Hashable, str] = {}
         self._keys = itertools.count()
         self._misses: dict[str, int] = {n: 0 for n in names}
         self._fatal: DriverError | None = None

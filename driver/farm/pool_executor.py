@@ -112,8 +112,9 @@ class PoolExecutor(Executor):
     @contextlib.contextmanager
     def slot(self, job=None, server: str | None = None) -> Iterator[Member]:
         """Hold a slot for one attempt of ``job`` (pinned to ``server`` while it is up)."""
-        if self._lease() is not None:  # nested: keep the slot we have
-            yield self._lease().member
+        held = self._lease()
+        if held is not None:  # nested: keep the slot we have
+            yield held.member
             return
         self._tls.priority = self.priorities.get(job.id, 0.0) if job is not None else 0.0
         with self._unlocked():
@@ -132,7 +133,9 @@ class PoolExecutor(Executor):
         started, moves = time.monotonic(), 0
         relocked = self._relocking(resubmit)
         while True:
-            member = self._lease().member
+            lease = self._lease()
+            assert lease is not None  # held by the slot above (or moved by the loop below)
+            member = lease.member
             try:
                 with self._unlocked():
                     return member.executor.run_attempt(compiled, dest_for, in_flight=in_flight, resubmit=relocked)

@@ -206,7 +206,7 @@ class ServerlessExecutor(Executor):
         t0 = time.monotonic()
         job_id = self.journal.get(compiled.prompt_id) if in_flight else None
         status = self.endpoint.status(job_id) if job_id else None
-        if status is None:
+        if status is None or job_id is None:
             if in_flight:
                 log.info("%s is unknown to RunPod (expired or never sent); submitting it again", compiled.prompt_id)
                 compiled = resubmit() if resubmit else compiled

@@ -27,7 +27,7 @@ from PIL import Image
 
 from driver.client import ComfyClient
 from driver.errors import DriverError, ExecutionFailed, OutputMissing
-from driver.files import file_record, sha256_file
+from driver.files import FileRecord, file_record, sha256_file
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
 
 from .compile import REPORT, Compiled
@@ -162,10 +162,10 @@ class ComfyExecutor(Executor):
             log.info("%s is still queued or running on %s; waiting for it", pid, self.server)
             entry = self.client.wait_for(pid, timeout=self.job_timeout)
         else:
-            entry = self.client.history(pid)
-            if entry is None:
+            found = self.client.history(pid)
+            if found is None:
                 return None
-            entry = ComfyClient.check_entry(pid, entry)
+            entry = ComfyClient.check_entry(pid, found)
         return entry, self._timings(entry, t0, None)
 
     @staticmethod
@@ -275,6 +275,6 @@ def describe_error(exc: DriverError) -> dict:
     return exc.to_dict()
 
 
-def record_files(run_dir: Path, files: dict[str, Path]) -> list[dict]:
-    return [{"role": role, **file_record(run_dir, p)} for role, p in sorted(files.items())]
+def record_files(run_dir: Path, files: dict[str, Path]) -> list[FileRecord]:
+    return [FileRecord(role=role, **file_record(run_dir, p)) for role, p in sorted(files.items())]
 

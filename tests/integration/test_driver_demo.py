@@ -12,7 +12,7 @@ from anime_pipeline.core.naming import parse_asset_name
 from driver.cli import main
 from driver.files import sha256_file
 from driver.story.storyboard import REPO_ROOT, load_storyboard
-from tests.harness.media import probe_video
+from devkit.harness.media import probe_video
 
 pytestmark = pytest.mark.integration
 

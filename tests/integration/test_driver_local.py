@@ -13,7 +13,7 @@ from driver.cli import main
 from driver.client import ComfyClient
 from driver.errors import DriverError
 from driver.story.storyboard import REPO_ROOT
-from tests.harness.comfy import free_port
+from devkit.harness.comfy import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from PIL import Image
 from driver.cli import main
 from driver.story.plan import derive_seed, segment_seed
 from driver.story.storyboard import REPO_ROOT
-from tests.harness.media import probe_video
+from devkit.harness.media import probe_video
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,8 @@ from driver.farm.pool import ServerPool  # noqa: E402
 from driver.farm.pool_executor import PoolExecutor  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402
 from driver.outputs.manifest import Manifest  # noqa: E402
-from tests.integration.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
-from tests.standins.runpod_api import RunPodApiStandIn  # noqa: E402
+from devkit.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
+from devkit.standins.runpod_api import RunPodApiStandIn  # noqa: E402
 from tests.unit.driver_fakes import png, write_storyboard  # noqa: E402
 from tests.unit.farm_fakes import FarmClient, FarmServer, fake_member  # noqa: E402
 from tests.unit.test_farm_pods import FakeComfy  # noqa: E402

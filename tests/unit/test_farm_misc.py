@@ -107,7 +107,7 @@ def test_farm_status_and_down_find_pods_by_prefix(monkeypatch, capsys):
     pytest.importorskip("runpod")
     from driver.farm.runpod_api import PodSpec, RunPodApi
     from driver.farm.runpod_pods import PodFleet
-    from tests.standins.runpod_api import RunPodApiStandIn
+    from devkit.standins.runpod_api import RunPodApiStandIn
 
     key = "rpa_CLI_TEST_KEY_0000"
     monkeypatch.setenv("RUNPOD_API_KEY", key)

@@ -27,7 +27,7 @@ from driver.farm.serverless import EndpointClient, Journal, ServerlessExecutor, 
 from driver.farm.worker_outputs import dropped_outputs, role_of
 from driver.story.plan import make_plan
 from driver.story.storyboard import REPO_ROOT, load_storyboard
-from tests.standins.http import JsonServer
+from devkit.standins.http import JsonServer
 from tests.unit.driver_fakes import _media, png
 
 DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"

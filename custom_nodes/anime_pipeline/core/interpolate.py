@@ -240,7 +240,7 @@ class FlowInterpolator:
             ft0, ft1 = self._phase_flows(f01, f10, t)
             a_t = remap(a8, sampling_map(ft0, h, w))
             b_t = remap(b8, sampling_map(ft1, h, w))
-            wa = np.full(f01.shape[:2], 1 - t, np.float32)
+            wa: np.ndarray = np.full(f01.shape[:2], 1 - t, np.float32)
             if self.occlusion_px > 0:
                 # Visibility of each source pixel, carried to time t along the same flow.
                 v0 = (1 - t) * warp(vis0, ft0) + 1e-3

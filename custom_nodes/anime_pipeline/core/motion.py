@@ -22,7 +22,7 @@ three scores (computed a run of frames at a time by :mod:`.motion_features`):
     frames. Only evaluated where ``color_shift >= cut_color`` (NaN elsewhere).
 
 Rules (defaults measured on the frozen ground truth's tuning split, see
-``tests/groundtruth``):
+``devkit/groundtruth``):
 
 * **cut**: ``color_shift >= cut_color and unexplained >= cut_residual``.
   Flash frames need no special case: both intervals around a flash are cuts
@@ -246,7 +246,7 @@ def interval_scores(
 
     pool = _pool()
     with _opencv_single_threaded() if WORKERS > 1 else nullcontext():
-        pending = deque()
+        pending: deque = deque()
         size = chunk_size(n)
         for start in range(0, n - 1, size):
             pending.append(pool.submit(_score_chunk, frames, start, size, thresholds))

@@ -2,7 +2,7 @@
 
 Run with ComfyUI's Python from the ComfyUI folder (it imports ComfyUI's model code):
 
-    $COMFYUI_PYTHON tests/harness/make_tiny_models.py OUT_DIR
+    $COMFYUI_PYTHON devkit/harness/make_tiny_models.py OUT_DIR
 
 Writes into OUT_DIR:
 * ``tiny_wan22_i2v_high.safetensors`` / ``tiny_wan22_i2v_low.safetensors``: WAN DiTs built

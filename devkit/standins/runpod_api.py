@@ -16,7 +16,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from tests.standins.http import JsonServer
+from devkit.standins.http import JsonServer
 
 NO_CAPACITY = ("There are no longer any instances available with the requested specifications. "
                "Please refresh and try again.")

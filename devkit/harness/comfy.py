@@ -25,7 +25,7 @@ from driver.errors import DriverError
 
 REPO = Path(__file__).resolve().parents[2]
 PACK_DIR = REPO / "custom_nodes" / "anime_pipeline"
-TEST_NODES_DIR = REPO / "tests" / "comfy_test_nodes" / "ap_test_nodes"
+TEST_NODES_DIR = REPO / "devkit" / "comfy_test_nodes" / "ap_test_nodes"
 CACHE_DIR = Path(os.environ.get("AP_TEST_CACHE", Path.home() / ".cache" / "anime_pipeline_tests"))
 
 
@@ -163,7 +163,7 @@ def start_server(base_dir: Path, *, install: ComfyInstall | None = None, port: i
 
 def tiny_models(install: ComfyInstall) -> Path:
     """Tiny WAN 2.2 DiTs + random WAN 2.1 VAE, written once per recipe and ComfyUI version."""
-    from tests.harness import make_tiny_models as recipe
+    from devkit.harness import make_tiny_models as recipe
 
     key = hashlib.sha256(f"{recipe.RECIPE_VERSION}:{install.version}".encode()).hexdigest()[:12]
     out = CACHE_DIR / f"tiny_models_{key}"

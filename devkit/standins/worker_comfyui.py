@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tests.standins.http import JsonServer
+from devkit.standins.http import JsonServer
 
 
 @dataclass

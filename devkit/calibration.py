@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .colour import lab_to_rgb_u8, rgb_u8_to_lab
+from anime_pipeline.core.quality.colour import lab_to_rgb_u8, rgb_u8_to_lab
 
 TEMPLATE_PACKAGE = "comfyui_workflow_templates"  # ships real WAN outputs as animated WebP (0.1.95)
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from safetensors.numpy import save_file
 
-from tests.harness.comfy import link_model
+from devkit.harness.comfy import link_model
 
 # (class_type or "*", input name) -> models folder of a file-name combo
 MODEL_INPUTS = {
