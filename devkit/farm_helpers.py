@@ -15,7 +15,7 @@ from driver.outputs.approvals import Approvals
 from driver.render.compile import Compiler
 from driver.config import load_config
 from driver.farm.backend import FarmOptions, open_backend
-from driver.farm.pool_executor import plan_priorities
+from driver.farm.dispatch import plan_priorities
 from driver.files import sha256_file
 from driver.outputs.manifest import Manifest
 from driver.story.plan import make_plan, shot_planner

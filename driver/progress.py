@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any
 
 log = logging.getLogger("driver")
@@ -120,3 +121,20 @@ def setup_logging(verbose: bool = False, *, rich_console=None) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+class LockedReporter:
+    """Serialises a progress reporter used from several threads."""
+
+    def __init__(self, reporter):
+        self._reporter, self._lock = reporter, threading.Lock()
+
+    def __getattr__(self, name):
+        attr = getattr(self._reporter, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kw):
+            with self._lock:
+                return attr(*args, **kw)
+        return call

@@ -19,7 +19,7 @@ from .config import Config, load_config
 from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
 from .farm import cli as farm_cli
 from .farm.backend import FarmOptions, open_backend
-from .farm.pool_executor import plan_priorities
+from .farm.dispatch import plan_priorities
 from .files import atomic_write_json
 from .local_server import LocalComfy
 from .outputs.approvals import Approvals

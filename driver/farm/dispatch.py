@@ -257,3 +257,10 @@ def critical_path_priorities(estimates: dict[K, float], depends_on: Mapping[K, I
     for k in reversed(order):
         chain[k] = estimates[k] + max((chain[c] for c in children[k]), default=0.0)
     return {k: -v for k, v in chain.items()}
+
+
+def plan_priorities(jobs: Iterable) -> dict[str, float]:
+    """Critical-path priorities of plan jobs (``id``, ``estimate_s``, ``depends_on``)."""
+    jobs = list(jobs)
+    return critical_path_priorities({j.id: j.estimate_s or 1.0 for j in jobs},
+                                    {j.id: [d for d in j.depends_on] for j in jobs})

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from driver.errors import Cancelled, ConfigError, DriverError, LostContact, ServerUnreachable
+from driver.progress import LockedReporter
 from driver.render.executor import ComfyExecutor, Executor
 
-from .dispatch import critical_path_priorities
 from .errors import NoServerAvailable, ServerLost
 from .pool import Lease, Member, ServerPool
 
@@ -39,30 +39,6 @@ log = logging.getLogger(__name__)
 
 KNOWN, LOST = "known", "lost"
 POOL_LABEL = "pool"
-
-
-class LockedReporter:
-    """Serialises a progress reporter used from several threads."""
-
-    def __init__(self, reporter):
-        self._reporter, self._lock = reporter, threading.Lock()
-
-    def __getattr__(self, name):
-        attr = getattr(self._reporter, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kw):
-            with self._lock:
-                return attr(*args, **kw)
-        return call
-
-
-def plan_priorities(jobs: Iterable) -> dict[str, float]:
-    """Critical-path priorities of plan jobs (``id``, ``estimate_s``, ``depends_on``)."""
-    jobs = list(jobs)
-    return critical_path_priorities({j.id: j.estimate_s or 1.0 for j in jobs},
-                                    {j.id: [d for d in j.depends_on] for j in jobs})
 
 
 class PoolExecutor(Executor):
