@@ -10,7 +10,7 @@ import os
 import pytest
 
 from driver.cli import main
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.errors import DriverError
 from driver.storyboard import REPO_ROOT
 from tests.harness.comfy import free_port
