@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: %s", exc.code, exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        log.error("cancelled: finished work is kept; run the same command again to resume")
+        log.error("cancelled: finished work is kept; rerun the same command to resume")
         return 130
 
 

@@ -4,7 +4,7 @@
     status [--home DIR] [--json]        what is installed, checked by a real start (every AP_* node asked for)
     start [--port N] [--listen ADDR] [--models DIR] [--cpu] [--home DIR]   ComfyUI in the foreground, for an artist
     uninstall [--home DIR]              remove the managed install (nothing outside the home is touched)
-    where [--home DIR]                  the ComfyUI the driver would start: its folder and Python (for scripts)"""
+    where [--home DIR]                  the ComfyUI the driver would start: folder, Python, origin (one a line)"""
 
 from __future__ import annotations
 
@@ -147,5 +147,5 @@ def _where(args) -> int:
     chosen = find_comfyui(home=args.home)
     if chosen is None:
         raise ComfyUINotInstalled(f"the config says local_comfyui: none; install one with `{INSTALL_HINT}`")
-    print(f"{chosen.root}\n{chosen.python}")
+    print(f"{chosen.root}\n{chosen.python}\n{chosen.origin}")
     return 0

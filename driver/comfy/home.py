@@ -58,6 +58,7 @@ class InstallRecord:
     pack_requirements_sha256: str
     installed_at: str
     python_base: str | None = None  # the interpreter the venv was made from (--python)
+    source_id: str | None = None  # Source.identity(): an archive's sha256, else the source itself
     record_version: int = RECORD_VERSION
 
     def replace(self, **changes) -> InstallRecord:

@@ -22,7 +22,7 @@ from ..errors import ComfyUIBroken
 from . import COMFYUI_VERSION, PACK_DIR, packages
 from .gpu import gpu_present
 from .home import Build, Home, InstallRecord, guard_write
-from .source import fetch, git_commit, parse_source, read_version
+from .source import Source, fetch, git_commit, parse_source, read_version
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def install(opts: InstallOptions, progress: Progress = log.info) -> InstallResul
     with home.lock(on_wait=lambda holder: progress(f"waiting for the install already running in {home.path} "
                                                    f"({holder})")):
         current = home.current(opts.version)
-        if current and not opts.force and _same_request(current.record, opts, str(source)):
+        if current and not opts.force and _same_request(current.record, opts, source):
             build, changed = _refresh(current, progress)
             return InstallResult(build, changed, time.monotonic() - t0)
         build = _build(home, opts, source, progress)
@@ -66,8 +66,10 @@ def install(opts: InstallOptions, progress: Progress = log.info) -> InstallResul
     return InstallResult(build, "installed", time.monotonic() - t0)
 
 
-def _same_request(record: InstallRecord, opts: InstallOptions, source: str) -> bool:
-    return ((opts.source is None or record.source == source)
+def _same_request(record: InstallRecord, opts: InstallOptions, source: Source) -> bool:
+    same_source = (record.source_id == source.identity() if record.source_id
+                   else record.source == str(source))
+    return ((opts.source is None or same_source)
             and (opts.python is None or Path(record.python_base or "") == Path(opts.python))
             and (opts.torch is None or record.torch_spec == opts.torch))
 
@@ -88,7 +90,7 @@ def _refresh(build: Build, progress: Progress) -> tuple[Build, str]:
     return Build(build.path, record), "requirements"
 
 
-def _build(home: Home, opts: InstallOptions, source, progress: Progress) -> Build:
+def _build(home: Home, opts: InstallOptions, source: Source, progress: Progress) -> Build:
     python = opts.python or packages.default_python()
     version = packages.python_version(python)  # before anything is written
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=_mkdir(home.path)))
@@ -104,7 +106,7 @@ def _build(home: Home, opts: InstallOptions, source, progress: Progress) -> Buil
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     try:
-        record = _populate(path, opts, str(source), python, version, progress)
+        record = _populate(path, opts, source, python, version, progress)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)  # a failed build is never left to be taken for an install
         raise
@@ -115,7 +117,7 @@ def _build(home: Home, opts: InstallOptions, source, progress: Progress) -> Buil
     return Build(path, record)
 
 
-def _populate(path: Path, opts: InstallOptions, source: str, python: str, version, progress: Progress
+def _populate(path: Path, opts: InstallOptions, source: Source, python: str, version, progress: Progress
               ) -> InstallRecord:
     root, log_path = path / "ComfyUI", path / "install.log"
     with guard_write(path):
@@ -135,7 +137,8 @@ def _populate(path: Path, opts: InstallOptions, source: str, python: str, versio
         progress("[6/6] starting ComfyUI once to check that it and the pack load")
         smoke_test(root, venv_python, log_path)
     record = InstallRecord(
-        comfyui_version=read_version(root), comfyui_commit=git_commit(root), source=source,
+        comfyui_version=read_version(root), comfyui_commit=git_commit(root), source=str(source),
+        source_id=source.identity(),
         python=str(venv_python), python_base=str(python), python_version=".".join(map(str, version)),
         torch=torch_info["torch"], torch_spec=opts.torch or "", cuda=torch_info["cuda"],
         pack_requirements_sha256=packages.sha256_file(PACK_REQUIREMENTS),

@@ -31,6 +31,19 @@ class Source:
     def __str__(self) -> str:
         return f"{self.location}@{self.ref}" if self.ref and self.kind == "git" else self.location
 
+    def identity(self) -> str:
+        """What makes two sources the same: an archive's content (so the same tarball at another path is the
+        same source), a folder's path, a git URL and ref."""
+        if self.kind == "archive":
+            import hashlib
+
+            digest = hashlib.sha256()
+            with open(self.location, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            return f"sha256:{digest.hexdigest()}"
+        return str(self)
+
 
 def parse_source(text: str | None, version: str = COMFYUI_VERSION) -> Source:
     """``None`` is the official repository at ``v<version>``; a local path is an archive or a folder; anything
