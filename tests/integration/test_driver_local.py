@@ -125,3 +125,34 @@ def test_stopping_the_driver_stops_its_comfyui(comfy_install, tmp_path, sig):
         for pid in _comfy_pids(run_dir / ".comfyui"):
             os.kill(pid, signal.SIGKILL)
     assert main(argv[3:]) == 0, _logs(run_dir)
+
+
+def test_comfyui_status_and_start(comfy_install, tmp_path, capsys):
+    """``comfyui status`` starts the ComfyUI the driver would use and finds every AP_* node; ``comfyui start``
+    (managed installs) serves the pack on the given port until stopped."""
+    from anime_pipeline import NODE_CLASS_MAPPINGS
+
+    assert main(["comfyui", "status", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["check"]["nodes"] == len(NODE_CLASS_MAPPINGS) and info["driver_uses"]["root"] == str(comfy_install.root)
+    if comfy_install.origin != "managed":
+        return  # `start` runs the managed install; the finder gave COMFYUI_DIR here
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "driver", "comfyui", "start", "--port", str(port)], cwd=REPO_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = ComfyClient(f"http://127.0.0.1:{port}", request_timeout=5)
+
+        def answers():
+            try:
+                return "AP_MotionGate" in client.object_info()
+            except DriverError:
+                return False
+
+        _wait(answers, 120, "comfyui start to serve the pack")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) in (0, 130, -signal.SIGINT)
+        assert not answers()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -231,3 +231,11 @@ def test_uninstall_removes_only_the_home(env):
     assert env.src.is_dir()
     assert main(["comfyui", "uninstall", "--home", str(env.home)]) == 0
     assert not (env.home / VERSION).exists() and env.src.is_dir()
+
+
+def test_status_of_a_managed_comfyui_that_no_longer_starts_says_why(env, caplog):
+    """The stand-in installs (its quick test passes) but exits at once when started as a server: ``status``
+    exits 19 with the last lines of its log."""
+    install(opts(env))
+    assert main(["comfyui", "status", "--home", str(env.home), "--plain"]) == 19
+    assert "exited with code 0 while starting" in caplog.text and "standin ComfyUI ok" in caplog.text
