@@ -45,9 +45,9 @@ import numpy as np
 import websocket
 from PIL import Image
 
-from driver.render import scheduler as scheduler_module
 from driver.cli import main as driver_main
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
+from driver.render import scheduler as scheduler_module
 
 
 def keyframes(folder: Path, n: int, offset: int) -> list[Path]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.errors import ConfigError, PreflightFailed
 from driver.progress import LockedReporter
 from driver.render.compile import Compiled

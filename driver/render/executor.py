@@ -25,7 +25,7 @@ from typing import Any
 import av
 from PIL import Image
 
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.errors import DriverError, ExecutionFailed, OutputMissing
 from driver.files import FileRecord, file_record, sha256_file
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
@@ -106,14 +106,31 @@ class Executor(ABC):
 
 
 class ComfyExecutor(Executor):
-    """Attempts on one ComfyUI server."""
+    """Attempts on one ComfyUI server. Give it the ``client``, or ``connect`` to make one on
+    first use: a run whose jobs are all unchanged then never connects (and never starts a
+    local ComfyUI)."""
 
-    def __init__(self, client: ComfyClient, *, run_id: str, job_timeout: float, reporter=None):
+    def __init__(self, client: ComfyClient | None = None, *, run_id: str, job_timeout: float, reporter=None,
+                 connect: Callable[[], ComfyClient] | None = None):
         super().__init__()
-        self.client = client
+        if (client is None) == (connect is None):
+            raise TypeError("ComfyExecutor takes a client or a connect function, not both")
+        self._client = client
+        self._connect = connect
         self.run_id = run_id
         self.job_timeout = job_timeout
         self.reporter = reporter
+
+    @property
+    def client(self) -> ComfyClient:
+        if self._client is None:
+            assert self._connect is not None
+            self._client = self._connect()
+        return self._client
+
+    @client.setter
+    def client(self, client: ComfyClient) -> None:
+        self._client = client
 
     @property
     def server(self) -> str:
@@ -122,6 +139,13 @@ class ComfyExecutor(Executor):
     @property
     def client_id(self) -> str:
         return self.client.client_id
+
+    def slot(self, job: Any, server: str | None = None) -> AbstractContextManager[Any]:
+        """One server runs one job at a time: nothing to hold (the farm's pool has slots). Connects first (the
+        scheduler asks for a slot before it records an attempt), so a server that cannot be reached or started
+        leaves no half-written attempt."""
+        self.client  # noqa: B018 - connect (and preflight) on the first job that renders
+        return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 import websocket
 
-from .errors import (
+from ..errors import (
     DriverError,
     ExecutionFailed,
     Interrupted,
@@ -32,7 +32,7 @@ from .errors import (
     PromptRejected,
     ServerUnreachable,
 )
-from .files import atomic_write_chunks
+from ..files import atomic_write_chunks
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ComfyClient:
                 return self.system_stats()
             except (ServerUnreachable, LostContact, DriverError):
                 if time.monotonic() > deadline:
-                    raise ServerUnreachable(f"ComfyUI at {self.url} did not answer within {timeout:.0f} s")
+                    raise ServerUnreachable(f"ComfyUI at {self.url} did not answer within {timeout:.0f} s") from None
                 time.sleep(interval)
 
     def object_info(self, node_class: str | None = None) -> dict:
@@ -163,7 +163,8 @@ class ComfyClient:
         error = data.get("error") or {}
         node_errors = data.get("node_errors") or {}
         exc = PromptRejected("", error=error, node_errors=node_errors)
-        lines = [f"{error.get('message', f'HTTP {resp.status_code}')}" + (f": {error['details']}" if error.get("details") else "")]
+        details = f": {error['details']}" if error.get("details") else ""
+        lines = [f"{error.get('message', f'HTTP {resp.status_code}')}" + details]
         for e in exc.flat_errors():
             title = (prompt.get(e["node_id"], {}).get("_meta") or {}).get("title")
             where = f"node {e['node_id']} ({e['class_type']}{', ' + repr(title) if title else ''})"
@@ -201,7 +202,7 @@ class ComfyClient:
                 misses += 1
                 entry = None
                 if misses >= 20:
-                    raise LostContact(f"server {self.url} stopped answering while {prompt_id} was in flight")
+                    raise LostContact(f"server {self.url} stopped answering while {prompt_id} was in flight") from None
             if entry is not None and (entry.get("status") or {}).get("completed") is not None:
                 return self.check_entry(prompt_id, entry)
             if time.monotonic() > deadline:
@@ -222,7 +223,8 @@ class ComfyClient:
                     prompt_id=prompt_id, node_id=data.get("node_id"), node_type=data.get("node_type"),
                     exception_type=data.get("exception_type"), exception_message=data.get("exception_message", ""))
             if event == "execution_interrupted":
-                raise Interrupted(f"prompt {prompt_id} was interrupted at node {data.get('node_id')} ({data.get('node_type')})",
+                raise Interrupted(f"prompt {prompt_id} was interrupted at node {data.get('node_id')} "
+                                  f"({data.get('node_type')})",
                                   prompt_id=prompt_id, node_id=data.get("node_id"), node_type=data.get("node_type"))
         raise ExecutionFailed(f"prompt {prompt_id} ended with status {status.get('status_str')!r}", prompt_id=prompt_id)
 
