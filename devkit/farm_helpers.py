@@ -1,8 +1,8 @@
-"""Runs a storyboard on a farm backend with the same wiring as ``driver.runner.run``'s
-farm branch: storyboard -> plan -> compile -> backend
-(open_backend: pool, pods or endpoint, preflight per member) -> Scheduler ->
-manifest, but it returns the scheduler's result, lets errors propagate and skips the
-assembly. Also small checks shared by the farm integration tests."""
+"""Runs a storyboard on a farm backend with the wiring of ``driver.runner.run``:
+storyboard -> plan -> compile -> backend (``driver.backends.open_executor``: pool, pods
+or endpoint, preflight per member) -> Scheduler -> manifest, but it returns the
+scheduler's result, lets errors propagate and skips the assembly. Also small checks
+shared by the farm integration tests."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import json
 from pathlib import Path
 
 from driver import runner
-from driver.outputs.approvals import Approvals
-from driver.render.compile import Compiler
+from driver.backends import Target, open_executor
 from driver.config import load_config
-from driver.farm.backend import FarmOptions, open_backend
-from driver.farm.dispatch import plan_priorities
+from driver.farm.backend import FarmOptions
 from driver.files import sha256_file
+from driver.outputs.approvals import Approvals
 from driver.outputs.manifest import Manifest
-from driver.story.plan import make_plan, shot_planner
 from driver.progress import Reporter
+from driver.render.compile import Compiler
 from driver.render.scheduler import Scheduler
+from driver.story.plan import make_plan, shot_planner
 from driver.story.storyboard import REPO_ROOT, load_storyboard
 
 DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
@@ -37,11 +37,9 @@ def farm_run(run_dir: Path, fo: FarmOptions, *, storyboard: Path = DEMO, config:
     approvals = Approvals.load(run_dir)
     reporter = Reporter()
     with contextlib.ExitStack() as stack:
-        executor = open_backend(
-            fo, run_dir=run_dir, run_id=manifest.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
-            request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
-            check_server=lambda client: runner._preflight(client, plan, compiler, stage),
-            compiled=lambda: runner.compile_all(plan, compiler, stage), priorities=plan_priorities(plan.jobs))
+        target = Target(cfg, run_dir, manifest.run_id, plan, compiler,
+                        compiled=lambda: runner.compile_all(plan, compiler, stage))
+        executor = open_executor(fo, target, stack, reporter)
         if on_backend is not None:
             on_backend(executor)
         scheduler = Scheduler(

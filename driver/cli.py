@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             return farm_cli.main(args)
         if args.command == "comfyui":
             return comfy_cli.main(args)
-        opts = runner.RunOptions(args.storyboard, args.config, args.server, args.out, args.only, args.stage,
-                                 args.dry_run, args.max_retakes, args.comfyui, args.cpu,
+        opts = runner.RunOptions(args.storyboard, args.config, args.out, args.only, args.stage, args.dry_run,
+                                 args.max_retakes, args.comfyui, args.cpu,
                                  farm=farm_cli.options_from_args(args, args.server))
         return runner.run(opts, reporter or make_reporter(force_plain=True))
     except DriverError as exc:
