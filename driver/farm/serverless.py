@@ -26,8 +26,9 @@ import requests
 from driver.errors import Cancelled, LostContact, OutputMissing
 from driver.files import atomic_write_chunks
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error
+from driver.outputs.verify import verify_file
 from driver.render.compile import REPORT, Compiled
-from driver.render.executor import Executor, Outcome, upload_name, verify_file
+from driver.render.executor import Executor, Outcome, upload_name
 
 from .endpoint import SCHEME, EndpointClient, Journal
 from .errors import (

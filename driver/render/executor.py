@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
-from PIL import Image
-
 from driver.comfy.client import ComfyClient
 from driver.errors import DriverError, ExecutionFailed, OutputMissing
 from driver.files import FileRecord, file_record, sha256_file
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
+from driver.outputs.verify import verify_file
 
 from .compile import REPORT, Compiled
 
@@ -263,31 +261,6 @@ class ComfyExecutor(Executor):
         outcome = self.collect(compiled, entry, dest_for)
         outcome.timings = {**timings, **outcome.timings}
         return outcome
-
-
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp"}
-VIDEO_EXT = {".mp4", ".webm", ".mov", ".mkv"}
-
-
-def verify_file(path: Path, frames: int | None = None) -> str | None:
-    """What is wrong with a downloaded output (empty, undecodable, wrong frame count),
-    or None. Videos are checked by demuxing, without decoding."""
-    if path.stat().st_size == 0:
-        return "downloaded empty"
-    ext = path.suffix.lower()
-    try:
-        if ext in IMAGE_EXT:
-            with Image.open(path) as im:
-                im.verify()
-        elif ext in VIDEO_EXT:
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                count = sum(1 for packet in container.demux(stream) if packet.size)
-            if frames is not None and count != frames:
-                return f"has {count} frames, expected {frames}"
-    except (OSError, ValueError, IndexError, av.error.FFmpegError) as exc:
-        return f"cannot be read as {ext.lstrip('.')}: {exc}"
-    return None
 
 
 def _r(x: float | None) -> float | None:
