@@ -1,6 +1,7 @@
 """HTTP + websocket client for one ComfyUI server (the driver's "client" layer).
 
-Follows the protocol as verified on ComfyUI 0.3.64 (shared/reference/comfyui.md §1):
+Follows the protocol as verified on ComfyUI 0.3.64 (its ``server.py`` and ``execution.py``, and a live
+server; the integration tests run it against one):
 
 * every prompt is submitted with this client's ``client_id`` (without it no per-prompt
   events are sent) and a caller-chosen ``prompt_id``;
