@@ -20,6 +20,8 @@ from tests.standins.http import JsonServer
 
 NO_CAPACITY = ("There are no longer any instances available with the requested specifications. "
                "Please refresh and try again.")
+#: A pod image name as docker/README.md builds it (the stand-in pulls nothing).
+IMAGE = "ghcr.io/example/anime-pipeline-pod:0.1.0"
 GPUS = {"NVIDIA GeForce RTX 4090": ("RTX 4090", 24, 0.69), "NVIDIA L40S": ("L40S", 48, 0.86)}
 
 

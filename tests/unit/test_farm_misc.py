@@ -107,14 +107,14 @@ def test_farm_status_and_down_find_pods_by_prefix(monkeypatch, capsys):
     pytest.importorskip("runpod")
     from driver.farm.runpod_api import PodSpec, RunPodApi
     from driver.farm.runpod_pods import PodFleet
-    from tests.standins.runpod_api import RunPodApiStandIn
+    from tests.standins.runpod_api import IMAGE, RunPodApiStandIn
 
     key = "rpa_CLI_TEST_KEY_0000"
     monkeypatch.setenv("RUNPOD_API_KEY", key)
     monkeypatch.delenv("RUNPOD_API_BASE_URL", raising=False)
     with RunPodApiStandIn(api_key=key, boot_polls=10_000) as standin:
         for prefix in ("ap-lev-ep001-aaaa", "other-project"):  # created, never ready: as a crashed run leaves them
-            fleet = PodFleet(RunPodApi(key, base_url=standin.api_url), prefix=prefix, spec=PodSpec())
+            fleet = PodFleet(RunPodApi(key, base_url=standin.api_url), prefix=prefix, spec=PodSpec(image=IMAGE))
             fleet.api.create_pod(f"{prefix}-01", fleet.spec)
         p, cli = _cli()
         assert cli.main(p.parse_args(["farm", "status", "--runpod-api-url", standin.api_url])) == 0

@@ -17,7 +17,7 @@ from driver.farm.redact import install_log_redaction  # noqa: E402
 from driver.farm.runpod_api import PodSpec, RunPodApi  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE, PodFleet, find_pods, pod_url, stop_pods  # noqa: E402
 from tests.standins.http import JsonServer  # noqa: E402
-from tests.standins.runpod_api import RunPodApiStandIn  # noqa: E402
+from tests.standins.runpod_api import IMAGE, RunPodApiStandIn  # noqa: E402
 
 KEY = "rpa_TESTKEY0123456789abcdef"
 
@@ -49,7 +49,7 @@ def _standin(comfies, **kw):
 
 def _fleet(standin, key=KEY, **kw):
     kw.setdefault("ready_timeout_s", 30.0)
-    return PodFleet(RunPodApi(key, base_url=standin.api_url), prefix="ap-test-run", spec=PodSpec(),
+    return PodFleet(RunPodApi(key, base_url=standin.api_url), prefix="ap-test-run", spec=PodSpec(image=IMAGE),
                     url_template=TCP_TEMPLATE, poll_s=0.02, **kw)
 
 
@@ -130,7 +130,7 @@ def test_cost_guard_stops_before_the_budget_is_spent(comfies, api_env):
 def test_unknown_gpu_and_no_capacity(comfies, api_env):
     standin = _standin(comfies, capacity=1)
     try:
-        fleet = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="ap-x", spec=PodSpec(gpu_type="NVIDIA B9000"))
+        fleet = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="ap-x", spec=PodSpec(image=IMAGE, gpu_type="NVIDIA B9000"))
         with pytest.raises(GpuUnavailable, match="B9000"):
             fleet.up(1)
         assert not standin.pods
@@ -150,7 +150,7 @@ def test_orphans_are_found_and_stopped_by_prefix(comfies, api_env):
     try:
         crashed = _fleet(standin)
         crashed.up(1)  # a run that died without stopping its pod
-        other = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="someone-else", spec=PodSpec(),
+        other = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="someone-else", spec=PodSpec(image=IMAGE),
                          url_template=TCP_TEMPLATE, poll_s=0.02)
         other.up(1)
         api = RunPodApi(KEY, base_url=standin.api_url)
@@ -188,7 +188,7 @@ def test_unsafe_values_are_refused_before_sending(comfies, api_env):
     standin = _standin(comfies)
     try:
         fleet = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="ap-x",
-                         spec=PodSpec(env={"TOKEN": 'a"b'}))
+                         spec=PodSpec(image=IMAGE, env={"TOKEN": 'a"b'}))
         with pytest.raises(ConfigError, match="unescaped"):
             fleet.up(1)
         assert not standin.pods
