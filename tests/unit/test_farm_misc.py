@@ -73,7 +73,7 @@ def test_every_farm_error_has_a_stable_code_and_keeps_the_drivers_handling():
     shot_level = (PromptRejected, ExecutionFailed, OutputMissing)
     codes = {code for code, cls in FARM_ERROR_CLASSES.items() if issubclass(cls, shot_level)}
     assert codes == {"payload_too_large", "serverless_failed", "serverless_timeout", "serverless_cancelled",
-                     "serverless_no_output"}
+                     "serverless_no_output", "serverless_submit_unknown"}
     assert issubclass(FARM_ERROR_CLASSES["pack_missing"], PreflightFailed)
     assert all(issubclass(c, DriverError) and c.exit_code for c in FARM_ERROR_CLASSES.values())
 
