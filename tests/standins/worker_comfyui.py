@@ -13,7 +13,8 @@ the rest as ``output``; otherwise COMPLETED with ``output`` (files base64, or an
 Knobs for failure tests: ``max_result_bytes`` (a result over it comes back ``COMPLETED``
 without ``output``, like RunPod's 20 MB limit), ``hold`` (an Event jobs wait on before
 starting, to cancel or time them out while queued), ``s3``, ``running_state``
-(``IN_PROGRESS`` or ``RUNNING``: the docs list both), ``failed_output`` (False: FAILED
+(``IN_PROGRESS`` or ``RUNNING``: the docs list both; ``run_s`` keeps each job in it at
+least that long), ``failed_output`` (False: FAILED
 jobs come back without ``output``, as the SDK's local API server answers them) and
 ``run_faults``: one per ``/run`` request, in order: ``"slow"`` (the job is accepted,
 the answer comes after ``fault_delay_s``: a client read timeout), ``"502_after"`` (the
@@ -55,13 +56,13 @@ class WorkerComfyStandIn(JsonServer):
     def __init__(self, comfy_url: str, *, api_key: str, endpoint_id: str = "ep-standin", workers: int = 1,
                  s3: bool = False, max_result_bytes: int | None = None, hold: threading.Event | None = None,
                  running_state: str = "IN_PROGRESS", failed_output: bool = True, run_faults: list[str] = (),
-                 fault_delay_s: float = 2.0):
+                 fault_delay_s: float = 2.0, run_s: float = 0.0):
         super().__init__()
         self.comfy = comfy_url.rstrip("/")
         self.api_key, self.endpoint_id = api_key, endpoint_id
         self.s3, self.max_result_bytes, self.hold = s3, max_result_bytes, hold
         self.running_state, self.failed_output = running_state, failed_output
-        self.run_faults, self.fault_delay_s = list(run_faults), fault_delay_s
+        self.run_faults, self.fault_delay_s, self.run_s = list(run_faults), fault_delay_s, run_s
         self.states: list[str] = []  # every state /status answered, in order
         self.jobs: dict[str, Job] = {}
         self.s3_store: dict[str, bytes] = {}
@@ -168,6 +169,7 @@ class WorkerComfyStandIn(JsonServer):
             if job.status != "IN_QUEUE":
                 continue
             job.status, job.started = self.running_state, time.monotonic()
+            time.sleep(self.run_s)
             result = worker_handler.run_job(lambda: worker_handler.handler(
                 self.comfy, job.input, store=lambda name, blob: self._store(job, name, blob),
                 on_queued=lambda pid: setattr(job, "prompt_id", pid)))
