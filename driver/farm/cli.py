@@ -25,7 +25,8 @@ from .errors import FarmError
 from .estimate import Estimate, format_table, table
 from .redact import install_log_redaction, resolve_api_key
 from .runpod_api import POD_IMAGE_ENV, PodSpec, RunPodApi
-from .runpod_pods import PROXY_TEMPLATE, PodFleet, find_pods, stop_pods
+from .pod_orphans import find_pods, stop_pods
+from .runpod_pods import PROXY_TEMPLATE, PodFleet
 from .serverless import DEFAULT_BASE_URL
 
 log = logging.getLogger("driver.farm")

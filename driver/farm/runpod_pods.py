@@ -1,24 +1,19 @@
 """RunPod pods started, watched and stopped by the driver (``--farm runpod --pods N``,
-``farm up / status / down``).
+``farm up``; orphans: :mod:`.pod_orphans`).
 
-* Pods are named ``<prefix>-<NN>``; the prefix names the run, so ``farm down`` finds
-  pods a crashed run left behind. Every pod id is journalled in the run folder the
-  moment RunPod returns it, before anything else can fail. A creation without an answer
-  (Ctrl-C, a network error or an HTML error page while the request was in flight) is
-  looked up by the pod's name: found, it is used and stopped like the others. A failed
-  ``get_pod`` while pods boot is asked again until the pod's deadline.
+* Pods are named ``<prefix>-<NN>`` (the prefix names the run) and journalled in the run
+  folder the moment RunPod returns them. A creation without an answer (Ctrl-C, a network
+  error, an HTML error page) is looked up by name: found, it is used and stopped like
+  the others. A failed ``get_pod`` while pods boot is asked again until the deadline.
 * A pod is ready when RunPod reports it ``RUNNING`` with its ports mapped and its
-  ComfyUI answers ``/system_stats`` at its URL: the proxy URL template
-  ``https://{pod_id}-8188.proxy.runpod.net``, or ``http://{ip}:{port}`` (public IP and
-  the port mapped to 8188). A pod not ready by its deadline is stopped and left out; the
-  run goes on with the others, or fails with PodNotReady when none is ready.
-* :meth:`PodFleet.down` stops (or, with ``terminate``, terminates) every pod the fleet
-  started. The fleet is a context manager and calls it on success, failure, Ctrl-C and
-  SIGTERM. A failed stop is re-read with ``get_pod`` before it is retried (the action
-  may have happened), and what could not be stopped is named in the error.
-* ``max_cost_usd``: spend is accrued from each pod's reported ``costPerHr`` since it
-  was created; :meth:`check_budget` (run with the pool's health checks) stops the run
-  while the spend plus one more minute at the current burn rate is still under budget."""
+  ComfyUI answers ``/system_stats`` at its URL (``PROXY_TEMPLATE``, or ``TCP_TEMPLATE``:
+  public IP and the port mapped to 8188). A pod not ready by its deadline is stopped and
+  left out; with none ready the run fails with PodNotReady.
+* :meth:`PodFleet.down` stops (or terminates) every pod the fleet started, on success,
+  failure, Ctrl-C and SIGTERM (the fleet is a context manager). A failed stop is re-read
+  with ``get_pod`` before it is retried, and what could not be stopped is named.
+* ``max_cost_usd``: spend is accrued from each pod's ``costPerHr`` since creation;
+  :meth:`check_budget` stops the run while spend plus a minute more is under budget."""
 
 from __future__ import annotations
 
@@ -108,10 +103,8 @@ class PodFleet:
         return self._wait_ready()
 
     def _create(self, name: str, n: int, tries: int = 2) -> bool:
-        """One pod; False when no more can be rented. A creation without an answer (Ctrl-C,
-        a network error, an HTML error page) may still have made the pod: its name stays in
-        ``_unsure`` until found by name (then used and stopped like the others); asked and
-        not found, it is created again; RunPod unreachable, the next pod is tried."""
+        """One pod (False: no more can be rented). Without an answer its name stays in
+        ``_unsure``; asked by name and not found, it is created again."""
         for attempt in range(1, tries + 1):
             self._unsure.add(name)
             try:
@@ -143,8 +136,7 @@ class PodFleet:
         self._save()
 
     def _resolve_unsure(self) -> list[str] | None:
-        """Look up by name the pods whose creation had no answer; adopt those that exist.
-        Returns the names still unresolved, or None when RunPod could not be asked."""
+        """Adopt the ``_unsure`` pods that exist; the names still unsure, None if RunPod could not be asked."""
         if not self._unsure:
             return []
         try:
@@ -316,22 +308,3 @@ class PodFleet:
 
 def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
-
-
-# ---------------------------------------------------------------------- orphans
-def find_pods(api: RunPodApi, prefix: str) -> list[dict]:
-    """Pods whose name starts with ``prefix`` (what ``farm status`` lists)."""
-    return sorted((p for p in api.pods() if str(p.get("name", "")).startswith(prefix)), key=lambda p: p["name"])
-
-
-def stop_pods(api: RunPodApi, prefix: str, *, terminate: bool = False) -> list[str]:
-    """Stop (or terminate) every pod named with ``prefix``; returns their ids."""
-    if not prefix or len(prefix) < 3:
-        raise FarmError("give a run prefix of at least 3 characters, so only this project's pods are touched")
-    fleet = PodFleet(api, prefix=prefix, spec=PodSpec(), terminate=terminate, poll_s=1.0)
-    for p in find_pods(api, prefix):
-        if p.get("desiredStatus") in GONE and not terminate:
-            continue
-        fleet.pods[p["id"]] = PodRecord(p["id"], p["name"], now(), started=time.monotonic())  # cost: not ours to sum
-    fleet.down()
-    return list(fleet.pods)

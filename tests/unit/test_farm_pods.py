@@ -22,7 +22,8 @@ from driver.farm.errors import (BudgetExceeded, GpuUnavailable, PodNotReady, Run
 from driver.farm.images import POD_IMAGE  # noqa: E402
 from driver.farm.redact import install_log_redaction  # noqa: E402
 from driver.farm.runpod_api import POD_IMAGE_ENV, PodSpec, RunPodApi  # noqa: E402
-from driver.farm.runpod_pods import TCP_TEMPLATE, PodFleet, find_pods, pod_url, stop_pods  # noqa: E402
+from driver.farm.pod_orphans import find_pods, stop_pods  # noqa: E402
+from driver.farm.runpod_pods import TCP_TEMPLATE, PodFleet, pod_url  # noqa: E402
 from tests.standins.http import JsonServer  # noqa: E402
 from tests.standins.runpod_api import IMAGE, RunPodApiStandIn  # noqa: E402
 
