@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from tests.harness.comfy import ServerHandle, find_comfyui, link_model, start_server, tiny_models
 
 
