@@ -70,6 +70,8 @@ class FarmOptions:
             out.append(f"--farm must be 'runpod', got {self.farm!r}")
         if self.farm and self.pods < 1:
             out.append(f"--pods must be >= 1, got {self.pods}")
+        if self.farm == "runpod":
+            out += self.pod.problems()  # no image or template: refused before any API call
         if self.max_cost_usd is not None and self.max_cost_usd <= 0:
             out.append(f"--max-cost-usd must be > 0, got {self.max_cost_usd}")
         if self.slots_per_server < 1 or self.endpoint_slots < 1:

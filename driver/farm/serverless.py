@@ -3,11 +3,18 @@
 One endpoint is one member of the pool with several slots: RunPod's queue and its
 autoscaler decide where each job runs; the driver bounds how many it has in flight,
 sends each job as ``{"input": {"workflow", "images": [{"name", "image"}]}, "policy"}``
-to ``/run``, polls ``/status`` (raw HTTP, so the ``error`` field is kept; its own
-backoff on 429 and 5xx), decodes outputs (``base64`` or ``s3_url``) and writes them
-where the scheduler asks. The known gaps are handled before they bite: bodies over
-~9.5 MB are refused up front; a job ``COMPLETED`` without the expected files is a
-failure; a job past its deadline is cancelled; Ctrl-C cancels every job in flight.
+to ``/run`` (:mod:`.runpod_endpoint`: never sent twice), polls ``/status``, decodes
+outputs (``base64`` or ``s3_url``) and writes them where the scheduler asks. The known
+gaps are handled before they bite: bodies over ~9.5 MB are refused up front; a job
+``COMPLETED`` without the expected files is a failure; a job past its deadline is
+cancelled (every state but ``IN_QUEUE`` counts as running: ``IN_PROGRESS``, ``RUNNING``);
+Ctrl-C cancels every job in flight.
+
+What went wrong is read wherever worker-comfyui 5.8.5 puts it (``error``,
+``output.details``, ``output.errors``: :func:`.worker_outputs.failure_texts`): a gate
+stop's report on FAILED and COMPLETED jobs alike, a missing node type from the
+structure of ComfyUI's answer. ``AP_QualityReport`` is sent with ``policy=report`` so
+a failed gate comes back as a COMPLETED job with its summary card.
 
 Each submission's RunPod job id is journalled in the run folder
 (``farm/serverless_jobs.json``) before the driver waits on it, so a rerun after a crash
@@ -30,79 +37,17 @@ from driver.executor import Outcome, upload_name, verify_file
 from driver.manifest import atomic_write_chunks, atomic_write_json, now
 from driver.quality import REPORT_MARKER, parse_report_from_error
 
-from .errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessCancelled,
-                     ServerlessJobFailed, ServerlessNoOutput, ServerlessTimeout)
+from .errors import (PackMissing, PayloadTooLarge, RunPodApiError, ServerlessCancelled, ServerlessJobFailed,
+                     ServerlessNoOutput, ServerlessTimeout)
 from .images import SERVERLESS_IMAGE
 from .redact import redact
-from .worker_outputs import (RUN_PAYLOAD_LIMIT, b64_size, decode_base64, error_text, prefix_roles, report_from_png,
-                             role_of)
+from .runpod_endpoint import DEFAULT_BASE_URL, SCHEME, EndpointClient, parse_endpoint  # noqa: F401 (re-exported)
+from .worker_outputs import (RUN_PAYLOAD_LIMIT, b64_size, decode_base64, failure_texts, missing_node, prefix_roles,
+                             report_from_png, role_of, with_report_policy)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
-SCHEME = "runpod:"
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
-RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-def parse_endpoint(spec: str) -> str:
-    """``runpod:ENDPOINT_ID`` -> ``ENDPOINT_ID``."""
-    if not spec.startswith(SCHEME) or not spec[len(SCHEME):].strip() or "/" in spec[len(SCHEME):]:
-        from driver.errors import ConfigError
-        raise ConfigError(f"--endpoint must look like runpod:ENDPOINT_ID, got {spec!r}")
-    return spec[len(SCHEME):].strip()
-
-
-class EndpointClient:
-    """HTTP client of one endpoint: ``/run``, ``/status/{id}``, ``/cancel/{id}``, ``/health``."""
-
-    def __init__(self, endpoint_id: str, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
-                 request_timeout: float = 30.0, retries: int = 5, backoff_s: float = 1.0):
-        self.endpoint_id = endpoint_id
-        self.url = f"{base_url.rstrip('/')}/{endpoint_id}"
-        self.request_timeout, self.retries, self.backoff_s = request_timeout, retries, backoff_s
-        self.session = requests.Session()
-        self.session.headers.update({"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
-
-    def _call(self, method: str, path: str, *, body: bytes | None = None, allow_404: bool = False):
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self.session.request(method, self.url + path, data=body, timeout=self.request_timeout)
-            except requests.RequestException as exc:
-                if attempt == self.retries:
-                    raise LostContact(redact(f"RunPod endpoint {self.endpoint_id}: {method} {path} failed: "
-                                             f"{exc.__class__.__name__}: {exc}")) from None
-            else:
-                if resp.status_code == 401:
-                    raise RunPodAuthError(f"RunPod refused the API key for endpoint {self.endpoint_id} (HTTP 401); "
-                                          "check RUNPOD_API_KEY or ~/.runpod/config.toml")
-                if resp.status_code == 404 and allow_404:
-                    return None
-                if resp.status_code < 400:
-                    return resp.json()
-                if resp.status_code not in RETRY_STATUS or attempt == self.retries:
-                    raise RunPodApiError(redact(f"RunPod endpoint {self.endpoint_id}: {method} {path}: "
-                                                f"HTTP {resp.status_code} {resp.text[:300]}"))
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
-
-    def run(self, body: bytes) -> str:
-        data = self._call("POST", "/run", body=body)
-        if not isinstance(data, dict) or not data.get("id"):
-            raise RunPodApiError(redact(f"RunPod endpoint {self.endpoint_id}: /run returned no job id: {data!r:.300}"))
-        return data["id"]
-
-    def status(self, job_id: str) -> dict | None:
-        """The job's status, or None when RunPod no longer knows it (TTL passed)."""
-        return self._call("GET", f"/status/{job_id}", allow_404=True)
-
-    def cancel(self, job_id: str) -> None:
-        self._call("POST", f"/cancel/{job_id}", allow_404=True)
-
-    def health(self) -> dict:
-        return self._call("GET", "/health")
 
 
 @dataclass(frozen=True)
@@ -182,7 +127,7 @@ class ServerlessExecutor:
                 f"(inputs travel base64: {listing or 'none'}); use smaller keyframes, or a pool of pods for this shot",
                 shot=compiled.job.shot)
         timeout_ms = int(min(max(self.job_timeout, 5.0), 7 * 86400) * 1000)
-        doc = {"input": {"workflow": compiled.prompt,
+        doc = {"input": {"workflow": with_report_policy(compiled.prompt),
                          "images": [{"name": n, "image": base64.b64encode(files[n].read_bytes()).decode("ascii")}
                                     for n in used]},
                "policy": {"executionTimeout": timeout_ms,
@@ -226,7 +171,7 @@ class ServerlessExecutor:
             if state in TERMINAL:
                 return status
             clock = time.monotonic()
-            if state == "IN_PROGRESS" and run_deadline is None:
+            if state != "IN_QUEUE" and run_deadline is None:  # IN_PROGRESS, RUNNING (job-states docs), ...
                 run_deadline = clock + self.job_timeout
             if clock > (run_deadline or queue_deadline):
                 self._cancel(job_id)
@@ -255,16 +200,12 @@ class ServerlessExecutor:
     # ------------------------------------------------------------------ outcome
     def _outcome(self, compiled: Compiled, job_id: str, status: dict, dest_for, t0: float) -> Outcome:
         state, shot, pid = status.get("status"), compiled.job.shot, compiled.prompt_id
+        texts = failure_texts(status)
+        stop = next((r for r in map(parse_report_from_error, (t for t in texts if REPORT_MARKER in t)) if r), None)
+        if stop is not None:  # a gate stopped the prompt: FAILED without images, or COMPLETED with some
+            return Outcome(report=stop, stopped_by_gate=True, timings=self._timings(status, t0))
         if state == "FAILED":
-            message = error_text(status.get("error") or (status.get("output") or {}).get("error") or "no error given")
-            if REPORT_MARKER in message:
-                return Outcome(report=parse_report_from_error(message), stopped_by_gate=True,
-                               timings=self._timings(status, t0))
-            if "does not exist" in message and "AP_" in message:
-                raise PackMissing(f"endpoint {self.endpoint.endpoint_id} lacks the anime_pipeline pack: "
-                                  f"{redact(message)[:300]}; deploy the {SERVERLESS_IMAGE} image (docker/README.md)")
-            raise ServerlessJobFailed(f"RunPod job {job_id} failed: {redact(message)[:2000]}", prompt_id=pid,
-                                      exception_message=redact(message), shot=shot)
+            self._failed(compiled, job_id, texts)
         if state == "TIMED_OUT":
             raise ServerlessTimeout(f"RunPod job {job_id} timed out on the endpoint (policy executionTimeout "
                                     f"{self.job_timeout:.0f} s, or expired in the queue)", prompt_id=pid, shot=shot)
@@ -283,6 +224,17 @@ class ServerlessExecutor:
         out.files, out.report = self._save(compiled, job_id, output["images"], dest_for)
         out.timings["download_s"] = round(time.monotonic() - t1, 4)
         return out
+
+    def _failed(self, compiled: Compiled, job_id: str, texts: list[str]) -> None:
+        message = redact("\n".join(texts) or "no error given")
+        missing = missing_node(texts, compiled.prompt)
+        if missing and missing.startswith("AP_"):
+            raise PackMissing(f"endpoint {self.endpoint.endpoint_id} lacks the anime_pipeline pack (no node type "
+                              f"{missing}): {message[:300]}; deploy the {SERVERLESS_IMAGE} image (docker/README.md)")
+        if missing:
+            message = f"the endpoint's ComfyUI has no node type {missing!r}: {message}"
+        raise ServerlessJobFailed(f"RunPod job {job_id} failed: {message[:2000]}", prompt_id=compiled.prompt_id,
+                                  exception_message=message, shot=compiled.job.shot)
 
     def _save(self, compiled: Compiled, job_id: str, images: list, dest_for) -> tuple[dict, dict | None]:
         prefixes = prefix_roles(compiled.prompt, compiled.outputs)
