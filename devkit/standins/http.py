@@ -10,10 +10,20 @@ from typing import Callable
 
 Route = tuple[str, "re.Pattern[str]", Callable]
 
+#: An HTML error page, as a proxy in front of an API answers when its backend fails (not JSON).
+BAD_GATEWAY_HTML = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad "
+                    b"Gateway</h1></center>\r\n</body>\r\n</html>\r\n")
+
+
+def bad_gateway():
+    """A route's answer: HTTP 502 with an HTML page (not JSON)."""
+    return 502, BAD_GATEWAY_HTML, "text/html"
+
 
 class JsonServer:
     """``routes``: (method, regex on the path, handler(match, body: bytes, headers) ->
-    (status, json-able or bytes)). Subclasses register routes in ``__init__``."""
+    (status, json-able or bytes) or (status, bytes, content type)). Subclasses register
+    routes in ``__init__``."""
 
     def __init__(self):
         self.routes: list[Route] = []
@@ -46,17 +56,20 @@ class JsonServer:
                 for m, rx, handler in server.routes:
                     match = rx.match(self.path)
                     if m == method and match:
-                        status, payload = handler(match, body, self.headers)
+                        status, payload, *kind = handler(match, body, self.headers)
                         break
                 else:
-                    status, payload = 404, {"error": f"no route for {method} {self.path}"}
+                    status, payload, kind = 404, {"error": f"no route for {method} {self.path}"}, []
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/octet-stream" if isinstance(payload, bytes)
-                                 else "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind[0] if kind else "application/octet-stream"
+                                     if isinstance(payload, bytes) else "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (read-timeout tests)
 
             def do_GET(self):
                 self._serve("GET")

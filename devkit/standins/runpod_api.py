@@ -1,12 +1,21 @@
-"""Stand-in of RunPod's GraphQL API (``POST /graphql``) for what the runpod SDK 1.12 pod
-functions send (read in the SDK source: ``runpod/api/queries/pods.py``,
-``mutations/pods.py``, ``queries/gpus.py``): ``gpuTypes``, ``podFindAndDeployOnDemand``,
-``pod``, ``myself { pods }``, ``podStop``, ``podTerminate``. Responses follow
-runpod.md §1.2: a created pod is ``RUNNING`` with ``runtime: null`` until it "boots",
-then its port 8188 is mapped (``isIpPublic``, ``publicPort``) to a real local ComfyUI
-given in ``backends`` (one per pod, in creation order; a pod without one never gets
-ports, i.e. never becomes ready). A wrong key gets HTTP 401; no capacity left gets the
-GraphQL error RunPod sends."""
+"""Stand-in of RunPod's GraphQL API (``POST /graphql``) for what the runpod SDK 1.12.0 pod
+functions send (read in runpod/runpod-python at v1.12.0, commit 07fc6e2:
+``runpod/api/queries/pods.py``, ``mutations/pods.py``, ``queries/gpus.py``):
+``gpuTypes``, ``podFindAndDeployOnDemand``, ``pod``, ``myself { pods }``, ``podStop``,
+``podTerminate``. Responses follow runpod.md §1.2: a created pod is ``RUNNING`` with
+``runtime: null`` until it "boots", then its port 8188 is mapped (``isIpPublic``,
+``publicPort``) to a real local ComfyUI given in ``backends`` (one per pod, in creation
+order; a pod without one never gets ports, i.e. never becomes ready). A wrong key gets
+HTTP 401; no capacity left gets the GraphQL error RunPod sends.
+
+``faults`` (operation -> faults, one per request of that operation, in order; operations
+``create``, ``pod``, ``pods``, ``gpu``, ``stop``, ``terminate``) reproduces what the SDK
+meets on the real service: ``"502"`` (an HTML 502 page and nothing done; the SDK's
+``run_graphql_query`` in ``runpod/api/graphql.py`` calls ``response.json()`` on it and
+raises a JSON ValueError), ``"502_after"`` (the operation is done, then the 502 page:
+a pod created whose answer is lost), ``"query_error"`` / ``"query_error_after"``
+(GraphQL ``errors`` with RunPod's generic "Something went wrong" message, runpod-python
+issues #150 and #239, which the SDK raises as ``QueryError``)."""
 
 from __future__ import annotations
 
@@ -16,10 +25,13 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from devkit.standins.http import JsonServer
+from devkit.standins.http import JsonServer, bad_gateway
 
+SOMETHING_WENT_WRONG = "Something went wrong. Please try again later or contact support."
 NO_CAPACITY = ("There are no longer any instances available with the requested specifications. "
                "Please refresh and try again.")
+#: A pod image name as docker/README.md builds it (the stand-in pulls nothing).
+IMAGE = "ghcr.io/example/anime-pipeline-pod:0.1.0"
 GPUS = {"NVIDIA GeForce RTX 4090": ("RTX 4090", 24, 0.69), "NVIDIA L40S": ("L40S", 48, 0.86)}
 
 
@@ -48,10 +60,20 @@ class StandInPod:
                 "machine": {"gpuDisplayName": GPUS.get(self.gpu, (self.gpu,))[0]}}
 
 
+def _operation(query: str) -> str:
+    for word, op in (("podFindAndDeployOnDemand", "create"), ("podStop", "stop"), ("podTerminate", "terminate"),
+                     ("gpuTypes", "gpu"), ("networkVolumes", "volumes")):
+        if word in query:
+            return op
+    return "pod" if re.search(r"\bpod\s*\(", query) else "pods"
+
+
 class RunPodApiStandIn(JsonServer):
     def __init__(self, *, api_key: str, backends: list[tuple[str, int]] = (), capacity: int = 99,
-                 boot_polls: int = 1, cost_per_hr: float | None = None, echo_key_in_errors: bool = False):
+                 boot_polls: int = 1, cost_per_hr: float | None = None, echo_key_in_errors: bool = False,
+                 faults: dict[str, list[str]] | None = None):
         super().__init__()
+        self.faults = {op: list(f) for op, f in (faults or {}).items()}
         self.api_key, self.capacity, self.boot_polls = api_key, capacity, boot_polls
         self.backends = list(backends)
         self.cost_per_hr, self.echo_key_in_errors = cost_per_hr, echo_key_in_errors
@@ -77,10 +99,19 @@ class RunPodApiStandIn(JsonServer):
         query = json.loads(body)["query"]
         self.queries.append(query)
         with self._lock:
+            pending = self.faults.get(_operation(query)) or []
+            fault = pending.pop(0) if pending else None
+            if fault in ("502", "query_error"):  # nothing done
+                return bad_gateway() if fault == "502" else (200, {"errors": [{"message": SOMETHING_WENT_WRONG}]})
             try:
-                return 200, {"data": self._answer(query)}
+                answer = 200, {"data": self._answer(query)}
             except LookupError as exc:
-                return 200, {"errors": [{"message": str(exc)}]}
+                answer = 200, {"errors": [{"message": str(exc)}]}
+            if fault == "502_after":
+                return bad_gateway()
+            if fault == "query_error_after":
+                return 200, {"errors": [{"message": SOMETHING_WENT_WRONG}]}
+            return answer
 
     def _answer(self, q: str) -> dict:
         arg = lambda name: (re.search(name + r'\s*:\s*"([^"]*)"', q) or [None, None])[1]  # noqa: E731

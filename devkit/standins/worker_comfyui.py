@@ -1,15 +1,25 @@
 """Stand-in of a RunPod Serverless endpoint running worker-comfyui 5.8.5, at the HTTP
 boundary the driver uses: ``POST /v2/{id}/run``, ``GET /v2/{id}/status/{job}``,
-``POST /v2/{id}/cancel/{job}``, ``GET /v2/{id}/health`` (shapes: runpod.md §1.7, §2.2,
-§2.3, §2.6). Its "ComfyUI" is a real local server (the test harness's): each job's
-images are uploaded to ``/upload/image`` by name, the workflow is queued, the outcome is
-read from ``/history`` and every non-temp file under ``images`` is returned base64 (or
-as an ``s3_url`` served by the stand-in, with a random key as rp_upload does); other
-output keys are dropped, as the real handler does.
+``POST /v2/{id}/cancel/{job}``, ``GET /v2/{id}/health`` (routes, bodies and job states:
+RunPod's serverless docs, ``serverless/endpoints/operation-reference.mdx`` and
+``job-states.mdx``; runpod.md §1.7). Its "ComfyUI" is a real HTTP server (the test
+harness's CPU ComfyUI, or a scripted one): each job runs through
+:mod:`devkit.standins.worker_handler`, the worker's handler (worker-comfyui 5.8.5
+``handler.py``) and the SDK's ``run_job`` (runpod-python 1.12.0), so what ``/status``
+returns has the real shapes: a result with ``error`` is FAILED with that ``error`` and
+the rest as ``output``; otherwise COMPLETED with ``output`` (files base64, or an
+``s3_url`` served by the stand-in under a random key as ``rp_upload`` does).
 
 Knobs for failure tests: ``max_result_bytes`` (a result over it comes back ``COMPLETED``
 without ``output``, like RunPod's 20 MB limit), ``hold`` (an Event jobs wait on before
-starting, to cancel or time them out while queued), ``s3``."""
+starting, to cancel or time them out while queued), ``s3``, ``running_state``
+(``IN_PROGRESS`` or ``RUNNING``: the docs list both; ``run_s`` keeps each job in it at
+least that long), ``failed_output`` (False: FAILED
+jobs come back without ``output``, as the SDK's local API server answers them) and
+``run_faults``: one per ``/run`` request, in order: ``"slow"`` (the job is accepted,
+the answer comes after ``fault_delay_s``: a client read timeout), ``"502_after"`` (the
+job is accepted, the answer is an HTML 502 page), ``"502"`` (HTML 502, nothing
+accepted), ``"429"`` (rate limited, nothing accepted)."""
 
 from __future__ import annotations
 
@@ -24,7 +34,8 @@ from dataclasses import dataclass, field
 
 import requests
 
-from devkit.standins.http import JsonServer
+from devkit.standins import worker_handler
+from devkit.standins.http import JsonServer, bad_gateway
 
 
 @dataclass
@@ -43,11 +54,16 @@ class Job:
 
 class WorkerComfyStandIn(JsonServer):
     def __init__(self, comfy_url: str, *, api_key: str, endpoint_id: str = "ep-standin", workers: int = 1,
-                 s3: bool = False, max_result_bytes: int | None = None, hold: threading.Event | None = None):
+                 s3: bool = False, max_result_bytes: int | None = None, hold: threading.Event | None = None,
+                 running_state: str = "IN_PROGRESS", failed_output: bool = True, run_faults: list[str] = (),
+                 fault_delay_s: float = 2.0, run_s: float = 0.0):
         super().__init__()
         self.comfy = comfy_url.rstrip("/")
         self.api_key, self.endpoint_id = api_key, endpoint_id
         self.s3, self.max_result_bytes, self.hold = s3, max_result_bytes, hold
+        self.running_state, self.failed_output = running_state, failed_output
+        self.run_faults, self.fault_delay_s, self.run_s = list(run_faults), fault_delay_s, run_s
+        self.states: list[str] = []  # every state /status answered, in order
         self.jobs: dict[str, Job] = {}
         self.s3_store: dict[str, bytes] = {}
         self.runs: list[dict] = []  # bodies received on /run
@@ -85,11 +101,20 @@ class WorkerComfyStandIn(JsonServer):
             return 401, {"error": "Unauthorized"}
         if len(body) > 10 * 1024 * 1024:
             return 413, {"error": "payload too large"}
+        fault = self.run_faults.pop(0) if self.run_faults else None
+        if fault == "429":
+            return 429, {"error": "rate limited"}
+        if fault == "502":
+            return bad_gateway()
         doc = json.loads(body)
         self.runs.append(doc)
         job = Job(f"job-{next(self._ids)}-{uuid.uuid4().hex[:6]}", doc.get("input"), doc.get("policy") or {})
         self.jobs[job.id] = job
         self._queue.put(job)
+        if fault == "slow":
+            time.sleep(self.fault_delay_s)
+        if fault == "502_after":
+            return bad_gateway()
         return 200, {"id": job.id, "status": "IN_QUEUE"}
 
     def _status(self, match, body, headers):
@@ -99,6 +124,7 @@ class WorkerComfyStandIn(JsonServer):
         if job is None:
             return 404, {"error": "job not found"}
         out = {"id": job.id, "status": job.status}
+        self.states.append(job.status)
         if job.started is not None:
             out["delayTime"] = int((job.started - job.submitted) * 1000)
         if job.finished is not None and job.started is not None:
@@ -115,8 +141,8 @@ class WorkerComfyStandIn(JsonServer):
         job = self.jobs.get(match["job"])
         if job is None:
             return 404, {"error": "job not found"}
-        if job.status in ("IN_QUEUE", "IN_PROGRESS"):
-            if job.status == "IN_PROGRESS" and job.prompt_id:
+        if job.status in ("IN_QUEUE", self.running_state):
+            if job.status == self.running_state and job.prompt_id:
                 requests.post(f"{self.comfy}/interrupt", json={"prompt_id": job.prompt_id}, timeout=10)
             job.status = "CANCELLED"
         return 200, {"id": job.id, "status": job.status}
@@ -125,10 +151,11 @@ class WorkerComfyStandIn(JsonServer):
         if not self._authorised(headers):
             return 401, {"error": "Unauthorized"}
         count = {s: sum(1 for j in self.jobs.values() if j.status == s) for s in
-                 ("COMPLETED", "FAILED", "IN_PROGRESS", "IN_QUEUE")}
+                 ("COMPLETED", "FAILED", self.running_state, "IN_QUEUE")}
+        busy = count[self.running_state]
         return 200, {"jobs": {"completed": count["COMPLETED"], "failed": count["FAILED"],
-                              "inProgress": count["IN_PROGRESS"], "inQueue": count["IN_QUEUE"], "retried": 0},
-                     "workers": {"idle": len(self._workers) - count["IN_PROGRESS"], "running": count["IN_PROGRESS"]}}
+                              "inProgress": busy, "inQueue": count["IN_QUEUE"], "retried": 0},
+                     "workers": {"idle": len(self._workers) - busy, "running": busy}}
 
     def _s3(self, match, body, headers):
         blob = self.s3_store.get(match["key"])
@@ -141,68 +168,27 @@ class WorkerComfyStandIn(JsonServer):
                 self.hold.wait()
             if job.status != "IN_QUEUE":
                 continue
-            job.status, job.started = "IN_PROGRESS", time.monotonic()
-            try:
-                result = self._handle(job)
-            except Exception as exc:  # noqa: BLE001 - reported as the job's error, like the handler
-                result = {"error": f"Job processing failed: {exc}"}
+            job.status, job.started = self.running_state, time.monotonic()
+            time.sleep(self.run_s)
+            result = worker_handler.run_job(lambda: worker_handler.handler(
+                self.comfy, job.input, store=lambda name, blob: self._store(job, name, blob),
+                on_queued=lambda pid: setattr(job, "prompt_id", pid)))
             job.finished = time.monotonic()
             if job.status == "CANCELLED":
                 continue
             if "error" in result:
                 job.status, job.error = "FAILED", result["error"]
+                job.output = result.get("output") if self.failed_output else None
             else:
                 job.status = "COMPLETED"
                 too_big = self.max_result_bytes and len(json.dumps(result)) > self.max_result_bytes
-                job.output = None if too_big else result
+                job.output = None if too_big else result.get("output")
 
-    def _handle(self, job: Job) -> dict:
-        payload = job.input
-        if isinstance(payload, str):
-            payload = json.loads(payload)
-        if not isinstance(payload, dict) or "workflow" not in payload:
-            return {"error": "Missing 'workflow' parameter"}
-        for img in payload.get("images") or []:
-            data = img["image"].split(",", 1)[1] if img["image"].startswith("data:") else img["image"]
-            r = requests.post(f"{self.comfy}/upload/image", files={"image": (img["name"], base64.b64decode(data),
-                                                                             "image/png")},
-                              data={"overwrite": "true"}, timeout=30)
-            if r.status_code != 200:
-                return {"error": "Failed to upload one or more input images"}
-        r = requests.post(f"{self.comfy}/prompt", json={"prompt": payload["workflow"], "client_id": uuid.uuid4().hex},
-                          timeout=30)
-        if r.status_code != 200 or r.json().get("node_errors"):
-            data = r.json()
-            lines = [f"Node {nid} ({e.get('class_type')}): {x.get('message')}: {x.get('details')}"
-                     for nid, e in (data.get("node_errors") or {}).items() for x in e.get("errors", [])]
-            err = data.get("error") or {}
-            return {"error": "Workflow validation failed:\n" + "\n".join(
-                [f"{err.get('message', '')}: {err.get('details', '')}".strip(": "), *lines])}
-        job.prompt_id = r.json()["prompt_id"]
-        while True:
-            entry = requests.get(f"{self.comfy}/history/{job.prompt_id}", timeout=30).json().get(job.prompt_id)
-            if entry and (entry.get("status") or {}).get("completed") is not None:
-                break
-            time.sleep(0.1)
-        status = entry["status"]
-        if status.get("status_str") != "success":
-            for event, data in status.get("messages", []):
-                if event == "execution_error":
-                    return {"error": f"Workflow execution error: Node Type: {data.get('node_type')}, Node ID: "
-                                     f"{data.get('node_id')}, Message: {data.get('exception_message')}"}
-            return {"error": "Job processing failed"}
-        images = []
-        for _node, ui in (entry.get("outputs") or {}).items():
-            for item in ui.get("images") or []:
-                if item.get("type") == "temp":
-                    continue
-                blob = requests.get(f"{self.comfy}/view", params={"filename": item["filename"], "subfolder":
-                                    item.get("subfolder", ""), "type": item.get("type", "output")}, timeout=60).content
-                if self.s3:
-                    key = f"{job.id}/{uuid.uuid4().hex[:8]}{'.' + item['filename'].rsplit('.', 1)[-1]}"
-                    self.s3_store[key] = blob
-                    images.append({"filename": item["filename"], "type": "s3_url", "data": f"{self.base}/s3/{key}"})
-                else:
-                    images.append({"filename": item["filename"], "type": "base64",
-                                   "data": base64.b64encode(blob).decode("ascii")})
-        return {"images": images} if images else {"status": "success_no_images", "images": []}
+    def _store(self, job: Job, filename: str, blob: bytes) -> dict:
+        """One returned file, as the handler lists it: base64, or an S3 URL (rp_upload's
+        key: ``<job id>/<8 random hex><ext>``, not the file's name)."""
+        if not self.s3:
+            return {"filename": filename, "type": "base64", "data": base64.b64encode(blob).decode("ascii")}
+        key = f"{job.id}/{uuid.uuid4().hex[:8]}.{filename.rsplit('.', 1)[-1]}"
+        self.s3_store[key] = blob
+        return {"filename": filename, "type": "s3_url", "data": f"{self.base}/s3/{key}"}

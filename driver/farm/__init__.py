@@ -3,10 +3,12 @@ Serverless (worker-comfyui). Each ComfyUI server keeps its own queue and a serve
 endpoint is RunPod's autoscaling queue: the farm only dispatches, watches and records.
 
 Modules: ``dispatch`` (pure slot/priority logic) and ``simulate`` (its discrete-event
-simulation); ``pool`` (threads, health checks, preflight per server) and
-``pool_executor`` (the scheduler's executor over the pool: ``map_shots`` and ``slot``);
-``serverless`` and ``worker_outputs`` (worker-comfyui endpoints);
-``runpod_api`` (the only user of the ``runpod`` SDK) and ``runpod_pods`` (the fleet);
+simulation); ``pool`` (threads, health checks, preflight per server), ``members``
+(members, leases, a member's preflight) and ``pool_executor`` (the scheduler's executor
+over the pool: ``map_shots`` and ``slot``); ``serverless``, ``runpod_endpoint`` (HTTP
+client, job journal) and ``worker_outputs`` (worker-comfyui endpoints); ``runpod_api``
+(the only user of the ``runpod`` SDK), ``runpod_pods`` (the fleet), ``pod_record`` and
+``pod_orphans``;
 ``backend`` (builds a run's backend), ``cli`` (``--farm/--endpoint`` options, ``farm``
 command), ``estimate`` (dry-run GPU time and cost), ``redact`` (the API key out of
 logs and messages), ``images`` and ``errors``. For users: README.md.

@@ -23,14 +23,14 @@ from driver.progress import LockedReporter
 from driver.render.compile import Compiled
 from driver.render.executor import ComfyExecutor
 
-from .endpoint import DEFAULT_BASE_URL, EndpointClient, Journal, parse_endpoint
 from .errors import RunPodAuthError
 from .pool import Member, ServerPool
 from .pool_executor import PoolExecutor
 from .redact import install_log_redaction, resolve_api_key
 from .runpod_api import PodSpec, RunPodApi
+from .runpod_endpoint import DEFAULT_BASE_URL, EndpointClient, parse_endpoint
 from .runpod_pods import PROXY_TEMPLATE, PodFleet
-from .serverless import ServerlessExecutor
+from .serverless import Journal, ServerlessExecutor
 from .worker_outputs import RUN_PAYLOAD_LIMIT, b64_size, dropped_outputs
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class FarmOptions:
             out.append(f"--farm must be 'runpod', got {self.farm!r}")
         if self.farm and self.pods < 1:
             out.append(f"--pods must be >= 1, got {self.pods}")
+        if self.farm == "runpod":
+            out += self.pod.problems()  # no image or template: refused before any API call
         if self.max_cost_usd is not None and self.max_cost_usd <= 0:
             out.append(f"--max-cost-usd must be > 0, got {self.max_cost_usd}")
         if self.slots_per_server < 1 or self.endpoint_slots < 1:

@@ -21,12 +21,13 @@ import json
 import logging
 
 from .backend import FarmOptions
-from .endpoint import DEFAULT_BASE_URL
 from .errors import FarmError
 from .estimate import Estimate, format_table, table
+from .pod_orphans import find_pods, stop_pods
 from .redact import install_log_redaction, resolve_api_key
-from .runpod_api import PodSpec, RunPodApi
-from .runpod_pods import PROXY_TEMPLATE, PodFleet, find_pods, stop_pods
+from .runpod_api import POD_IMAGE_ENV, PodSpec, RunPodApi
+from .runpod_pods import PROXY_TEMPLATE, PodFleet
+from .serverless import DEFAULT_BASE_URL
 
 log = logging.getLogger("driver.farm")
 
@@ -40,7 +41,8 @@ def _pod_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cloud", choices=("SECURE", "COMMUNITY", "ALL"), default="SECURE")
     g.add_argument("--network-volume", metavar="ID", help="network volume with the models (mounted at /workspace)")
     g.add_argument("--data-center", metavar="ID", help="data center (default: the network volume's)")
-    g.add_argument("--image", default=PodSpec.image, help="pod image with ComfyUI and this pack (docker/README.md)")
+    g.add_argument("--image", help=f"pod image with ComfyUI and this pack, built from docker/pod/Dockerfile "
+                   f"(docker/README.md); default ${POD_IMAGE_ENV}; there is no built-in default")
     g.add_argument("--template", metavar="ID", help="RunPod template instead of --image")
     g.add_argument("--container-disk-gb", type=int, default=PodSpec.container_disk_gb)
     g.add_argument("--pod-ready-timeout", type=float, default=1200.0, metavar="S",

@@ -43,6 +43,14 @@ class RunPodApiError(FarmError):
     code = "runpod_api"
 
 
+class RunPodTransient(RunPodApiError):
+    """A RunPod API call whose outcome is unknown: a network error, an answer that is
+    not JSON (an HTML 5xx page from RunPod's edge) or RunPod's generic "Something went
+    wrong". A mutation may have happened: the state is read back before anything else."""
+
+    code = "runpod_transient"
+
+
 class GpuUnavailable(FarmError):
     """The GPU type is unknown, or no machine of that type could be rented."""
 
@@ -100,6 +108,13 @@ class ServerlessJobFailed(ExecutionFailed):
     code = "serverless_failed"
 
 
+class ServerlessSubmitUnknown(ServerlessJobFailed):
+    """``POST /run`` got no answer RunPod surely did not act on (a read timeout, a 5xx):
+    the job may be running, so it is not sent again (that would pay for it twice)."""
+
+    code = "serverless_submit_unknown"
+
+
 class ServerlessTimeout(ExecutionFailed):
     """A serverless job did not finish in time (``TIMED_OUT``, or the driver's deadline
     passed and it cancelled the job)."""
@@ -123,6 +138,6 @@ class ServerlessNoOutput(OutputMissing):
 FARM_ERROR_CLASSES: dict[str, type[DriverError]] = {cls.code: cls for cls in (
     FarmError, RunPodAuthError, RunPodApiError, GpuUnavailable, PodNotReady, BudgetExceeded, NoServerAvailable,
     ServerLost, PackMissing, OutputDropped, PayloadTooLarge, ServerlessJobFailed, ServerlessTimeout,
-    ServerlessCancelled, ServerlessNoOutput)}
+    ServerlessCancelled, ServerlessNoOutput, RunPodTransient, ServerlessSubmitUnknown)}
 
 __all__ = [*(cls.__name__ for cls in FARM_ERROR_CLASSES.values()), "FARM_ERROR_CLASSES", "ConfigError"]

@@ -1,22 +1,19 @@
 """RunPod pods started, watched and stopped by the driver (``--farm runpod --pods N``,
-``farm up / status / down``).
+``farm up``; orphans: :mod:`.pod_orphans`).
 
-* Pods are named ``<prefix>-<NN>``; the prefix names the run, so ``farm down`` finds
-  pods a crashed run left behind. Every pod id is journalled in the run folder the
-  moment RunPod returns it, before anything else can fail. A creation cut short (Ctrl-C
-  while the request was in flight) is looked up by the pod's name when the fleet stops.
+* Pods are named ``<prefix>-<NN>`` (the prefix names the run) and journalled in the run
+  folder the moment RunPod returns them. A creation without an answer (Ctrl-C, a network
+  error, an HTML error page) is looked up by name: found, it is used and stopped like
+  the others. A failed ``get_pod`` while pods boot is asked again until the deadline.
 * A pod is ready when RunPod reports it ``RUNNING`` with its ports mapped and its
-  ComfyUI answers ``/system_stats`` at its URL: the proxy URL template
-  ``https://{pod_id}-8188.proxy.runpod.net``, or ``http://{ip}:{port}`` (public IP and
-  the port mapped to 8188). A pod not ready by its deadline is stopped and left out; the
-  run goes on with the others, or fails with PodNotReady when none is ready.
-* :meth:`PodFleet.down` stops (or, with ``terminate``, terminates) every pod the fleet
-  started. The fleet is a context manager and calls it on success, failure, Ctrl-C and
-  SIGTERM. A failed stop is re-read with ``get_pod`` before it is retried (the action
-  may have happened), and what could not be stopped is named in the error.
-* ``max_cost_usd``: spend is accrued from each pod's reported ``costPerHr`` since it
-  was created; :meth:`check_budget` (run with the pool's health checks) stops the run
-  while the spend plus one more minute at the current burn rate is still under budget."""
+  ComfyUI answers ``/system_stats`` at its URL (``PROXY_TEMPLATE``, or ``TCP_TEMPLATE``:
+  public IP and the port mapped to 8188). A pod not ready by its deadline is stopped and
+  left out; with none ready the run fails with PodNotReady.
+* :meth:`PodFleet.down` stops (or terminates) every pod the fleet started, on success,
+  failure, Ctrl-C and SIGTERM (the fleet is a context manager). A failed stop is re-read
+  with ``get_pod`` before it is retried, and what could not be stopped is named.
+* ``max_cost_usd``: spend is accrued from each pod's ``costPerHr`` since creation;
+  :meth:`check_budget` stops the run while spend plus a minute more is under budget."""
 
 from __future__ import annotations
 
@@ -25,7 +22,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,44 +31,19 @@ import requests
 from driver.errors import ConfigError
 from driver.files import atomic_write_json, now
 
-from .errors import BudgetExceeded, FarmError, GpuUnavailable, PodNotReady, RunPodAuthError
+from .errors import (
+    BudgetExceeded,
+    FarmError,
+    GpuUnavailable,
+    PodNotReady,
+    RunPodApiError,
+    RunPodAuthError,
+    RunPodTransient,
+)
+from .pod_record import COMFY_PORT, GONE, PROXY_TEMPLATE, TCP_TEMPLATE, PodRecord, pod_url  # noqa: F401 (re-exported)
 from .runpod_api import PodSpec, RunPodApi
 
 log = logging.getLogger(__name__)
-
-PROXY_TEMPLATE = "https://{pod_id}-8188.proxy.runpod.net"
-TCP_TEMPLATE = "http://{ip}:{port}"
-COMFY_PORT = 8188
-GONE = {"EXITED", "TERMINATED", "DEAD"}
-
-
-@dataclass
-class PodRecord:
-    id: str
-    name: str
-    created_at: str
-    url: str | None = None
-    cost_per_hr: float = 0.0
-    gpu: str | None = None
-    started: float = 0.0          # monotonic, creation
-    ready_s: float | None = None  # boot time
-    stopped: float | None = None  # monotonic
-    state: str = "created"        # created | ready | stopped | not_ready (stopped) | stop_failed
-
-    def hours(self, at: float) -> float:
-        return max(0.0, ((self.stopped or at) - self.started) / 3600.0)
-
-
-def pod_url(pod: dict, template: str) -> str | None:
-    """The ComfyUI URL of a running pod, or None while its ports are not mapped."""
-    ports = ((pod.get("runtime") or {}).get("ports")) or []
-    if "{ip}" in template or "{port}" in template:
-        for p in ports:
-            if p.get("privatePort") == COMFY_PORT and p.get("isIpPublic") and p.get("publicPort"):
-                return template.format(pod_id=pod["id"], ip=p["ip"], port=p["publicPort"])
-        return None
-    return template.format(pod_id=pod["id"]) if ports else None
-
 
 class PodFleet:
     def __init__(self, api: RunPodApi, *, prefix: str, spec: PodSpec, url_template: str = PROXY_TEMPLATE,
@@ -87,69 +59,119 @@ class PodFleet:
         self._lock = threading.Lock()
         self._http = requests.Session()
         self._old_sigterm: Any = None
-        self._creating: str | None = None  # name of a pod whose creation did not return
+        self._unsure: set[str] = set()  # names of pods whose creation had no answer, not found yet
 
     # ------------------------------------------------------------------ up
     def up(self, n: int) -> list[str]:
         """Create ``n`` pods and wait until their ComfyUI answers; returns their URLs."""
         if n < 1:
             raise FarmError(f"--pods must be >= 1, got {n}")
+        problems = self.spec.problems()
+        if problems:  # before any API call: nothing is rented with settings RunPod would accept and never run
+            raise ConfigError("pod settings: " + "; ".join(problems), problems=problems)
         info = self.api.gpu(self.spec.gpu_type)
         log.info("renting %d x %s (%s cloud), image %s", n, info.get("displayName", self.spec.gpu_type),
                  self.spec.cloud_type, self.spec.image or f"template {self.spec.template_id}")
         for i in range(1, n + 1):
-            name = f"{self.prefix}-{i:02d}"
-            # Until its id is recorded, a pod RunPod may already have created (Ctrl-C or a
-            # network error while the request was in flight) is known only by its name.
-            self._creating = name
+            if not self._create(f"{self.prefix}-{i:02d}", n):
+                break
+        return self._wait_ready()
+
+    def _create(self, name: str, n: int, tries: int = 2) -> bool:
+        """One pod (False: no more can be rented). Without an answer its name stays in
+        ``_unsure``; asked by name and not found, it is created again."""
+        for attempt in range(1, tries + 1):
+            self._unsure.add(name)
             try:
                 pod = self.api.create_pod(name, self.spec)
+            except RunPodTransient as exc:
+                log.warning("pod %s: %s; looking for it by name", name, exc)
+                missing = self._resolve_unsure()
+                if missing is None or name not in missing or attempt == tries:
+                    return True
+                continue
             except GpuUnavailable as exc:
-                self._creating = None  # refused: nothing was created
-                if not self.pods:
+                self._unsure.discard(name)  # refused: nothing was created
+                if not self.pods and not self._unsure:
                     raise
                 log.warning("only %d of %d pods could be rented: %s", len(self.pods), n, exc)
-                break
+                return False
             except (RunPodAuthError, ConfigError):
-                self._creating = None  # refused before anything was created
+                self._unsure.discard(name)  # refused before anything was created
                 raise
-            with self._lock:
-                self.pods[pod["id"]] = PodRecord(pod["id"], name, now(), started=time.monotonic())
-            self._creating = None
-            self._save()
+            self._unsure.discard(name)
+            self._record(pod["id"], name)
             log.info("pod %s (%s) created", pod["id"], name)
-        return self._wait_ready()
+            return True
+        return True
+
+    def _record(self, pod_id: str, name: str, cost_per_hr: float = 0.0) -> None:
+        with self._lock:
+            self.pods[pod_id] = PodRecord(pod_id, name, now(), started=time.monotonic(), cost_per_hr=cost_per_hr)
+        self._save()
+
+    def _resolve_unsure(self) -> list[str] | None:
+        """Adopt the ``_unsure`` pods that exist; the names still unsure, None if RunPod could not be asked."""
+        if not self._unsure:
+            return []
+        try:
+            listed = self.api.pods()
+        except FarmError as exc:
+            log.warning("pods %s: could not ask RunPod whether they exist (%s)", sorted(self._unsure), exc)
+            return None
+        for p in listed:
+            name = p.get("name")
+            if name in self._unsure and p.get("id") not in self.pods and p.get("desiredStatus") not in GONE:
+                log.warning("pod %s (%s): its creation was not confirmed, but it exists; adopting it", p["id"], name)
+                self._record(p["id"], name, float(p.get("costPerHr") or 0.0))
+                self._unsure.discard(name)
+        return sorted(self._unsure)
 
     def _wait_ready(self) -> list[str]:
         deadline = time.monotonic() + self.ready_timeout_s
-        waiting = set(self.pods)
-        while waiting:
+        waiting = {pid for pid, rec in self.pods.items() if rec.state == "created"}
+        unlisted = bool(self._unsure)  # creations without an answer, to look up by name
+        while waiting or unlisted:
+            if unlisted:
+                before = set(self.pods)
+                unlisted = self._resolve_unsure() is None
+                waiting |= set(self.pods) - before
             for pod_id in sorted(waiting):
-                rec = self.pods[pod_id]
-                pod = self.api.pod(pod_id)
-                if pod and pod.get("costPerHr") is not None:
-                    rec.cost_per_hr = float(pod["costPerHr"])
-                    rec.gpu = (pod.get("machine") or {}).get("gpuDisplayName") or rec.gpu
-                url = pod_url(pod, self.url_template) if pod and pod.get("desiredStatus") == "RUNNING" else None
-                if url and self._comfy_answers(url):
-                    rec.url, rec.state, rec.ready_s = url, "ready", time.monotonic() - rec.started
+                if self._poll(pod_id):
                     waiting.discard(pod_id)
-                    log.info("pod %s ready at %s after %.0f s ($%.3f/h)", pod_id, url, rec.ready_s, rec.cost_per_hr)
             self.check_budget()
             self._save()
-            if waiting and time.monotonic() >= deadline:
+            if (waiting or unlisted) and time.monotonic() >= deadline:
                 for pod_id in sorted(waiting):
                     log.error("pod %s: ComfyUI did not answer within %.0f s; stopping it", pod_id, self.ready_timeout_s)
                     self.pods[pod_id].state = "not_ready"
                     self._stop_one(self.pods[pod_id])
                 break
-            if waiting:
+            if waiting or unlisted:
                 time.sleep(self.poll_s)
         ready = [r.url for r in self.pods.values() if r.state == "ready" and r.url]
         if not ready:
             raise PodNotReady(f"none of the {len(self.pods)} pod(s) had ComfyUI answering within "
                               f"{self.ready_timeout_s:.0f} s (image {self.spec.image}); they were stopped")
         return ready
+
+    def _poll(self, pod_id: str) -> bool:
+        """One readiness check; a failed ``get_pod`` is asked again next round, until the deadline."""
+        rec = self.pods[pod_id]
+        try:
+            pod = self.api.pod(pod_id)
+        except RunPodApiError as exc:
+            log.warning("pod %s: %s; asking again until its deadline", pod_id, exc)
+            return False
+        if pod and pod.get("costPerHr") is not None:
+            rec.cost_per_hr = float(pod["costPerHr"])
+            rec.gpu = (pod.get("machine") or {}).get("gpuDisplayName") or rec.gpu
+        url = pod_url(pod, self.url_template) if pod and pod.get("desiredStatus") == "RUNNING" else None
+        if not (url and self._comfy_answers(url)):
+            return False
+        rec.url, rec.state, rec.ready_s = url, "ready", time.monotonic() - rec.started
+        log.info("pod %s ready at %s after %.0f s ($%.3f/h)", pod_id, url, rec.ready_s, rec.cost_per_hr)
+        return True
 
     def _comfy_answers(self, url: str) -> bool:
         try:
@@ -200,25 +222,13 @@ class PodFleet:
                             f"`python -m driver farm down --prefix {self.prefix}`")
 
     def _adopt_unconfirmed(self) -> list[str]:
-        """A creation that did not return (interrupted, or its answer lost) may have
-        left a pod billing: look it up by name and record it so it is stopped too.
-        Returns the name when the lookup itself failed (the pod may exist)."""
-        name, self._creating = self._creating, None
-        if name is None:
-            return []
-        try:
-            found = [p for p in self.api.pods() if p.get("name") == name and p.get("id") not in self.pods]
-        except FarmError as exc:
-            log.error("pod %s: its creation was interrupted and RunPod could not be asked whether it exists (%s)",
-                      name, exc)
-            return [f"{name} (creation interrupted; may exist)"]
-        for p in found:
-            if p.get("desiredStatus") in GONE:  # not the pod just created (an older one of the same name)
-                continue
-            log.warning("pod %s (%s): created while the run was being stopped; stopping it", p["id"], name)
-            with self._lock:
-                self.pods[p["id"]] = PodRecord(p["id"], name, now(), started=time.monotonic(),
-                                               cost_per_hr=float(p.get("costPerHr") or 0.0))
+        """Creations that did not return (interrupted, or their answer lost) may have left
+        pods billing: look them up by name and record them so they are stopped too.
+        Returns the names RunPod could not be asked about (they may exist)."""
+        unsure = self._resolve_unsure()
+        names, self._unsure = sorted(self._unsure), set()
+        if unsure is None:
+            return [f"{name} (creation not confirmed; may exist)" for name in names]
         return []
 
     def _stop_one(self, rec: PodRecord, tries: int = 3) -> bool:
@@ -273,22 +283,3 @@ class PodFleet:
 
 def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
-
-
-# ---------------------------------------------------------------------- orphans
-def find_pods(api: RunPodApi, prefix: str) -> list[dict]:
-    """Pods whose name starts with ``prefix`` (what ``farm status`` lists)."""
-    return sorted((p for p in api.pods() if str(p.get("name", "")).startswith(prefix)), key=lambda p: p["name"])
-
-
-def stop_pods(api: RunPodApi, prefix: str, *, terminate: bool = False) -> list[str]:
-    """Stop (or terminate) every pod named with ``prefix``; returns their ids."""
-    if not prefix or len(prefix) < 3:
-        raise FarmError("give a run prefix of at least 3 characters, so only this project's pods are touched")
-    fleet = PodFleet(api, prefix=prefix, spec=PodSpec(), terminate=terminate, poll_s=1.0)
-    for p in find_pods(api, prefix):
-        if p.get("desiredStatus") in GONE and not terminate:
-            continue
-        fleet.pods[p["id"]] = PodRecord(p["id"], p["name"], now(), started=time.monotonic())  # cost: not ours to sum
-    fleet.down()
-    return list(fleet.pods)

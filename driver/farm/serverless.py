@@ -3,11 +3,18 @@
 One endpoint is one member of the pool with several slots: RunPod's queue and its
 autoscaler decide where each job runs; the driver bounds how many it has in flight,
 sends each job as ``{"input": {"workflow", "images": [{"name", "image"}]}, "policy"}``
-to ``/run``, polls ``/status`` (raw HTTP, so the ``error`` field is kept; its own
-backoff on 429 and 5xx), decodes outputs (``base64`` or ``s3_url``) and writes them
-where the scheduler asks. The known gaps are handled before they bite: bodies over
-~9.5 MB are refused up front; a job ``COMPLETED`` without the expected files is a
-failure; a job past its deadline is cancelled; Ctrl-C cancels every job in flight.
+to ``/run`` (:mod:`.runpod_endpoint`: never sent twice), polls ``/status``, decodes
+outputs (``base64`` or ``s3_url``) and writes them where the scheduler asks. The known
+gaps are handled before they bite: bodies over ~9.5 MB are refused up front; a job
+``COMPLETED`` without the expected files is a failure; a job past its deadline is
+cancelled (every state but ``IN_QUEUE`` counts as running: ``IN_PROGRESS``, ``RUNNING``);
+Ctrl-C cancels every job in flight.
+
+What went wrong is read wherever worker-comfyui 5.8.5 puts it (``error``,
+``output.details``, ``output.errors``: :func:`.worker_outputs.failure_texts`): a gate
+stop's report on FAILED and COMPLETED jobs alike, a missing node type from the
+structure of ComfyUI's answer. ``AP_QualityReport`` is sent with ``policy=report`` so
+a failed gate comes back as a COMPLETED job with its summary card.
 
 Each submission's RunPod job id is journalled in the run folder
 (``farm/serverless_jobs.json``) before the driver waits on it, so a rerun after a crash
@@ -30,7 +37,6 @@ from driver.outputs.verify import verify_file
 from driver.render.compile import REPORT, Compiled
 from driver.render.executor import Executor, Outcome, upload_name
 
-from .endpoint import SCHEME, EndpointClient, Journal
 from .errors import (
     PackMissing,
     PayloadTooLarge,
@@ -42,14 +48,17 @@ from .errors import (
 )
 from .images import SERVERLESS_IMAGE
 from .redact import redact
+from .runpod_endpoint import DEFAULT_BASE_URL, SCHEME, EndpointClient, Journal, parse_endpoint  # noqa: F401 (re-exported)
 from .worker_outputs import (
     RUN_PAYLOAD_LIMIT,
     b64_size,
     decode_base64,
-    error_text,
+    failure_texts,
+    missing_node,
     prefix_roles,
     report_from_png,
     role_of,
+    with_report_policy,
 )
 
 log = logging.getLogger(__name__)
@@ -111,7 +120,7 @@ class ServerlessExecutor(Executor):
                 f"(inputs travel base64: {listing or 'none'}); use smaller keyframes, or a pool of pods for this shot",
                 shot=compiled.job.shot)
         timeout_ms = int(min(max(self.job_timeout, 5.0), 7 * 86400) * 1000)
-        doc = {"input": {"workflow": compiled.prompt,
+        doc = {"input": {"workflow": with_report_policy(compiled.prompt),
                          "images": [{"name": n, "image": base64.b64encode(files[n].read_bytes()).decode("ascii")}
                                     for n in used]},
                "policy": {"executionTimeout": timeout_ms,
@@ -155,7 +164,7 @@ class ServerlessExecutor(Executor):
             if state in TERMINAL:
                 return status
             clock = time.monotonic()
-            if state == "IN_PROGRESS" and run_deadline is None:
+            if state != "IN_QUEUE" and run_deadline is None:  # IN_PROGRESS, RUNNING (job-states docs), ...
                 run_deadline = clock + self.job_timeout
             if clock > (run_deadline or queue_deadline):
                 self._cancel(job_id)
@@ -184,16 +193,12 @@ class ServerlessExecutor(Executor):
     # ------------------------------------------------------------------ outcome
     def _outcome(self, compiled: Compiled, job_id: str, status: dict, dest_for, t0: float) -> Outcome:
         state, shot, pid = status.get("status"), compiled.job.shot, compiled.prompt_id
+        texts = failure_texts(status)
+        stop = next((r for r in map(parse_report_from_error, (t for t in texts if REPORT_MARKER in t)) if r), None)
+        if stop is not None:  # a gate stopped the prompt: FAILED without images, or COMPLETED with some
+            return Outcome(report=stop, stopped_by_gate=True, timings=self._timings(status, t0))
         if state == "FAILED":
-            message = error_text(status.get("error") or (status.get("output") or {}).get("error") or "no error given")
-            if REPORT_MARKER in message:
-                return Outcome(report=parse_report_from_error(message), stopped_by_gate=True,
-                               timings=self._timings(status, t0))
-            if "does not exist" in message and "AP_" in message:
-                raise PackMissing(f"endpoint {self.endpoint.endpoint_id} lacks the anime_pipeline pack: "
-                                  f"{redact(message)[:300]}; deploy the {SERVERLESS_IMAGE} image (docker/README.md)")
-            raise ServerlessJobFailed(f"RunPod job {job_id} failed: {redact(message)[:2000]}", prompt_id=pid,
-                                      exception_message=redact(message), shot=shot)
+            self._failed(compiled, job_id, texts)
         if state == "TIMED_OUT":
             raise ServerlessTimeout(f"RunPod job {job_id} timed out on the endpoint (policy executionTimeout "
                                     f"{self.job_timeout:.0f} s, or expired in the queue)", prompt_id=pid, shot=shot)
@@ -212,6 +217,17 @@ class ServerlessExecutor(Executor):
         out.files, out.report = self._save(compiled, job_id, output["images"], dest_for)
         out.timings["download_s"] = round(time.monotonic() - t1, 4)
         return out
+
+    def _failed(self, compiled: Compiled, job_id: str, texts: list[str]) -> None:
+        message = redact("\n".join(texts) or "no error given")
+        missing = missing_node(texts, compiled.prompt)
+        if missing and missing.startswith("AP_"):
+            raise PackMissing(f"endpoint {self.endpoint.endpoint_id} lacks the anime_pipeline pack (no node type "
+                              f"{missing}): {message[:300]}; deploy the {SERVERLESS_IMAGE} image (docker/README.md)")
+        if missing:
+            message = f"the endpoint's ComfyUI has no node type {missing!r}: {message}"
+        raise ServerlessJobFailed(f"RunPod job {job_id} failed: {message[:2000]}", prompt_id=compiled.prompt_id,
+                                  exception_message=message, shot=compiled.job.shot)
 
     def _save(self, compiled: Compiled, job_id: str, images: list, dest_for) -> tuple[dict, dict | None]:
         prefixes = prefix_roles(compiled.prompt, compiled.outputs)

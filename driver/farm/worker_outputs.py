@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from pathlib import PurePosixPath
 
 log = logging.getLogger(__name__)
@@ -96,3 +97,79 @@ def error_text(error) -> str:
     if isinstance(error, dict):
         return str(error.get("error_message") or error.get("message") or error.get("error") or json.dumps(error))
     return str(error)
+
+
+# ---------------------------------------------------------------------- failures
+# Where worker-comfyui 5.8.5 (handler.py) and the runpod SDK 1.12.0 (serverless/modules/
+# rp_job.py: run_job pops the handler's "error" into the job's error, the rest is its
+# output) put what went wrong:
+#   {"error": text}                          -> FAILED, error = text (validation: the text ends
+#                                               ". Raw response: <ComfyUI's 400 JSON>")
+#   {"error": "Job processing failed", "details": [...]}
+#                                            -> FAILED, error = that line, output.details = texts
+#   {"images": [...], "errors": [...]}       -> COMPLETED, output.errors = texts
+# Execution errors appear as "Workflow execution error: Node Type: T, Node ID: N, Message: M".
+_NODE_ID = re.compile(r"Node ID '#([^']+)'")
+_OLD_MISSING = re.compile(r"Cannot execute because node (\S+) does not exist")
+
+
+def failure_texts(status: dict) -> list[str]:
+    """Every message a job carries: its ``error``, ``output.error``, ``output.details``
+    and ``output.errors`` (the gate report and validation errors may be in any)."""
+    raw = status.get("output")
+    output: dict = raw if isinstance(raw, dict) else {}
+    texts = [error_text(status["error"])] if status.get("error") else []
+    if output.get("error"):
+        texts.append(error_text(output["error"]))
+    for key in ("details", "errors"):
+        items = output.get(key) or []
+        texts += [str(x) for x in (items if isinstance(items, list) else [items])]
+    return texts
+
+
+def comfy_answer(text: str) -> dict | None:
+    """ComfyUI's 400 answer the worker appends to a validation error (``Raw response: {...}``)."""
+    _, sep, tail = text.partition("Raw response: ")
+    if not sep:
+        return None
+    try:
+        answer = json.JSONDecoder().raw_decode(tail.strip())[0]
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def missing_node(texts: list[str], prompt: dict) -> str | None:
+    """The ``class_type`` of a node the endpoint's ComfyUI does not have, read from the
+    structure of its answer: ``missing_node_type`` (ComfyUI since 2026-01-31: "Node
+    '<title>' not found. The custom node may not be installed.", ``extra_info.class_type``)
+    or the older ``invalid_prompt`` "does not exist"; the node id in ``details`` is looked
+    up in the workflow sent. None when the failure is something else."""
+    for text in texts:
+        error = (comfy_answer(text) or {}).get("error")
+        if isinstance(error, dict) and (error.get("type") == "missing_node_type"
+                                        or "does not exist" in str(error.get("message"))):
+            extra = error.get("extra_info") or {}
+            found = _NODE_ID.search(str(error.get("details") or ""))
+            node_id = str(extra.get("node_id") or (found.group(1) if found else ""))
+            ctype = extra.get("class_type") or (prompt.get(node_id) or {}).get("class_type")
+            if ctype:
+                return str(ctype)
+        old = _OLD_MISSING.search(text)
+        if old:
+            return old.group(1).rstrip(".")
+    return None
+
+
+def with_report_policy(prompt: dict) -> dict:
+    """The workflow as sent to an endpoint: ``AP_QualityReport`` nodes set to
+    ``policy=report``, so a failed gate still COMPLETES with the summary card (the
+    report) and the video. With ``stop`` the job ends FAILED, and RunPod documents no
+    ``output`` for FAILED jobs: the report in ``output.details`` could be lost."""
+    out = {}
+    for nid, node in prompt.items():
+        if node.get("class_type") in REPORT_NODES and (node.get("inputs") or {}).get("policy") == "stop":
+            log.info("node %s (AP_QualityReport): policy stop sent as report on RunPod Serverless", nid)
+            node = {**node, "inputs": {**node["inputs"], "policy": "report"}}
+        out[nid] = node
+    return out

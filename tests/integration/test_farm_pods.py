@@ -16,9 +16,10 @@ pytest.importorskip("runpod")
 from driver.comfy.client import ComfyClient  # noqa: E402
 from driver.farm.backend import FarmOptions  # noqa: E402
 from driver.farm.errors import BudgetExceeded  # noqa: E402
+from driver.farm.runpod_api import PodSpec  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402
 from devkit.farm_helpers import assert_complete_and_verified, attempts, farm_run  # noqa: E402
-from devkit.standins.runpod_api import RunPodApiStandIn  # noqa: E402
+from devkit.standins.runpod_api import IMAGE, RunPodApiStandIn  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ def _backends(comfy):
 
 def _options(standin, **kw) -> FarmOptions:
     kw = {"pods": 2, "pod_ready_timeout_s": 30.0, **kw}
-    return FarmOptions(farm="runpod", runpod_api_url=standin.api_url, pod_url_template=TCP_TEMPLATE,
+    return FarmOptions(farm="runpod", pod=PodSpec(image=IMAGE), runpod_api_url=standin.api_url, pod_url_template=TCP_TEMPLATE,
                        pod_poll_s=0.1, health_interval_s=1.0, **kw)
 
 

@@ -1,9 +1,13 @@
 """Static checks of the farm images (no Docker engine runs on this machine): pinned base
 and ComfyUI version (the same as the driver's messages name), the pack copied where
-ComfyUI loads custom nodes, its requirements installed, nothing floating."""
+ComfyUI loads custom nodes, its requirements installed, nothing floating; ComfyUI, torch
+and the pack's requirements installed into the Python the image runs (``/opt/venv``:
+``VIRTUAL_ENV`` set before ``comfy install``, no ``/comfyui/.venv``), and the build ends
+with the smoke test (``docker/smoke_test.py``) that starts ComfyUI and loads the pack."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -113,3 +117,44 @@ def test_context_is_limited_to_the_pack_and_docker():
     for image in IMAGES:
         lines = [ln.strip() for ln in (DOCKER / image / "Dockerfile.dockerignore").read_text().splitlines()]
         assert lines.index("**") < lines.index("!custom_nodes/anime_pipeline/**")
+
+
+def _smoke_module():
+    spec = importlib.util.spec_from_file_location("smoke_test", DOCKER / "smoke_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _index(dockerfile, pred) -> int:
+    return next(i for i, (op, a) in enumerate(dockerfile) if pred(op, a))
+
+
+def test_comfyui_is_installed_into_the_python_the_image_runs(dockerfile):
+    envs = {k: v for op, a in dockerfile if op == "ENV" for k, v in (w.split("=", 1) for w in shlex.split(a))}
+    assert envs["VIRTUAL_ENV"] == "/opt/venv" and "PATH" not in envs  # the base's PATH (/opt/venv/bin first) kept
+    env = _index(dockerfile, lambda op, a: op == "ENV" and "VIRTUAL_ENV=" in a)
+    install = _index(dockerfile, lambda op, a: op == "RUN" and "comfy --workspace /comfyui install" in a)
+    assert env < install and "test ! -e /comfyui/.venv" in dockerfile[install][1]
+    for op, a in dockerfile:  # every install and check runs the venv's python, not a system one
+        if op == "RUN":
+            assert not re.search(r"(/usr/bin/python|python3\.\d+|pip3?\s)", a.replace("python -m pip", "")), a
+
+
+def test_the_build_ends_with_the_smoke_test(dockerfile):
+    copy = _index(dockerfile, lambda op, a: op == "COPY" and shlex.split(a)[0] == "docker/smoke_test.py")
+    target = shlex.split(dockerfile[copy][1])[1]
+    smoke = _index(dockerfile, lambda op, a: op == "RUN" and target in a)
+    pack = _index(dockerfile, lambda op, a: op == "RUN" and "anime_pipeline/requirements.txt" in a)
+    assert pack < copy < smoke and not [a for op, a in dockerfile[smoke + 1:] if op == "RUN"]
+    words = shlex.split(dockerfile[smoke][1].replace("${COMFYUI_VERSION}", args_of(dockerfile)["COMFYUI_VERSION"]))
+    assert words[:2] == ["python", target]  # the python on PATH: what /start.sh and the pod's CMD run
+    args = _smoke_module().build_parser().parse_args(words[2:])
+    assert (str(args.comfyui), args.expect_prefix, args.comfyui_version) == ("/comfyui", "/opt/venv", COMFYUI_VERSION)
+    assert not args.allow_missing and not args.base_directory
+
+
+def test_the_pod_starts_comfyui_with_the_venvs_python():
+    ins = instructions(DOCKER / "pod" / "Dockerfile")
+    (cmd,) = [a for op, a in ins if op == "CMD"]
+    assert cmd.startswith('["/opt/venv/bin/python", "-u", "/comfyui/main.py"')

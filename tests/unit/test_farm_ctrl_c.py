@@ -18,8 +18,6 @@ import pytest
 
 pytest.importorskip("runpod")
 
-from devkit.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
-from devkit.standins.runpod_api import RunPodApiStandIn  # noqa: E402
 from driver import backends  # noqa: E402
 from driver.errors import Cancelled  # noqa: E402
 from driver.farm import backend as farm_backend  # noqa: E402
@@ -27,8 +25,11 @@ from driver.farm import pool_executor  # noqa: E402
 from driver.farm.backend import FarmOptions  # noqa: E402
 from driver.farm.pool import ServerPool  # noqa: E402
 from driver.farm.pool_executor import PoolExecutor  # noqa: E402
+from driver.farm.runpod_api import PodSpec  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402
 from driver.outputs.manifest import Manifest  # noqa: E402
+from devkit.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
+from devkit.standins.runpod_api import IMAGE, RunPodApiStandIn  # noqa: E402
 from tests.unit.driver_fakes import png, write_storyboard  # noqa: E402
 from tests.unit.farm_fakes import FarmClient, FarmServer, fake_member  # noqa: E402
 from tests.unit.test_farm_pods import FakeComfy  # noqa: E402
@@ -88,7 +89,7 @@ class PodsRun:
             c.stop()
 
     def __call__(self, standin):
-        fo = FarmOptions(farm="runpod", pods=2, runpod_api_url=standin.api_url, pod_url_template=TCP_TEMPLATE,
+        fo = FarmOptions(farm="runpod", pods=2, pod=PodSpec(image=IMAGE), runpod_api_url=standin.api_url, pod_url_template=TCP_TEMPLATE,
                          pod_poll_s=0.02, pod_ready_timeout_s=30.0, health_interval_s=0.5)
         return farm_run(self.run_dir, fo, storyboard=self.sb_path)
 

@@ -73,7 +73,7 @@ def test_every_farm_error_has_a_stable_code_and_keeps_the_drivers_handling():
     shot_level = (PromptRejected, ExecutionFailed, OutputMissing)
     codes = {code for code, cls in FARM_ERROR_CLASSES.items() if issubclass(cls, shot_level)}
     assert codes == {"payload_too_large", "serverless_failed", "serverless_timeout", "serverless_cancelled",
-                     "serverless_no_output"}
+                     "serverless_no_output", "serverless_submit_unknown"}
     assert issubclass(FARM_ERROR_CLASSES["pack_missing"], PreflightFailed)
     assert all(issubclass(c, DriverError) and c.exit_code for c in FARM_ERROR_CLASSES.values())
 
@@ -107,14 +107,14 @@ def test_farm_status_and_down_find_pods_by_prefix(monkeypatch, capsys):
     pytest.importorskip("runpod")
     from driver.farm.runpod_api import PodSpec, RunPodApi
     from driver.farm.runpod_pods import PodFleet
-    from devkit.standins.runpod_api import RunPodApiStandIn
+    from devkit.standins.runpod_api import IMAGE, RunPodApiStandIn
 
     key = "rpa_CLI_TEST_KEY_0000"
     monkeypatch.setenv("RUNPOD_API_KEY", key)
     monkeypatch.delenv("RUNPOD_API_BASE_URL", raising=False)
     with RunPodApiStandIn(api_key=key, boot_polls=10_000) as standin:
         for prefix in ("ap-lev-ep001-aaaa", "other-project"):  # created, never ready: as a crashed run leaves them
-            fleet = PodFleet(RunPodApi(key, base_url=standin.api_url), prefix=prefix, spec=PodSpec())
+            fleet = PodFleet(RunPodApi(key, base_url=standin.api_url), prefix=prefix, spec=PodSpec(image=IMAGE))
             fleet.api.create_pod(f"{prefix}-01", fleet.spec)
         p, cli = _cli()
         assert cli.main(p.parse_args(["farm", "status", "--runpod-api-url", standin.api_url])) == 0

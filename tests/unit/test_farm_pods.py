@@ -1,7 +1,11 @@
 """RunPod pods through the official SDK against a local stand-in of RunPod's GraphQL API
 (HTTP boundary): readiness, a pod that never becomes ready is stopped, every pod stopped
 on any exit (Ctrl-C included), the cost guard, no capacity / unknown GPU, orphans found
-by prefix, and the API key in no log line or error message."""
+by prefix, and the API key in no log line or error message. Then the API misbehaving as
+the real service does (the stand-in's ``faults``): an HTML 502 page or RunPod's generic
+"Something went wrong" while a pod is created (the pod may exist: it is found by name,
+used and stopped, never created twice), transient errors while pods boot (asked again,
+the fleet goes on); and pods without an image refused before any API call."""
 
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ import pytest
 pytest.importorskip("runpod")
 
 from driver.errors import ConfigError  # noqa: E402
-from driver.farm.errors import BudgetExceeded, GpuUnavailable, PodNotReady, RunPodApiError, RunPodAuthError  # noqa: E402
+from driver.farm.backend import FarmOptions  # noqa: E402
+from driver.farm.errors import (BudgetExceeded, GpuUnavailable, PodNotReady, RunPodApiError, RunPodAuthError,  # noqa: E402
+                                RunPodTransient)
+from driver.farm.images import POD_IMAGE  # noqa: E402
 from driver.farm.redact import install_log_redaction  # noqa: E402
-from driver.farm.runpod_api import PodSpec, RunPodApi  # noqa: E402
-from driver.farm.runpod_pods import TCP_TEMPLATE, PodFleet, find_pods, pod_url, stop_pods  # noqa: E402
+from driver.farm.runpod_api import POD_IMAGE_ENV, PodSpec, RunPodApi  # noqa: E402
+from driver.farm.pod_orphans import find_pods, stop_pods  # noqa: E402
+from driver.farm.runpod_pods import TCP_TEMPLATE, PodFleet, pod_url  # noqa: E402
 from devkit.standins.http import JsonServer  # noqa: E402
-from devkit.standins.runpod_api import RunPodApiStandIn  # noqa: E402
+from devkit.standins.runpod_api import IMAGE, RunPodApiStandIn  # noqa: E402
 
 KEY = "rpa_TESTKEY0123456789abcdef"
 
@@ -49,7 +57,7 @@ def _standin(comfies, **kw):
 
 def _fleet(standin, key=KEY, **kw):
     kw.setdefault("ready_timeout_s", 30.0)
-    return PodFleet(RunPodApi(key, base_url=standin.api_url), prefix="ap-test-run", spec=PodSpec(),
+    return PodFleet(RunPodApi(key, base_url=standin.api_url), prefix="ap-test-run", spec=PodSpec(image=IMAGE),
                     url_template=TCP_TEMPLATE, poll_s=0.02, **kw)
 
 
@@ -130,7 +138,7 @@ def test_cost_guard_stops_before_the_budget_is_spent(comfies, api_env):
 def test_unknown_gpu_and_no_capacity(comfies, api_env):
     standin = _standin(comfies, capacity=1)
     try:
-        fleet = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="ap-x", spec=PodSpec(gpu_type="NVIDIA B9000"))
+        fleet = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="ap-x", spec=PodSpec(image=IMAGE, gpu_type="NVIDIA B9000"))
         with pytest.raises(GpuUnavailable, match="B9000"):
             fleet.up(1)
         assert not standin.pods
@@ -150,7 +158,7 @@ def test_orphans_are_found_and_stopped_by_prefix(comfies, api_env):
     try:
         crashed = _fleet(standin)
         crashed.up(1)  # a run that died without stopping its pod
-        other = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="someone-else", spec=PodSpec(),
+        other = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="someone-else", spec=PodSpec(image=IMAGE),
                          url_template=TCP_TEMPLATE, poll_s=0.02)
         other.up(1)
         api = RunPodApi(KEY, base_url=standin.api_url)
@@ -188,7 +196,7 @@ def test_unsafe_values_are_refused_before_sending(comfies, api_env):
     standin = _standin(comfies)
     try:
         fleet = PodFleet(RunPodApi(KEY, base_url=standin.api_url), prefix="ap-x",
-                         spec=PodSpec(env={"TOKEN": 'a"b'}))
+                         spec=PodSpec(image=IMAGE, env={"TOKEN": 'a"b'}))
         with pytest.raises(ConfigError, match="unescaped"):
             fleet.up(1)
         assert not standin.pods
@@ -228,3 +236,65 @@ def test_template_and_network_volume_reach_the_mutation(comfies, api_env):
         assert 'volumeMountPath: "/workspace"' in mutation
     finally:
         standin.stop()
+
+
+# ---------------------------------------------------------------------- the API misbehaving
+def _faulty_fleet(standin, spec=None, **kw):
+    api = RunPodApi(KEY, base_url=standin.api_url, read_backoff_s=0.01)
+    return PodFleet(api, prefix="ap-faults", spec=spec or PodSpec(image=IMAGE), url_template=TCP_TEMPLATE,
+                    poll_s=0.02, ready_timeout_s=kw.pop("ready_timeout_s", 30.0), **kw)
+
+
+@pytest.mark.parametrize("fault", ["502_after", "query_error_after", "502", "query_error"])
+def test_a_creation_without_an_answer_leaves_no_pod_unstopped(comfies, api_env, fault):
+    backends = [("127.0.0.1", c.port) for c in comfies]
+    with RunPodApiStandIn(api_key=KEY, backends=backends, faults={"create": [fault]}) as standin:
+        with _faulty_fleet(standin) as fleet:
+            urls = fleet.up(2)
+            assert len(urls) == 2  # the pod whose answer was lost is found by name and used
+        assert len(standin.pods) == 2  # created once each: a pod that exists is never created again
+        assert sorted(p.name for p in standin.pods.values()) == ["ap-faults-01", "ap-faults-02"]
+        assert not standin.live()
+
+
+def test_a_lost_creation_is_stopped_even_when_the_fleet_fails(comfies, api_env):
+    with RunPodApiStandIn(api_key=KEY, faults={"create": ["502_after"]}) as standin:  # no ComfyUI: never ready
+        with pytest.raises(Exception, match="none of the 1 pod"):
+            with _faulty_fleet(standin, ready_timeout_s=0.3) as fleet:
+                fleet.up(1)
+        assert len(standin.pods) == 1 and not standin.live()
+
+
+def test_a_transient_error_while_pods_boot_does_not_abort_the_fleet(comfies, api_env):
+    backends = [("127.0.0.1", c.port) for c in comfies]
+    faults = {"pod": ["502", "query_error", "502", "502", "502", "502", "query_error"], "gpu": ["502"]}
+    with RunPodApiStandIn(api_key=KEY, backends=backends, faults=faults) as standin:
+        with _faulty_fleet(standin) as fleet:
+            assert len(fleet.up(2)) == 2
+        assert not standin.faults["pod"] and not standin.faults["gpu"]  # every fault was met
+        assert not standin.live()
+
+
+def test_an_html_error_page_is_transient_not_a_missing_gpu(api_env):
+    with RunPodApiStandIn(api_key=KEY, faults={"gpu": ["502"] * 3}) as standin:
+        with pytest.raises(RunPodTransient, match="not JSON"):
+            RunPodApi(KEY, base_url=standin.api_url, read_backoff_s=0.01).gpu("NVIDIA L40S")
+
+
+def test_pods_without_an_image_are_refused_before_any_api_call(api_env, monkeypatch):
+    monkeypatch.delenv(POD_IMAGE_ENV, raising=False)
+    with RunPodApiStandIn(api_key=KEY) as standin:
+        for spec in (PodSpec(), PodSpec(image=POD_IMAGE)):  # none, and the docs' placeholder
+            with pytest.raises(ConfigError, match="--image") as err:
+                _faulty_fleet(standin, spec=spec).up(1)
+            assert "--template" in str(err.value) and POD_IMAGE_ENV in str(err.value)
+        monkeypatch.setenv("RUNPOD_API_KEY", KEY)
+        from tests.unit.test_farm_misc import _cli
+        p, cli = _cli()
+        with pytest.raises(ConfigError, match="--image"):
+            cli.main(p.parse_args(["farm", "up", "--pods", "1", "--runpod-api-url", standin.api_url]))
+        assert standin.queries == []  # nothing asked, nothing rented
+    assert any("--image" in x for x in FarmOptions(farm="runpod").problems())
+    assert not FarmOptions(farm="runpod", pod=PodSpec(template_id="tpl-1")).problems()
+    monkeypatch.setenv(POD_IMAGE_ENV, IMAGE)
+    assert PodSpec().image == IMAGE and not FarmOptions(farm="runpod").problems()

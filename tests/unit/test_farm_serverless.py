@@ -23,8 +23,8 @@ from driver.farm.backend import serverless_problems
 from driver.farm.errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessJobFailed,
                                 ServerlessNoOutput, ServerlessTimeout)
 from driver.farm.images import SERVERLESS_IMAGE
-from driver.farm.endpoint import EndpointClient, Journal, parse_endpoint
-from driver.farm.serverless import ServerlessExecutor
+from driver.farm.runpod_endpoint import EndpointClient, parse_endpoint
+from driver.farm.serverless import Journal, ServerlessExecutor
 from driver.farm.worker_outputs import dropped_outputs, role_of
 from driver.story.plan import make_plan
 from driver.story.storyboard import REPO_ROOT, load_storyboard
@@ -276,10 +276,12 @@ def _client(server, key="rpa_KEY_abcdef123456"):
 
 
 def test_http_client_retries_429_and_5xx_then_types_errors():
-    with FlakyEndpoint([(429, {}), (503, {}), (200, {"id": "j1", "status": "IN_QUEUE"})]) as s:
-        assert _client(s).run(b"{}") == "j1"
-    with FlakyEndpoint([(500, {"error": "boom"})]) as s:
-        with pytest.raises(RunPodApiError, match="HTTP 500"):
+    with FlakyEndpoint([(429, {}), (429, {}), (200, {"id": "j1", "status": "IN_QUEUE"})]) as s:
+        assert _client(s).run(b"{}") == "j1"  # 429: RunPod did not take it, sent again
+    with FlakyEndpoint([(503, {}), (502, {}), (200, {"id": "j1", "status": "IN_QUEUE"})]) as s:
+        assert _client(s).status("j1")["id"] == "j1"  # a status read is asked again after 5xx
+    with FlakyEndpoint([(400, {"error": "bad"})]) as s:
+        with pytest.raises(RunPodApiError, match="HTTP 400"):
             _client(s).run(b"{}")
     with FlakyEndpoint([(401, {"error": "Unauthorized"})]) as s:
         with pytest.raises(RunPodAuthError) as err:
