@@ -218,10 +218,14 @@ def _fit(wf: dict) -> None:
 def annotate_models(wf: dict) -> list[str]:
     """``properties.models`` on every node whose widgets name model files, the LoRA
     siblings a WAN 2.2 stack loads in the workflow's own ``models``; returns every file
-    named, in order. KeyError names a file missing from ``MODEL_SOURCES``."""
+    named, in order. ValueError names a file missing from ``MODEL_SOURCES``."""
     named: list[str] = []
     for node in wf["nodes"]:
         files = node_model_files(node) if node["type"] not in NOTE_TYPES else []
+        unknown = [f for f in files if f not in MODEL_SOURCES]
+        if unknown:
+            raise ValueError(f"node {node['id']} ({node['type']}) names {unknown[0]!r}, which is not in "
+                             "anime_pipeline.examples.MODEL_SOURCES: add its models folder and official source")
         entries = [model_entry(f) for f in files]
         props = node.setdefault("properties", {})
         props.pop("models", None)
@@ -278,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("workflows", nargs="+", type=Path, help="UI-format workflow files, rewritten in place")
     args = p.parse_args(argv)
     for path in args.workflows:
-        path.write_text(json.dumps(tidy(json.loads(path.read_text())), indent=1) + "\n")
+        try:
+            workflow = tidy(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            p.error(f"{path}: {exc}")
+        path.write_text(json.dumps(workflow, indent=1) + "\n")
         print(path)
     return 0
 

@@ -193,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.templates:
         dest = twin_path(path, args.out)
         previous = json.loads(dest.read_text()) if dest.is_file() else None
-        ui = to_ui(load_template(path), info, bypass=tuple(args.bypass), name=path.name.removesuffix(".api.json"),
-                   previous=previous)
+        try:
+            ui = to_ui(load_template(path), info, bypass=tuple(args.bypass),
+                       name=path.name.removesuffix(".api.json"), previous=previous)
+        except ValueError as exc:
+            p.error(f"{path}: {exc}")
         dest.write_text(json.dumps(ui, indent=1) + "\n")
         print(dest)
     return 0
