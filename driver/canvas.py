@@ -19,7 +19,12 @@ import argparse
 import json
 from pathlib import Path
 
-from anime_pipeline.examples import MODEL_SOURCES, model_entry, node_model_files, sibling_files
+from anime_pipeline.examples import (
+    MODEL_SOURCES,
+    model_entry,
+    node_model_files,
+    sibling_files,
+)
 
 STAGES = ("Load", "Keyframes", "Video", "Gates", "Output")
 NOTE_TYPES = {"Note", "MarkdownNote"}
@@ -240,8 +245,9 @@ def annotate_models(wf: dict) -> list[str]:
 
 
 def models_note_text(files: list[str]) -> str:
-    lines = ["## Models", "Put these files in `ComfyUI/models/` (ComfyUI lists the missing ones when the "
-             "workflow opens and offers to download them):", ""]
+    intro = ("Put these files in `ComfyUI/models/` (ComfyUI lists the missing ones when the workflow "
+             "opens and offers to download them):")
+    lines = ["## Models", intro, ""]
     for name in files:
         directory, url = MODEL_SOURCES[name]
         where = f"[download]({url})" if url else "your own file (not downloadable)"
@@ -277,18 +283,24 @@ def tidy(wf: dict) -> dict:
     return arrange(name_models(wf))
 
 
+def rewrite(parser: argparse.ArgumentParser, jobs: list[tuple[Path, Path]], make) -> int:
+    """For each (source, dest): write ``make(source, dest)`` to ``dest`` as JSON and print
+    ``dest``; a bad file stops with the parser's error naming it."""
+    for source, dest in jobs:
+        try:
+            workflow = make(source, dest)
+        except (OSError, ValueError) as exc:
+            parser.error(f"{source}: {exc}")
+        dest.write_text(json.dumps(workflow, indent=1) + "\n")
+        print(dest)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m driver.canvas", description=__doc__.split("\n\n")[0])
     p.add_argument("workflows", nargs="+", type=Path, help="UI-format workflow files, rewritten in place")
     args = p.parse_args(argv)
-    for path in args.workflows:
-        try:
-            workflow = tidy(json.loads(path.read_text()))
-        except (OSError, ValueError) as exc:
-            p.error(f"{path}: {exc}")
-        path.write_text(json.dumps(workflow, indent=1) + "\n")
-        print(path)
-    return 0
+    return rewrite(p, [(path, path) for path in args.workflows], lambda src, _: tidy(json.loads(src.read_text())))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import canvas
 from .client import ComfyClient
-from .workflow import is_link, load_template, title_of
+from .workflow import TemplateError, is_link, load_template, title_of
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 BYPASS = 4
@@ -147,9 +147,8 @@ def _graph(prompt: dict, object_info: dict, bypass: tuple[str, ...]) -> dict:
             "extra": {}, "version": 0.4}
 
 
-def _same_nodes(a: dict, b: dict) -> bool:
-    key = lambda wf: {(n["id"], n["type"]) for n in wf["nodes"] if n["type"] not in canvas.NOTE_TYPES}  # noqa: E731
-    return key(a) == key(b)
+def _graph_nodes(wf: dict) -> set[tuple[int, str]]:
+    return {(n["id"], n["type"]) for n in wf["nodes"] if n["type"] not in canvas.NOTE_TYPES}
 
 
 def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_BYPASS, name: str = "",
@@ -167,7 +166,7 @@ def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_
         ui["last_node_id"] = max(n["id"] for n in ui["nodes"])
     if name and not any(n.get("title") == ABOUT for n in ui["nodes"]):
         canvas.set_note(ui, ABOUT, about_text(name))
-    if previous is None or not _same_nodes(ui, previous):
+    if previous is None or _graph_nodes(ui) != _graph_nodes(previous):
         return canvas.tidy(ui)
     canvas.name_models(ui)
     kept = {n["id"]: n for n in previous["nodes"]}
@@ -190,17 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     info = ComfyClient(args.server).object_info() if args.server else json.loads(args.object_info.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in args.templates:
-        dest = twin_path(path, args.out)
+
+    def export(template: Path, dest: Path) -> dict:
         previous = json.loads(dest.read_text()) if dest.is_file() else None
         try:
-            ui = to_ui(load_template(path), info, bypass=tuple(args.bypass),
-                       name=path.name.removesuffix(".api.json"), previous=previous)
-        except ValueError as exc:
-            p.error(f"{path}: {exc}")
-        dest.write_text(json.dumps(ui, indent=1) + "\n")
-        print(dest)
-    return 0
+            prompt = load_template(template)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return to_ui(prompt, info, bypass=tuple(args.bypass),
+                     name=template.name.removesuffix(".api.json"), previous=previous)
+
+    return canvas.rewrite(p, [(t, twin_path(t, args.out)) for t in args.templates], export)
 
 
 if __name__ == "__main__":

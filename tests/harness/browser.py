@@ -65,7 +65,7 @@ class ComfyCanvas:
         self.server = None  # the ServerHandle, when a fixture started one
         self.log.attach(page)
 
-    def open(self, timeout: float = 90.0) -> "ComfyCanvas":
+    def open(self, timeout: float = 90.0) -> ComfyCanvas:
         self.page.goto(self.url)
         self.page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph"
                                     " && document.querySelector('canvas#graph-canvas')"
@@ -174,6 +174,7 @@ class ComfyCanvas:
                 time.sleep(0.2)
             found[name] = {"title": card.locator("h3").inner_text().strip(), "thumbnail": img.get_attribute("src"),
                            "width": img.evaluate("i => i.naturalWidth")}
+        cards.first.scroll_into_view_if_needed()
         return found
 
     def open_templates(self) -> None:

@@ -8,7 +8,8 @@ cel-style pictures made by this code, so the examples ship no third-party art.
 * ``ap_example_triptych.png``: the same three side by side with dark gutters (a T2I strip).
 * ``ap_example_clip.webp``: 17 frames at 16 fps, lossless: two held drawings (on twos),
   motion on ones, then a cut to night with a hold, so the motion gate finds all three
-  labels. Its first and last daytime frames are the first / last keyframes.
+  labels. Its first and last daytime frames are the first / last keyframes. Each frame
+  differs from the next in its corner pixel, or the WebP encoder would merge the holds.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def write(out: Path) -> list[Path]:
         img.save(out / name, optimize=True)
         written.append(out / name)
     frames = clip_frames()
+    for k, img in enumerate(frames):  # WebP merges identical frames: mark each in one corner pixel
+        img = frames[k] = img.copy()
+        img.putpixel((0, 0), (k, k, k))
     frames[0].save(out / "ap_example_clip.webp", save_all=True, append_images=frames[1:], duration=62,
                    loop=0, lossless=True, method=6)
     return written + [out / "ap_example_clip.webp"]

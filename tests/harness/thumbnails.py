@@ -14,9 +14,13 @@ import tempfile
 from pathlib import Path
 
 import av
+from anime_pipeline.examples import (
+    EXAMPLE_WORKFLOWS,
+    copy_example_inputs,
+    example_model_files,
+)
 from PIL import Image
 
-from anime_pipeline.examples import EXAMPLE_WORKFLOWS, copy_example_inputs, example_model_files
 from tests.harness.browser import VIEWPORT, ComfyCanvas, find_chromium, launch
 from tests.harness.comfy import start_server
 

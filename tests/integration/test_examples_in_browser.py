@@ -21,8 +21,11 @@ import os
 from pathlib import Path
 
 import pytest
-
-from anime_pipeline.examples import EXAMPLE_WORKFLOWS, MODEL_SOURCES, example_model_files
+from anime_pipeline.examples import (
+    EXAMPLE_WORKFLOWS,
+    MODEL_SOURCES,
+    example_model_files,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -64,7 +67,7 @@ def test_examples_are_found():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_loads_in_view_without_errors(comfy_canvas, path):
+def test_example_loads_in_view_without_errors(comfy_canvas, path, tmp_path):
     mark = _load(comfy_canvas, path)
     assert comfy_canvas.missing_node_types() == []
     needs_models = path in NEED_MODELS
@@ -75,6 +78,7 @@ def test_example_loads_in_view_without_errors(comfy_canvas, path):
         assert dialogs == [], f"{path.name} opened a dialog"
     comfy_canvas.close_dialogs()
     assert _in_view(comfy_canvas) == []
+    comfy_canvas.screenshot(_shots(tmp_path) / f"loaded - {path.stem}.png")
 
 
 @pytest.mark.parametrize("path", NEED_MODELS, ids=[p.stem for p in NEED_MODELS])

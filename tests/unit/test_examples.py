@@ -7,14 +7,20 @@ including ones added later; the browser test checks the same files in ComfyUI it
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
+from anime_pipeline import examples
+from anime_pipeline.examples import (
+    EXAMPLE_INPUTS,
+    EXAMPLE_WORKFLOWS,
+    MODEL_SOURCES,
+    copy_example_inputs,
+)
 from PIL import Image
 
-from anime_pipeline import examples
-from anime_pipeline.examples import EXAMPLE_INPUTS, EXAMPLE_WORKFLOWS, MODEL_SOURCES, copy_example_inputs
 from driver import canvas, ui_export
 
 EXAMPLES = sorted(EXAMPLE_WORKFLOWS.glob("*.json"))
@@ -95,7 +101,7 @@ def test_layout_groups_stages_left_to_right_with_notes_clear_of_wires(path):
     groups = wf["groups"]
     titles = [g["title"].split(" ", 1)[1] for g in groups]
     assert titles == [s for s in canvas.STAGES if s in stage_of.values()]
-    assert all(a["bounding"][0] + a["bounding"][2] <= b["bounding"][0] for a, b in zip(groups, groups[1:]))
+    assert all(a["bounding"][0] + a["bounding"][2] <= b["bounding"][0] for a, b in itertools.pairwise(groups))
     nodes = [n for n in wf["nodes"] if n["type"] not in canvas.NOTE_TYPES]
     for node in nodes:
         (group,) = [g for g in groups if _overlap(_box(node), canvas_box(g))]
