@@ -17,7 +17,6 @@ Pure Python: importing this module imports neither ComfyUI nor torch.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import shutil
 from pathlib import Path
 
@@ -30,28 +29,26 @@ _WAN22 = _HF + "Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/"
 _WAN21 = _HF + "Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/"
 _QWEN = _HF + "Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/"
 
+
+def _official(base: str, folder: str, *names: str) -> dict[str, tuple[str, str]]:
+    return {name: (folder, f"{base}{folder}/{name}") for name in names}
+
+
 # file name (the loader's widget value) -> (models folder, official source; None for the
 # artist's own files, which no one can download). Sources as in ComfyUI's own templates.
 MODEL_SOURCES: dict[str, tuple[str, str | None]] = {
-    "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors":
-        ("diffusion_models", _WAN22 + "diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"),
-    "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors":
-        ("diffusion_models", _WAN22 + "diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"),
-    "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors":
-        ("loras", _WAN22 + "loras/wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors"),
-    "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors":
-        ("loras", _WAN22 + "loras/wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"),
-    "wan_2.1_vae.safetensors": ("vae", _WAN22 + "vae/wan_2.1_vae.safetensors"),
-    "umt5_xxl_fp8_e4m3fn_scaled.safetensors":
-        ("text_encoders", _WAN21 + "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
-    "clip_vision_h.safetensors": ("clip_vision", _WAN21 + "clip_vision/clip_vision_h.safetensors"),
+    **_official(_WAN22, "diffusion_models", "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"),
+    **_official(_WAN22, "loras", "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+                "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"),
+    **_official(_WAN22, "vae", "wan_2.1_vae.safetensors"),
+    **_official(_WAN21, "text_encoders", "umt5_xxl_fp8_e4m3fn_scaled.safetensors"),
+    **_official(_WAN21, "clip_vision", "clip_vision_h.safetensors"),
+    **_official(_QWEN, "diffusion_models", "qwen_image_fp8_e4m3fn.safetensors"),
+    **_official(_QWEN, "text_encoders", "qwen_2.5_vl_7b_fp8_scaled.safetensors"),
+    **_official(_QWEN, "vae", "qwen_image_vae.safetensors"),
     "sd_xl_base_1.0.safetensors":
         ("checkpoints", _HF + "stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"),
-    "qwen_image_fp8_e4m3fn.safetensors":
-        ("diffusion_models", _QWEN + "diffusion_models/qwen_image_fp8_e4m3fn.safetensors"),
-    "qwen_2.5_vl_7b_fp8_scaled.safetensors":
-        ("text_encoders", _QWEN + "text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors"),
-    "qwen_image_vae.safetensors": ("vae", _QWEN + "vae/qwen_image_vae.safetensors"),
     "characters/jinx_wan22_i2v_high_noise.safetensors": ("loras", None),
     "characters/jinx_wan22_i2v_low_noise.safetensors": ("loras", None),
 }
@@ -97,14 +94,14 @@ def example_model_files(workflow: dict) -> list[str]:
 
 def copy_example_inputs(input_dir: str | Path) -> list[Path]:
     """Copy the examples' input images into ComfyUI's ``input/`` folder (created if
-    needed); a file already there with the same bytes is left alone. Returns the paths
-    of every example input in ``input_dir``."""
+    needed). A file already there under an example's name is left alone, even if the
+    artist changed it. Returns the paths of every example input in ``input_dir``."""
     input_dir = Path(input_dir)
     input_dir.mkdir(parents=True, exist_ok=True)
     placed = []
     for src in sorted(p for p in EXAMPLE_INPUTS.iterdir() if p.is_file()):
         dest = input_dir / src.name
-        if not (dest.is_file() and filecmp.cmp(src, dest, shallow=False)):
+        if not dest.exists():
             shutil.copyfile(src, dest)
         placed.append(dest)
     return placed

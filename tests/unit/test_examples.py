@@ -145,6 +145,9 @@ def test_copy_example_inputs_is_idempotent_and_leaves_other_files(tmp_path):
     stamp = [p.stat().st_mtime_ns for p in placed]
     assert copy_example_inputs(tmp_path / "input") == placed
     assert [p.stat().st_mtime_ns for p in placed] == stamp and mine.read_bytes() == b"artist's own"
+    placed[0].write_bytes(b"changed by the artist")
+    copy_example_inputs(tmp_path / "input")
+    assert placed[0].read_bytes() == b"changed by the artist"
 
 
 def test_copy_example_inputs_command(tmp_path, capsys):
