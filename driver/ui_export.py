@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from . import canvas
-from .client import ComfyClient
+from .comfy.client import ComfyClient
 from .workflow import TemplateError, is_link, load_template, title_of
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}

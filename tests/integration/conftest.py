@@ -15,17 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from anime_pipeline.examples import copy_example_inputs
 
-from driver.client import ComfyClient
+from anime_pipeline.examples import copy_example_inputs
+from driver.comfy.client import ComfyClient
 from tests.harness.browser import VIEWPORT, ComfyCanvas
-from tests.harness.comfy import (
-    ServerHandle,
-    find_comfyui,
-    link_model,
-    start_server,
-    tiny_models,
-)
+from tests.harness.comfy import ServerHandle, find_comfyui, link_model, start_server, tiny_models
 
 
 @dataclass
