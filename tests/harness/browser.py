@@ -166,16 +166,23 @@ class ComfyCanvas:
         found = {}
         for k in range(cards.count()):
             card = cards.nth(k)
-            card.scroll_into_view_if_needed()
             name = card.get_attribute("data-testid").removeprefix("template-workflow-")
-            img = card.locator("img").first
-            deadline = time.monotonic() + timeout
-            while img.evaluate("i => !(i.complete && i.naturalWidth)") and time.monotonic() < deadline:
-                time.sleep(0.2)
+            img = self._thumbnail(card, timeout)
             found[name] = {"title": card.locator("h3").inner_text().strip(), "thumbnail": img.get_attribute("src"),
                            "width": img.evaluate("i => i.naturalWidth")}
-        cards.first.scroll_into_view_if_needed()
+        for k in reversed(range(min(3, cards.count()))):  # back to the top, pictures shown
+            self._thumbnail(cards.nth(k), timeout)
         return found
+
+    @staticmethod
+    def _thumbnail(card, timeout: float):
+        """The card's picture, scrolled into view and given ``timeout`` s to load."""
+        card.scroll_into_view_if_needed()
+        img = card.locator("img").first
+        deadline = time.monotonic() + timeout
+        while img.evaluate("i => !(i.complete && i.naturalWidth)") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return img
 
     def open_templates(self) -> None:
         self.page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")

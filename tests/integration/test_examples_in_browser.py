@@ -82,7 +82,7 @@ def test_example_loads_in_view_without_errors(comfy_canvas, path, tmp_path):
 
 
 @pytest.mark.parametrize("path", NEED_MODELS, ids=[p.stem for p in NEED_MODELS])
-def test_model_example_lists_its_files_in_the_missing_models_dialog(comfy_canvas, path):
+def test_model_example_lists_its_files_in_the_missing_models_dialog(comfy_canvas, path, tmp_path):
     _load(comfy_canvas, path)
     dialogs = [d for d in comfy_canvas.dialogs() if "Missing Models" in d]
     assert len(dialogs) == 1, f"no missing-models dialog for {path.name}: {comfy_canvas.dialogs()}"
@@ -90,6 +90,7 @@ def test_model_example_lists_its_files_in_the_missing_models_dialog(comfy_canvas
     assert files
     for name in files:
         assert f"{MODEL_SOURCES[name][0]} / {name}" in dialogs[0]
+    comfy_canvas.screenshot(_shots(tmp_path) / f"models dialog - {path.stem}.png")
     comfy_canvas.close_dialogs()
 
 
