@@ -130,6 +130,10 @@ def _populate(path: Path, opts: InstallOptions, source: Source, python: str, ver
                  f"log: {log_path})")
         packages.install_torch(pip, opts.torch, gpu)
         torch_info = packages.check_torch(venv_python)
+        if not gpu and not opts.torch and "+cpu" not in torch_info["torch"]:
+            log.warning("no GPU here, but pip installed torch %s, not a CPU build (the PyTorch CPU index was not "
+                        "reachable or had none): it runs on the CPU but takes GBs; --torch SPEC chooses a build",
+                        torch_info["torch"])
         progress(f"[4/6] installing ComfyUI's and the pack's requirements (torch {torch_info['torch']} pinned)")
         packages.install_requirements(pip, root, PACK_REQUIREMENTS)
         progress("[5/6] linking the pack and its example inputs")
