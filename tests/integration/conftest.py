@@ -5,6 +5,8 @@
 * ``tiny_wan`` (session): tiny random WAN 2.2 i2v DiTs and a random WAN 2.1 VAE linked into
   the server's model folders; ``{"high": ..., "low": ..., "vae": ...}`` file names.
 * ``comfy_server_factory``: start extra, disposable servers (killed at the end).
+* ``comfy_canvas`` (module): ComfyUI's own frontend in headless Chromium at 1600x1000, on
+  a server with only this pack and its example inputs (``tests/harness/browser.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from anime_pipeline.examples import copy_example_inputs
 from driver.comfy.client import ComfyClient
+from tests.harness.browser import VIEWPORT, ComfyCanvas
 from tests.harness.comfy import ServerHandle, find_comfyui, link_model, start_server, tiny_models
 
 
@@ -70,3 +74,17 @@ def comfy_server_factory(comfy_install, tmp_path_factory):
     yield factory
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture(scope="module")
+def comfy_canvas(browser, comfy_install, tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("comfy_canvas"), install=comfy_install, with_test_nodes=False)
+    copy_example_inputs(server.input_dir)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        canvas = ComfyCanvas(context.new_page(), server.url).open()
+        canvas.server = server
+        yield canvas
+    finally:
+        context.close()
+        server.stop()

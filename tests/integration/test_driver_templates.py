@@ -13,7 +13,7 @@ from driver.config import load_config
 from driver.plan import make_plan
 from driver.preflight import workflow_problems
 from driver.storyboard import REPO_ROOT, load_storyboard
-from driver.ui_export import to_ui
+from driver.ui_export import to_ui, twin_path
 from driver.workflow import load_template
 from tests.harness.comfy import PACK_DIR
 from tests.harness.ui2api import convert
@@ -38,10 +38,11 @@ def test_ui_twin_converts_back_to_the_template(path, object_info):
     if _missing(object_info, template):
         pytest.skip(f"nodes not on the server yet: {_missing(object_info, template)}")
     assert convert(to_ui(template, object_info, bypass=()), object_info) == template
-    twin = PACK_DIR / "example_workflows" / f"wf_{path.name.removesuffix('.api.json')}.json"
+    twin = twin_path(path, PACK_DIR / "example_workflows")
     assert twin.is_file(), f"no UI twin for {path.name}: run python -m driver.ui_export"
     shipped = json.loads(twin.read_text())
-    assert shipped["nodes"] == to_ui(template, object_info)["nodes"], f"{twin.name} is stale: regenerate it"
+    regenerated = to_ui(template, object_info, name=path.name.removesuffix(".api.json"), previous=shipped)
+    assert regenerated == shipped, f"{twin.name} is stale: regenerate it with python -m driver.ui_export"
 
 
 def test_every_compiled_workflow_matches_the_server(object_info):
