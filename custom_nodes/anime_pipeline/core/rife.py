@@ -26,7 +26,8 @@ anything is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -171,10 +172,20 @@ class RifeInterpolator:
     name = "rife"
     concurrent = False
 
-    def __init__(self, net: IFNet, *, device="cpu", dtype: torch.dtype = torch.float32, scale: float = 1.0,
-                 label: str = "rife"):
-        self.net, self.device, self.dtype, self.scale, self.label = net, torch.device(device), dtype, scale, label
+    def __init__(self, net: IFNet, *, dtype: torch.dtype = torch.float32, scale: float = 1.0, label: str = "rife"):
+        self.net, self.device, self.dtype, self.scale, self.label = net, torch.device("cpu"), dtype, scale, label
         self.layout = net.layout
+
+    @contextmanager
+    def on(self, device) -> Iterator[RifeInterpolator]:
+        """Run on ``device`` (in ``self.dtype``) inside the block; the net returns to the CPU in fp32."""
+        self.net.to(device=device, dtype=self.dtype)
+        self.device = torch.device(device)
+        try:
+            yield self
+        finally:
+            self.net.to(device="cpu", dtype=torch.float32)
+            self.device = torch.device("cpu")
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, ts: Sequence[float], out: np.ndarray | None = None):
         shape = (len(ts), *a.shape)

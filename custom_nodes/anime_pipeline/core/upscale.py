@@ -203,7 +203,8 @@ def upscale_frames(
                 raise UpscaleError(f"{node or 'upscale'}: out of device memory even with one frame per batch and "
                                    f"{tile} px tiles ({w}x{h} at x{plan.scale}): {err}") from None
             retries += 1
-            log.warning("%s: out of memory; retrying with %d frame(s) per batch and %d px tiles", node, batch, tile)
+            log.warning("%s: out of memory; retrying with %d frame(s) per batch and %d px tiles", node or "upscale",
+                        batch, tile)
             continue
         bad = (~torch.isfinite(up)).reshape(up.shape[0], -1).any(dim=1).nonzero().flatten()
         if len(bad):
