@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 PACK_DIR = Path(__file__).resolve().parents[1] / "custom_nodes" / "anime_pipeline"
 MODEL_FOLDERS = ("checkpoints", "loras", "vae", "text_encoders", "clip", "diffusion_models", "unet", "clip_vision",
-                 "upscale_models", "embeddings", "controlnet", "style_models", "insightface")
+                 "upscale_models", "embeddings", "controlnet", "style_models", "insightface", "interpolation")
 
 
 def comfyui_python(root: Path) -> Path:
