@@ -21,8 +21,6 @@ import numpy as np
 import pytest
 
 from driver.errors import ExecutionFailed
-from tests.harness import tiny_enhance_models as tm
-from tests.harness.comfy import link_model
 from tests.integration.test_foundation_graphs import Graph, upload
 from tests.unit.synthetic_clips import panning_texture
 
@@ -30,16 +28,9 @@ pytestmark = pytest.mark.integration
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def models(comfy, tmp_path_factory):
-    src = tmp_path_factory.mktemp("enhance_models")
-    return {
-        "compact": link_model(comfy.models_dir, "upscale_models", tm.write_compact(src / "tiny_compact_x2.pth")),
-        "rrdb": link_model(comfy.models_dir, "upscale_models", tm.write_rrdb(src / "tiny_rrdb_x4.pth")),
-        "rife46": link_model(comfy.models_dir, "interpolation", tm.write_rife(src / "tiny_rife46.pth", "4.6")),
-        "rife49": link_model(comfy.models_dir, "interpolation", tm.write_rife(src / "tiny_rife49.pth", "4.7")),
-        "not_rife": link_model(comfy.models_dir, "interpolation", tm.write_compact(src / "not_rife.pth")),
-    }
+@pytest.fixture
+def models(tiny_enhance):
+    return tiny_enhance
 
 
 def _clip(comfy, g: Graph, tmp_path, n: int, w: int, h: int, seed: int = 0) -> str:
