@@ -129,7 +129,7 @@ def _retime_graph(comfy, g: Graph, tmp_path, interpolator: str | None) -> str:
 @pytest.mark.parametrize("name,layout", [("rife46", "RIFE v4.6"), ("rife49", "RIFE v4.7-v4.9")])
 def test_learned_retime_with_each_rife_layout(comfy, models, tmp_path, name, layout):
     g = Graph()
-    rife = g.add("AP_LoadInterpolator", model_name=models[name], precision="auto", scale=1.0)
+    rife = g.add("AP_LoadInterpolator", model_name=models[name], precision="auto", scale="1.0")
     retime = _retime_graph(comfy, g, tmp_path, rife)
     report = g.add("PreviewAny", source=[retime, 2])
     entry = comfy.client.run(g.nodes, timeout=300)

@@ -19,7 +19,7 @@ CATEGORY = "anime_pipeline/motion"
 LABELS_TYPE = "AP_MOTION_LABELS"
 INTERPOLATOR_TYPE = "AP_INTERPOLATOR"
 INTERPOLATION_FOLDER = "interpolation"
-RIFE_SCALES = [1.0, 0.5, 0.25, 2.0]
+RIFE_SCALES = ["1.0", "0.5", "0.25", "2.0"]  # strings: a combo of the scales the padding supports
 DEFAULTS = gating.Thresholds()
 
 
@@ -217,7 +217,7 @@ class LoadInterpolator:
             "optional": {
                 "precision": (["auto", "fp32", "fp16"], {"default": "auto", "tooltip": (
                     "auto: fp16 on GPUs that run it well, fp32 otherwise (always fp32 on CPU).")}),
-                "scale": (RIFE_SCALES, {"default": 1.0, "tooltip": (
+                "scale": (RIFE_SCALES, {"default": "1.0", "tooltip": (
                     "Resolution the flow is estimated at, relative to the frame: 1.0 up to ~1080p, 0.5 for 4K "
                     "(RIFE's own advice).")}),
             },
@@ -234,7 +234,7 @@ class LoadInterpolator:
         "downloaded. Anime Retime (AP) calls it only on motion intervals, at the exact phases it needs."
     )
 
-    def load(self, model_name, precision="auto", scale=1.0):
+    def load(self, model_name, precision="auto", scale="1.0"):
         import comfy.model_management as mm
         import comfy.utils
         import folder_paths
@@ -245,7 +245,7 @@ class LoadInterpolator:
         if path is None:
             folders = folder_paths.get_folder_paths(INTERPOLATION_FOLDER)
             raise InputError("model_name", f"{model_name!r} not found in the interpolation folder(s) {folders}", node)
-        if float(scale) not in RIFE_SCALES:
+        if str(scale) not in RIFE_SCALES:
             raise InputError("scale", f"must be one of {RIFE_SCALES}, got {scale!r}", node)
         try:
             state = comfy.utils.load_torch_file(path, safe_load=True)
