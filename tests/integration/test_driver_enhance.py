@@ -8,17 +8,15 @@ quality_failed after rendering, as in test_driver_wan.py."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from driver.cli import main
 from driver.storyboard import REPO_ROOT
 from tests.harness.media import probe_video
-from tests.integration.test_driver_wan import OPEN_GATES
+from tests.integration.test_driver_wan import OPEN_GATES, render
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +39,6 @@ def test_split_and_standard_flf_with_keyframe_and_delivery_upscaling(comfy, tiny
                 "motion_prompt": "moves", "keyframes": {"first": "first.png", "last": "last.png"}},
                {"scene": 2, "take": 1, "generation_approach": "triptych_split_flf", "duration_s": 0.75, "seed": 21,
                 "motion_prompt": "moves", "keyframes": {"strip": "strip.png"}}]}
-    (sb_dir / "enh.json").write_text(json.dumps(doc))
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "test_tiny_wan.yaml").read_text())
     cfg["model_profiles"]["tiny_wan"]["video"].update(keyframe_upscale_model=tiny_enhance["compact"],
                                                       delivery_upscale_model=tiny_enhance["compact"],
@@ -49,12 +46,7 @@ def test_split_and_standard_flf_with_keyframe_and_delivery_upscaling(comfy, tiny
     cfg["template_overrides"] = {"wan22_flf": {k: v for k, v in OPEN_GATES.items() if k != "Seam Gate"},
                                  "wan22_split_flf": OPEN_GATES}
     cfg["retakes"] = {"max_retakes": 0}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    run_dir = tmp_path / "run"
-
-    code = main(["run", str(sb_dir / "enh.json"), "--server", comfy.url, "--config", str(tmp_path / "cfg.yaml"),
-                 "--out", str(run_dir), "--plain"])
-    m = json.loads((run_dir / "run_manifest.json").read_text())
+    code, m, run_dir = render(comfy, tmp_path, sb_dir, doc, cfg)
     assert code == 9, comfy.server.log_tail()  # the split shot's seam gate, as in test_driver_wan
 
     (split_att,) = m["shots"]["S02T01"]["jobs"]["S02T01-kf-split"]["attempts"]

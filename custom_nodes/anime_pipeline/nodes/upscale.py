@@ -10,9 +10,9 @@ import torch
 from ..core.upscale import FITS, GIB, MIN_TILE, plan_upscale, upscale_frames
 from ..core.validate import InputError, check_images
 from ._progress import progress_callback
+from .image import target_size_inputs
 
 CATEGORY = "anime_pipeline/video"
-MAX_SIZE = 16384
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 AUTO_BUDGET = 0.8  # share of the free RAM the finished clip may take when max_output_gb is 0
 
@@ -45,13 +45,7 @@ class UpscaleVideo:
                 "images": ("IMAGE", {"tooltip": "The clip (or any batch of frames) to upscale."}),
             },
             "optional": {
-                "target_width": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip": (
-                    "Width of the output; 0 keeps the model's scale (or follows target_height's aspect).")}),
-                "target_height": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip": (
-                    "Height of the output; 0 keeps the model's scale (or follows target_width's aspect).")}),
-                "fit": (list(FITS), {"default": "crop", "tooltip": (
-                    "How the model's output reaches the target size: crop = scale to cover, then centre-crop; "
-                    "pad = scale to fit, centred on black; stretch = scale each axis. Lanczos up, area down.")}),
+                **target_size_inputs("the output", "the model-scaled", "the model's outputs"),
                 "tile": ("INT", {"default": 512, "min": MIN_TILE, "max": 4096, "step": 32, "tooltip": (
                     "Tile size in input pixels (core Upscale Image (using Model) uses 512). Halved automatically "
                     f"on out-of-memory, down to {MIN_TILE}.")}),
