@@ -48,7 +48,7 @@ from PIL import Image  # noqa: E402
 
 from driver import scheduler as scheduler_module  # noqa: E402
 from driver.cli import main as driver_main  # noqa: E402
-from driver.client import ComfyClient  # noqa: E402
+from driver.comfy.client import ComfyClient  # noqa: E402
 
 
 def keyframes(folder: Path, n: int, offset: int) -> list[Path]:

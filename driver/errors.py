@@ -138,15 +138,75 @@ class Cancelled(DriverError):
     exit_code = 130
 
 
+class ComfyUINotInstalled(DriverError):
+    """No managed ComfyUI is installed (or the one there is incomplete): the message gives the install command."""
+
+    code = "comfyui_not_installed"
+    exit_code = 13
+
+
+class InstallSourceError(DriverError):
+    """``driver comfyui install``: the source is not a ComfyUI (no ``main.py``), cannot be fetched (no network,
+    no such ref) or needs a tool that is missing (``git``). ``code`` says which."""
+
+    code = "source_invalid"
+    exit_code = 14
+
+    def __init__(self, message: str, *, code: str | None = None):
+        if code:
+            self.code = code
+        super().__init__(message)
+
+
+class PythonUnsupported(DriverError):
+    """The Python chosen for the managed ComfyUI cannot run it (version outside the supported range, or no venv)."""
+
+    code = "python_unsupported"
+    exit_code = 15
+
+
+class PackageInstallFailed(DriverError):
+    """pip failed while installing the managed ComfyUI's packages; the message names the package and the log."""
+
+    code = "pip_failed"
+    exit_code = 16
+
+
+class DiskFull(DriverError):
+    """No space left on the device while writing (the path is in the message); free space and rerun."""
+
+    code = "disk_full"
+    exit_code = 17
+
+
+class NotWritable(DriverError):
+    """A folder the driver must write to is not writable (read-only file system, permissions)."""
+
+    code = "not_writable"
+    exit_code = 18
+
+
+class ComfyUIBroken(DriverError):
+    """The ComfyUI the driver would start does not start, or starts without the anime_pipeline nodes; the message
+    has the last lines of its log."""
+
+    code = "comfyui_broken"
+    exit_code = 19
+
+
 #: Exit-code precedence when several shots failed for different reasons: the first
 #: class in this list that occurred decides the run's exit code.
-EXIT_PRECEDENCE = (Cancelled, ServerUnreachable, LostContact, PreflightFailed, ConfigError, PromptRejected,
+EXIT_PRECEDENCE = (Cancelled, DiskFull, NotWritable, ComfyUINotInstalled, ComfyUIBroken, ServerUnreachable,
+                   LostContact, PreflightFailed, ConfigError, PromptRejected,
                    ExecutionFailed, OutputMissing, QualityFailed, ReviewPending, DriverError)
 
 #: Every error class by its stable code (for the README table and for manifests).
 ERROR_CLASSES = {cls.code: cls for cls in (DriverError, ConfigError, ServerUnreachable, PromptRejected, ExecutionFailed,
                                            Interrupted, LostContact, OutputMissing, PreflightFailed, QualityFailed,
-                                           ReviewPending, Cancelled)}
+                                           ReviewPending, Cancelled, ComfyUINotInstalled, InstallSourceError,
+                                           PythonUnsupported, PackageInstallFailed, DiskFull, NotWritable,
+                                           ComfyUIBroken)}
+ERROR_CLASSES.update({c: InstallSourceError for c in ("source_unreachable", "git_missing")})
 
 
 def exit_code_for(codes: list[str]) -> int:

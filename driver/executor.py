@@ -18,7 +18,7 @@ from collections.abc import Callable
 import av
 from PIL import Image
 
-from .client import ComfyClient
+from .comfy.client import ComfyClient
 from .compile import REPORT, Compiled
 from .errors import DriverError, ExecutionFailed, OutputMissing
 from .manifest import file_record, sha256_file
@@ -43,18 +43,39 @@ def upload_name(path: Path, role: str) -> str:
 
 
 class Executor:
-    def __init__(self, client: ComfyClient, *, run_id: str, job_timeout: float, reporter=None):
-        self.client = client
+    """Runs attempts on one server. Give it the ``client``, or ``connect`` to make one on first use: a run whose
+    jobs are all unchanged then never connects (and never starts a local ComfyUI)."""
+
+    def __init__(self, client: ComfyClient | None = None, *, run_id: str, job_timeout: float, reporter=None,
+                 connect: Callable[[], ComfyClient] | None = None):
+        if (client is None) == (connect is None):
+            raise TypeError("Executor takes a client or a connect function, not both")
+        self._client = client
+        self._connect = connect
         self.run_id = run_id
         self.job_timeout = job_timeout
         self.reporter = reporter
+
+    @property
+    def client(self) -> ComfyClient:
+        if self._client is None:
+            assert self._connect is not None
+            self._client = self._connect()
+        return self._client
+
+    @client.setter
+    def client(self, client: ComfyClient) -> None:
+        self._client = client
 
     @property
     def server(self) -> str:
         return self.client.url
 
     def slot(self, job, server: str | None = None):
-        """One server runs one job at a time: nothing to hold (the farm's pool has slots)."""
+        """One server runs one job at a time: nothing to hold (the farm's pool has slots). Connects first (the
+        scheduler asks for a slot before it records an attempt), so a server that cannot be reached or started
+        leaves no half-written attempt."""
+        self.client  # noqa: B018 - connect (and preflight) on the first job that renders
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ inputs

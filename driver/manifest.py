@@ -92,6 +92,7 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = Fal
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the user's umask like any other
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
@@ -103,6 +104,16 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = Fal
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _read_umask() -> int:
+    """Reading the umask means setting it: done once, at import, before any thread runs."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def atomic_write_json(path: Path, doc, *, compact: bool = False) -> None:

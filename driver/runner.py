@@ -10,13 +10,12 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .approvals import Approvals
 from .assemble import assemble
-from .client import ComfyClient
+from .comfy.client import ComfyClient
 from .compile import Compiler
 from .config import Config, load_config
 from .dailies import write_dailies
@@ -24,8 +23,9 @@ from .executor import Executor
 from .farm import cli as farm_cli
 from .farm.backend import FarmOptions, open_backend
 from .farm.pool_executor import plan_priorities
-from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
-from .local_server import LocalComfy
+from .errors import Cancelled, ComfyUINotInstalled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
+from .comfy.finder import find_comfyui
+from .comfy.local import LocalComfy
 from .manifest import Manifest, atomic_write_json
 from .plan import KEYFRAMES, STAGES, VIDEO, Plan, make_plan
 from .preflight import check as preflight_check
@@ -47,6 +47,7 @@ class RunOptions:
     dry_run: bool = False
     max_retakes: int | None = None
     comfyui: Path | None = None
+    cpu: bool = False  # the local ComfyUI runs with --cpu even where a GPU is found
     farm: FarmOptions | None = None  # pool of servers, RunPod pods or endpoint (driver.farm)
 
 
@@ -97,24 +98,29 @@ def dry_run(sb: Storyboard, cfg: Config, plan: Plan, run_dir: Path, stage: str =
 
 
 # ---------------------------------------------------------------------- run
-def _connect(servers: list[str], cfg: Config, comfyui: Path | None, run_dir: Path, stack: contextlib.ExitStack
-             ) -> ComfyClient:
+def _connect(opts: RunOptions, cfg: Config, run_dir: Path, stack: contextlib.ExitStack) -> ComfyClient:
+    """The first configured server that answers, else a local ComfyUI started for this run (stopped with
+    ``stack``): ``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui`` or the managed install."""
     tried = []
-    for url in servers:
+    for url in opts.servers or cfg["servers"]:
         client = ComfyClient(url, request_timeout=cfg["timeouts"]["request_s"])
         try:
             client.system_stats()
             return client
         except DriverError as exc:
             tried.append(f"{url} ({exc.__class__.__name__})")
-    root = comfyui or os.environ.get("COMFYUI_DIR") or cfg.path(cfg["comfyui_dir"])
-    if not root:
+    try:
+        install = find_comfyui(opts.comfyui, cfg.local_comfyui())
+    except ComfyUINotInstalled as exc:
+        raise ComfyUINotInstalled(f"no ComfyUI answers at {', '.join(tried)}, and {exc}") from None
+    if install is None:
         raise ServerUnreachable(
-            f"no ComfyUI answers at {', '.join(tried)}. Start one (in your ComfyUI folder: "
-            "`python main.py --listen 127.0.0.1 --port 8188`, with the anime_pipeline pack in custom_nodes/), "
-            "pass --server URL, or pass --comfyui DIR (or set COMFYUI_DIR) to let the driver start one for this run")
-    local = LocalComfy(Path(root), run_dir / ".comfyui", start_timeout=cfg["timeouts"]["server_start_s"],
-                       extra_args=tuple(cfg["comfyui_args"]))
+            f"no ComfyUI answers at {', '.join(tried)} and the config says local_comfyui: none. Start one, "
+            "pass --server URL, or let the driver start one (local_comfyui: managed, after "
+            "`python -m driver comfyui install`)")
+    log.info("no ComfyUI answers at %s: starting the %s one for this run", ", ".join(tried), install.origin)
+    local = LocalComfy(install, run_dir / ".comfyui", start_timeout=cfg["timeouts"]["server_start_s"],
+                       extra_args=tuple(cfg["comfyui_args"]), force_cpu=opts.cpu)
     stack.enter_context(local)
     return ComfyClient(local.url, request_timeout=cfg["timeouts"]["request_s"])
 
@@ -162,10 +168,13 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
                 request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
                 check_server=lambda c: _preflight(c, plan, compiler, opts.stage),
                 compiled=lambda: compile_all(plan, compiler, opts.stage), priorities=plan_priorities(plan.jobs))
-        else:  # one server (found, or started with --comfyui)
-            client = _connect(opts.servers or cfg["servers"], cfg, opts.comfyui, run_dir, stack)
-            _preflight(client, plan, compiler, opts.stage)
-            executor = Executor(client, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"],
+        else:  # one server, found or started locally, only once a job needs rendering
+            def connect() -> ComfyClient:
+                client = _connect(opts, cfg, run_dir, stack)
+                _preflight(client, plan, compiler, opts.stage)
+                return client
+
+            executor = Executor(connect=connect, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"],
                                 reporter=reporter)
         scheduler = Scheduler(storyboard=sb, jobs_for=jobs_for, compiler=compiler, manifest=manifest,
                               executor=executor, approvals=approvals, reporter=reporter, stage=opts.stage,

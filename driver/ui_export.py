@@ -18,7 +18,7 @@ import json
 import uuid
 from pathlib import Path
 
-from .client import ComfyClient
+from .comfy.client import ComfyClient
 from .workflow import is_link, load_template, title_of
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.compile import Compiled
 from driver.errors import ConfigError, PreflightFailed
 from driver.executor import Executor

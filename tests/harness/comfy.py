@@ -1,11 +1,9 @@
-"""Real-ComfyUI test harness: find a ComfyUI checkout, start it on CPU with this pack
+"""Real-ComfyUI test harness: find a ComfyUI (the driver's own finder: ``COMFYUI_DIR``/``COMFYUI_PYTHON``
+when set, else the managed install of ``python -m driver comfyui install``), start it on CPU with this pack
 (and the test-only nodes) installed, stop it by PID, and write tiny test models.
 
-* ``COMFYUI_DIR``: the checkout (default ``~/ComfyUI``; must hold ``main.py``).
-* ``COMFYUI_PYTHON``: its Python (default ``.venv/bin/python`` or ``venv/bin/python`` in it).
-
-Nothing is written into the checkout: every server gets its own ``--base-directory``
-(models, input, output, temp, custom_nodes) and an in-memory database.
+Nothing is written into the ComfyUI tree: every server gets its own ``--base-directory`` (models, input,
+output, temp, custom_nodes) and an in-memory database.
 """
 
 from __future__ import annotations
@@ -14,14 +12,16 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from driver.client import ComfyClient
-from driver.errors import DriverError
+from driver.comfy import finder
+from driver.comfy.client import ComfyClient
+from driver.comfy.finder import ComfyInstall
+from driver.comfy.local import child_env, free_port
+from driver.errors import ComfyUINotInstalled, DriverError
 
 REPO = Path(__file__).resolve().parents[2]
 PACK_DIR = REPO / "custom_nodes" / "anime_pipeline"
@@ -29,39 +29,19 @@ TEST_NODES_DIR = REPO / "tests" / "comfy_test_nodes" / "ap_test_nodes"
 CACHE_DIR = Path(os.environ.get("AP_TEST_CACHE", Path.home() / ".cache" / "anime_pipeline_tests"))
 
 
-@dataclass(frozen=True)
-class ComfyInstall:
-    root: Path
-    python: Path
-
-    @property
-    def version(self) -> str:
-        text = (self.root / "comfyui_version.py").read_text()
-        return text.split("__version__ =", 1)[1].strip().strip("\"'")
+class ComfyMisconfigured(Exception):
+    """COMFYUI_DIR / COMFYUI_PYTHON set but wrong: the integration tests fail (never skip) with this reason."""
 
 
 def find_comfyui() -> tuple[ComfyInstall | None, str]:
-    """Return the ComfyUI install to test against, or None and the reason why not."""
-    root = Path(os.environ.get("COMFYUI_DIR", Path.home() / "ComfyUI")).expanduser()
-    if not (root / "main.py").is_file():
-        return None, (f"no ComfyUI checkout at {root} (set COMFYUI_DIR to a ComfyUI folder holding main.py, "
-                      "and COMFYUI_PYTHON to its Python)")
-    if os.environ.get("COMFYUI_PYTHON"):
-        python = Path(os.environ["COMFYUI_PYTHON"]).expanduser()
-        candidates = [python]
-    else:
-        candidates = [root / ".venv" / "bin" / "python", root / "venv" / "bin" / "python"]
-    for python in candidates:
-        if python.exists():
-            return ComfyInstall(root, python), ""
-    return None, (f"no Python for ComfyUI at {root}: looked for {', '.join(map(str, candidates))} "
-                  "(set COMFYUI_PYTHON)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """The ComfyUI to test against, or None and the reason why not (nothing installed). A variable that is set
+    but wrong raises :class:`ComfyMisconfigured`."""
+    try:
+        return finder.find_comfyui(), ""
+    except ComfyUINotInstalled as exc:
+        return None, str(exc)
+    except DriverError as exc:
+        raise ComfyMisconfigured(str(exc)) from exc
 
 
 @dataclass
@@ -136,7 +116,7 @@ def start_server(base_dir: Path, *, install: ComfyInstall | None = None, port: i
     cmd = [str(install.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
            "--base-directory", str(base_dir), "--database-url", "sqlite:///:memory:",
            "--disable-api-nodes", "--disable-auto-launch", *extra_args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = child_env()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=install.root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from tests.harness import tiny_enhance_models as tm
 from tests.harness.comfy import ServerHandle, find_comfyui, link_model, start_server, tiny_models
 

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("runpod")
 
-from driver.client import ComfyClient  # noqa: E402
+from driver.comfy.client import ComfyClient  # noqa: E402
 from driver.farm.backend import FarmOptions  # noqa: E402
 from driver.farm.errors import BudgetExceeded  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402

@@ -23,9 +23,9 @@ from typing import Callable, Iterator
 import requests
 import websocket
 
-from .errors import (DriverError, ExecutionFailed, Interrupted, LostContact, OutputMissing,
+from ..errors import (DriverError, ExecutionFailed, Interrupted, LostContact, OutputMissing,
                      PromptRejected, ServerUnreachable)
-from .manifest import atomic_write_chunks
+from ..manifest import atomic_write_chunks
 
 log = logging.getLogger(__name__)
 
