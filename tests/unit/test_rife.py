@@ -104,3 +104,12 @@ def test_learned_retime_calls_the_model_only_on_motion_and_copies_holds_and_cuts
     for a, b, _ in counting.calls:
         assert labels[a] == "motion"
     assert steps == plan(len(frames), fps_in, fps_out, labels)
+
+
+def test_nan_output_is_an_error_naming_the_model():
+    sd = tm.random_state(tm.rife_shapes("4.6"), seed=9)
+    sd["block3.lastconv.0.bias"] = torch.full_like(sd["block3.lastconv.0.bias"], float("nan"))
+    rife = RifeInterpolator(load_ifnet(sd), label="RIFE v4.6 (broken.pth)")
+    a, b = (f.numpy() for f in random_frames(2, 16, 16))
+    with pytest.raises(ValueError, match=r"RIFE v4.6 \(broken.pth\): the interpolation model produced NaN"):
+        rife.interpolate(a, b, [0.5])
