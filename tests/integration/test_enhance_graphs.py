@@ -62,7 +62,7 @@ def test_one_tile_frames_equal_core_image_upscale_with_model(comfy, models, tmp_
     images = _clip(comfy, g, tmp_path, 3, 96, 72)
     model = g.add("UpscaleModelLoader", model_name=models[name])
     core = g.add("ImageUpscaleWithModel", upscale_model=[model, 0], image=[images, 0])
-    ours = _upscale(g, model, images)
+    ours = _upscale(g, model, images, batch_size=3)  # all three frames in each model call
     diff = _compare(g, [core, 0], [ours, 0])
     report = g.add("PreviewAny", source=[ours, 1])
     entry = comfy.client.run(g.nodes, timeout=300)
@@ -89,7 +89,7 @@ def test_injected_out_of_memory_is_retried_with_fewer_frames_then_smaller_tiles(
     images = _clip(comfy, g, tmp_path, 3, 200, 150, seed=2)
     model = g.add("UpscaleModelLoader", model_name=models["compact"])
     failing = g.add("AP_TestOOMUpscaleModel", upscale_model=[model, 0], max_frames=1, max_tile=128)
-    ours = _upscale(g, failing, images, tile=256, overlap=32)
+    ours = _upscale(g, failing, images, tile=256, overlap=32, batch_size=3)
     core = g.add("AP_TestTiledScale", upscale_model=[model, 0], images=[images, 0], tile=128, overlap=32)
     diff = _compare(g, [core, 0], [ours, 0])
     report = g.add("PreviewAny", source=[ours, 1])

@@ -52,8 +52,9 @@ class UpscaleVideo:
                 "overlap": ("INT", {"default": 32, "min": 0, "max": 512, "step": 8, "tooltip": (
                     "Overlap of neighbouring tiles in input pixels, blended with a linear feather (core: 32).")}),
                 "batch_size": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": (
-                    "Frames per model call; 0 sizes it from the free device memory. Halved automatically on "
-                    "out-of-memory (the result does not change).")}),
+                    "Frames per model call; 0 sizes it from the free device memory on a GPU (1 on CPU, where a "
+                    "frame's convolutions already use every core and batching only adds memory). Halved "
+                    "automatically on out-of-memory (the result does not change).")}),
                 "precision": (list(PRECISIONS), {"default": "auto", "tooltip": (
                     "auto: fp16 where the device and model support it (GPU), fp32 on CPU. fp32 matches core "
                     "Upscale Image (using Model) exactly.")}),
@@ -74,7 +75,7 @@ class UpscaleVideo:
     DESCRIPTION = (
         "Upscale a whole clip with an upscale model (Load Upscale Model). Tiles exactly like core Upscale Image "
         "(using Model) (comfy.utils.tiled_scale, 512 px tiles, 32 px overlap; fp32 output equals it), but runs "
-        "several frames per model call sized from free memory, uses fp16 on GPUs, retries out-of-memory with "
+        "several frames per model call on GPUs sized from free memory, uses fp16 there, retries out-of-memory with "
         "fewer frames then smaller tiles, resizes to an exact target size, and refuses a clip whose output "
         "would not fit in memory before starting."
     )
@@ -99,7 +100,8 @@ class UpscaleVideo:
         budget = max_output_gb * GIB if max_output_gb > 0 else AUTO_BUDGET * mm.get_free_memory(torch.device("cpu"))
         plan = plan_upscale(
             tuple(images.shape), int(upscale_model.scale), target_width=target_width, target_height=target_height,
-            tile=tile, overlap=overlap, batch=batch_size, free_device_bytes=mm.get_free_memory(device),
+            tile=tile, overlap=overlap, batch=batch_size or (1 if device.type == "cpu" else 0),
+            free_device_bytes=mm.get_free_memory(device),
             model_bytes=model_bytes, budget_bytes=int(budget), element_size=torch.finfo(dtype).bits // 8,
             min_size=upscale_model.size_requirements.minimum, node=node)
         restore = upscale_model.dtype
