@@ -149,7 +149,8 @@ def bench_upscale(args) -> None:
         for r in rows:
             diff = float((torch.load(Path(tmp) / f"{r['method']}.pt") - ref).abs().max())
             name = {"core": "ImageUpscaleWithModel", "ours": "AP_UpscaleVideo", "ours_fp32": "AP_UpscaleVideo fp32"}
-            print(f"   {name[r['method']]:<24}{r['fps']:>10.3f}{r['seconds']:>9.1f}{r['cpu_s']:>9.1f}{r['peak_mib']:>10.0f}"
+            print(f"   {name[r['method']]:<24}{r['fps']:>10.3f}{r['seconds']:>9.1f}{r['cpu_s']:>9.1f}"
+                  f"{r['peak_mib']:>10.0f}"
                   f"{r['batch_used'] or '-':>7}{r['tile_used'] or 512:>6}  {r['dtype']:<9} {diff:.2e}")
 
 

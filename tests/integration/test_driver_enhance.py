@@ -30,7 +30,8 @@ def test_split_and_standard_flf_with_keyframe_and_delivery_upscaling(comfy, tiny
     sb_dir.mkdir()
     rng = np.random.default_rng(3)
     strip = np.concatenate([np.full((40, 40, 3), (60 * i + 40, 120, 90), np.uint8) for i in range(3)], axis=1)
-    Image.fromarray(np.clip(strip + rng.integers(0, 30, strip.shape), 0, 255).astype(np.uint8)).save(sb_dir / "strip.png")
+    noisy = np.clip(strip + rng.integers(0, 30, strip.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(sb_dir / "strip.png")
     for role in ("first", "last"):
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(sb_dir / f"{role}.png")
     doc = {"version": 3, "project": "ENH", "episode": 1, "delivery": {"width": 64, "height": 64, "fps": 24},

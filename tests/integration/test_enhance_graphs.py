@@ -96,7 +96,8 @@ def test_injected_out_of_memory_is_retried_with_fewer_frames_then_smaller_tiles(
     entry = comfy.client.run(g.nodes, timeout=300)
     summary = _text(entry, report)
     assert summary["batch"] == 3 and summary["tile"] == 256
-    assert (summary["batch_used"], summary["tile_used"], summary["oom_retries"]) == (1, 128, 2)  # 3 -> 1 frame, 256 -> 128 px
+    # 3 -> 1 frame per call, then 256 -> 128 px tiles
+    assert (summary["batch_used"], summary["tile_used"], summary["oom_retries"]) == (1, 128, 2)
     assert _text(entry, diff)["max_abs_diff"] <= TOL
 
 

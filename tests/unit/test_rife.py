@@ -101,8 +101,7 @@ def test_learned_retime_calls_the_model_only_on_motion_and_copies_holds_and_cuts
             expected.setdefault((s.a, s.b), []).append(round(float(s.t), 6))
     assert sorted((a, b, ts) for (a, b), ts in expected.items()) == sorted(counting.calls)
     assert counting.forwards == len(expected) > 0  # one forward per motion pair (<= 8 phases each)
-    for a, b, _ in counting.calls:
-        assert labels[a] == "motion"
+    assert all(labels[a] == "motion" for a, _, _ in counting.calls)
     assert steps == plan(len(frames), fps_in, fps_out, labels)
 
 

@@ -1,7 +1,7 @@
 """core/upscale.py without ComfyUI: the up-front refusals (output budget, device memory,
 frames below the model's minimum), batch sizing, out-of-memory retries that keep the result,
 NaN output, and the exact target size. The comparisons with ComfyUI's own tiled_scale and
-ImageUpscaleWithModel are in tests/integration/test_upscale_graphs.py."""
+ImageUpscaleWithModel are in tests/integration/test_enhance_graphs.py."""
 
 from __future__ import annotations
 
