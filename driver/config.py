@@ -115,6 +115,10 @@ VIDEO_SCHEMA = {
             "properties": {"high": _STR, "low": _STR, "strength": _NUM}}]},
         "steps": _INT1, "split_step": _INT1, "cfg": _POS, "shift": {"type": "number", "minimum": 0},
         "sampler": _STR, "scheduler": _STR, "fps": _POS, "max_segment": {"type": "integer", "minimum": 5},
+        # optional learned stages (models/upscale_models, models/interpolation); absent or null: off
+        "keyframe_upscale_model": {"type": ["string", "null"]},
+        "delivery_upscale_model": {"type": ["string", "null"]},
+        "interpolator": {"type": ["string", "null"]},
     },
 }
 T2I_SCHEMA = {

@@ -4,10 +4,14 @@ for input order, so artists can open the driver's templates in ComfyUI.
     python -m driver.ui_export --server http://127.0.0.1:8188 workflows/*.api.json \\
         --out custom_nodes/anime_pipeline/example_workflows
 
-``widgets_values`` follow ``INPUT_TYPES`` order exactly (a widget that is linked keeps
-its default value in its slot, seeds get a ``fixed`` control value, ``LoadImage`` its
-upload-button value), as the frontend writes them. Nodes are laid out in columns by
-graph depth. Titles listed in ``--bypass`` are exported bypassed (mode 4), e.g. the
+Each template becomes ``Driver template - <Title>.json`` (``twin_path``), so the twins
+sort together in the template browser. ``widgets_values`` follow ``INPUT_TYPES`` order
+exactly (a widget that is linked keeps its default value in its slot, seeds get a
+``fixed`` control value, ``LoadImage`` its upload-button value), as the frontend writes
+them. The canvas is laid out by ``driver.canvas`` (stage groups, notes, fitted view,
+``properties.models``); when the twin already exists and holds the same nodes, its
+layout, groups and notes are kept and only values, links and model metadata are
+regenerated. Titles listed in ``--bypass`` are exported bypassed (mode 4), e.g. the
 character LoRA nodes, which need a registry to run (a node fed only by a bypassed
 node that cannot pass its value through is bypassed with it)."""
 
@@ -18,12 +22,33 @@ import json
 import uuid
 from pathlib import Path
 
+from . import canvas
 from .comfy.client import ComfyClient
-from .render.workflow import is_link, load_template, title_of
+from .render.workflow import TemplateError, is_link, load_template, title_of
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 BYPASS = 4
 DEFAULT_BYPASS = ("Character LoRAs", "Identity Gate")  # need a registry / a CLIP-vision model
+TWIN_PREFIX = "Driver template - "
+_WORDS = {"t2i": "T2I", "sdxl": "SDXL", "unet": "UNet", "wan22": "WAN 2.2", "flf": "FLF"}
+ABOUT = "About this template"
+_LAYOUT_KEYS = ("pos", "size", "flags", "color", "bgcolor")
+
+
+def twin_path(template: Path, out_dir: Path) -> Path:
+    """``workflows/wan22_split_flf.api.json`` -> ``<out_dir>/Driver template - WAN 2.2 Split FLF.json``."""
+    stem = template.name.removesuffix(".api.json")
+    title = " ".join(_WORDS.get(w, w.capitalize()) for w in stem.split("_"))
+    return out_dir / f"{TWIN_PREFIX}{title}.json"
+
+
+def about_text(stem: str) -> str:
+    return (f"## Driver template `{stem}`\nThe graph `python -m driver` renders for this stage, from "
+            f"`workflows/{stem}.api.json`. The driver sets the inputs of the titled nodes listed in "
+            "`workflows/README.md` (keep those titles); everything else is yours to change. After editing, "
+            f"**Export (API)** over `workflows/{stem}.api.json`, then refresh this twin with "
+            "`python -m driver.ui_export`.\n\nBypassed (purple) nodes need a LoRA registry or a CLIP-vision "
+            "model; the driver switches them on from the project config.")
 
 
 def is_widget(spec) -> bool:
@@ -74,11 +99,10 @@ def _bypassed(prompt: dict, object_info: dict, titles: tuple[str, ...]) -> set[s
     return bypassed
 
 
-def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_BYPASS) -> dict:
+def _graph(prompt: dict, object_info: dict, bypass: tuple[str, ...]) -> dict:
     depth = _depths(prompt)
     bypassed = _bypassed(prompt, object_info, bypass)
     order = sorted(prompt, key=lambda n: (depth[n], int(n) if n.isdigit() else 0))
-    rows: dict[int, int] = {}
     nodes: dict = {}
     links: list[list] = []
     for index, nid in enumerate(order):
@@ -100,13 +124,11 @@ def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_
                     inputs.append({"name": name, "type": kind, "widget": {"name": name}, "link": None})
             else:
                 inputs.append({"name": name, "type": kind, "link": None})
-        row = rows.get(depth[nid], 0)
-        rows[depth[nid]] = row + 1
         names_out = info.get("output_name") or info["output"]
         outputs = [{"name": n, "type": t, "links": [], "slot_index": i}
                    for i, (n, t) in enumerate(zip(names_out, info["output"], strict=True))]
-        nodes[nid] = {"id": int(nid), "type": node["class_type"], "pos": [60 + 380 * depth[nid], 60 + 260 * row],
-                      "size": [340, 120 + 24 * len(values)], "flags": {}, "order": index,
+        nodes[nid] = {"id": int(nid), "type": node["class_type"], "pos": [0, 0], "size": [0, 0], "flags": {},
+                      "order": index,
                       "mode": BYPASS if nid in bypassed else 0, "inputs": inputs, "outputs": outputs,
                       "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": values}
         if title_of(node):
@@ -123,7 +145,38 @@ def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_
     return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(prompt, sort_keys=True))), "revision": 0,
             "last_node_id": max(int(n) for n in prompt), "last_link_id": len(links),
             "nodes": [nodes[n] for n in order], "links": links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": 0.7, "offset": [0, 0]}}, "version": 0.4}
+            "extra": {}, "version": 0.4}
+
+
+def _graph_nodes(wf: dict) -> set[tuple[int, str]]:
+    return {(n["id"], n["type"]) for n in wf["nodes"] if n["type"] not in canvas.NOTE_TYPES}
+
+
+def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_BYPASS, name: str = "",
+          previous: dict | None = None) -> dict:
+    """The canvas twin of an API-format template. ``name``: the template's stem (for the
+    note). ``previous``: the twin as shipped; its layout, groups and notes are kept when
+    it holds the same nodes, else its notes are kept and the canvas is laid out anew."""
+    ui = _graph(prompt, object_info, bypass)
+    if previous is not None:
+        used = {n["id"] for n in ui["nodes"]}
+        for note in (dict(n) for n in previous["nodes"] if n["type"] in canvas.NOTE_TYPES):
+            note["id"] = note["id"] if note["id"] not in used else max(used) + 1
+            used.add(note["id"])
+            ui["nodes"].append(note)
+        ui["last_node_id"] = max(n["id"] for n in ui["nodes"])
+    if name and not any(n.get("title") == ABOUT for n in ui["nodes"]):
+        canvas.set_note(ui, ABOUT, about_text(name))
+    if previous is None or _graph_nodes(ui) != _graph_nodes(previous):
+        return canvas.tidy(ui)
+    canvas.name_models(ui)
+    kept = {n["id"]: n for n in previous["nodes"]}
+    for node in ui["nodes"]:
+        for key in _LAYOUT_KEYS:
+            if key in kept.get(node["id"], {}):
+                node[key] = kept[node["id"]][key]
+    ui["groups"], ui["extra"] = previous.get("groups", []), previous.get("extra", {})
+    return ui
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,12 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     info = ComfyClient(args.server).object_info() if args.server else json.loads(args.object_info.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in args.templates:
-        ui = to_ui(load_template(path), info, bypass=tuple(args.bypass))
-        dest = args.out / f"wf_{path.name.removesuffix('.api.json')}.json"
-        dest.write_text(json.dumps(ui, indent=1) + "\n")
-        print(dest)
-    return 0
+
+    def export(template: Path, dest: Path) -> dict:
+        previous = json.loads(dest.read_text()) if dest.is_file() else None
+        try:
+            prompt = load_template(template)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return to_ui(prompt, info, bypass=tuple(args.bypass),
+                     name=template.name.removesuffix(".api.json"), previous=previous)
+
+    return canvas.rewrite(p, [(t, twin_path(t, args.out)) for t in args.templates], export)
 
 
 if __name__ == "__main__":

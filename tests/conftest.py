@@ -4,12 +4,17 @@ one (devkit/harness/comfy.py): ``COMFYUI_DIR``/``COMFYUI_PYTHON``, else the mana
 * Nothing installed: they are skipped, and the summary says why in one line (also with ``-q``).
 * ``COMFYUI_DIR``/``COMFYUI_PYTHON`` set but wrong: they fail, naming the variable.
 * Under ``CI=true`` a skipped integration test is a failure: CI must run them all.
-* The summary counts the integration tests that ran."""
+* The summary counts the integration tests that ran.
+
+Browser tests (marker ``browser``) get a headless Chromium from the ``browser`` fixture
+(devkit/harness/browser.py); without one they are skipped with the reason, except under
+``CI=true``, where a missing browser fails them."""
 
 import os
 
 import pytest
 
+from devkit.harness.browser import find_chromium, launch
 from devkit.harness.comfy import ComfyMisconfigured, find_comfyui
 
 _STATE: dict = {}
@@ -72,3 +77,21 @@ def pytest_terminal_summary(terminalreporter):
     if counts["skipped"] and install is None:
         line += f" (no ComfyUI: {reason})"
     terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium (the system's, driven by Playwright), closed at the end."""
+    path, reason = find_chromium()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run in CI: {reason}")
+        pytest.skip(f"browser test needs Chromium: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright, path)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

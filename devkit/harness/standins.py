@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 from safetensors.numpy import save_file
 
+from devkit.harness import tiny_enhance_models as tm
 from devkit.harness.comfy import link_model
 
 # (class_type or "*", input name) -> models folder of a file-name combo
@@ -24,6 +25,8 @@ MODEL_INPUTS = {
     ("DualCLIPLoader", "clip_name1"): "text_encoders",
     ("DualCLIPLoader", "clip_name2"): "text_encoders",
     ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+    ("AP_LoadInterpolator", "model_name"): "interpolation",
 }
 MODEL_EXT = (".safetensors", ".sft", ".ckpt", ".pt", ".pth")
 
@@ -76,6 +79,12 @@ def provide_stand_ins(prompt: dict, models_dir: Path, tiny_dir: Path) -> bool:
                 link_model(models_dir, folder, tiny_dir / "tiny_wan22_i2v_high.safetensors", value)
             elif folder == "vae":
                 link_model(models_dir, folder, tiny_dir / "tiny_wan21_vae.safetensors", value)
+            elif folder in ("upscale_models", "interpolation"):  # tiny files of the real layouts: they load
+                (models_dir / folder).mkdir(parents=True, exist_ok=True)
+                if folder == "upscale_models":
+                    tm.write_compact(models_dir / folder / value)
+                else:
+                    tm.write_rife(models_dir / folder / value, "4.7")
             else:
                 dest = models_dir / folder / value
                 dest.parent.mkdir(parents=True, exist_ok=True)

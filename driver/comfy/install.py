@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from anime_pipeline.examples import copy_example_inputs
+
 from ..errors import ComfyUIBroken
 from . import COMFYUI_VERSION, PACK_DIR, packages
 from .gpu import gpu_present
@@ -27,7 +29,6 @@ from .source import Source, fetch, git_commit, parse_source, read_version
 log = logging.getLogger(__name__)
 
 PACK_REQUIREMENTS = PACK_DIR / "requirements.txt"
-EXAMPLE_INPUTS = PACK_DIR / "example_inputs"
 #: Folders of a build that hold the user's own files: carried into the next build when one replaces it.
 USER_FOLDERS = ("input", "output", "user", "models")
 
@@ -165,18 +166,6 @@ def link_pack(root: Path) -> None:
     if link.is_symlink() or link.exists():
         link.unlink() if link.is_symlink() else shutil.rmtree(link)
     link.symlink_to(PACK_DIR, target_is_directory=True)
-
-
-def copy_example_inputs(input_dir: Path) -> list[Path]:
-    """The pack's example inputs into ComfyUI's ``input/`` (a file the user changed there is left alone)."""
-    input_dir.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for src in sorted(EXAMPLE_INPUTS.glob("*")) if EXAMPLE_INPUTS.is_dir() else []:
-        dest = input_dir / src.name
-        if src.is_file() and not dest.exists():
-            shutil.copy2(src, dest)
-            copied.append(dest)
-    return copied
 
 
 def carry_user_folders(old_root: Path, new_root: Path) -> None:

@@ -32,7 +32,7 @@ from .gpu import gpu_present
 log = logging.getLogger(__name__)
 
 MODEL_FOLDERS = ("checkpoints", "loras", "vae", "text_encoders", "clip", "diffusion_models", "unet", "clip_vision",
-                 "upscale_models", "embeddings", "controlnet", "style_models", "insightface")
+                 "upscale_models", "embeddings", "controlnet", "style_models", "insightface", "interpolation")
 #: Environment variables passed to ComfyUI (exact names, and prefixes ending in ``_``); nothing else is.
 ENV_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "SHELL",
              "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "XDG_CACHE_HOME",

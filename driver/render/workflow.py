@@ -143,14 +143,43 @@ def _drop_orphans(prompt: dict, candidates: Iterable[str]) -> None:
             todo += [v[0] for v in node["inputs"].values() if is_link(v)]
 
 
+def add_node(prompt: dict, class_type: str, inputs: dict, title: str) -> str:
+    """Add a titled node under the next free numeric id; returns its id."""
+    new_id = str(max((int(n) for n in prompt if n.isdigit()), default=0) + 1)
+    prompt[new_id] = {"class_type": class_type, "inputs": dict(inputs), "_meta": {"title": title}}
+    return new_id
+
+
+def _only(prompt: dict, title: str) -> str:
+    ids = find(prompt, title)
+    if len(ids) != 1:
+        raise TemplateError(f"expected one node titled {title!r}, found {len(ids)}", problems=[f"{title}: {len(ids)}"])
+    return ids[0]
+
+
+def splice(prompt: dict, title: str, slot: int, class_type: str, inputs: dict, link_input: str, new_title: str) -> str:
+    """Insert a new node on output ``slot`` of the node titled ``title``: the new node reads that
+    output as ``link_input`` and every former consumer of it reads the new node's output 0."""
+    src = _only(prompt, title)
+    readers = [(cid, name) for cid, name, s in consumers(prompt, src) if s == slot]
+    new_id = add_node(prompt, class_type, {**inputs, link_input: [src, slot]}, new_title)
+    for cid, name in readers:
+        prompt[cid]["inputs"][name] = [new_id, 0]
+    return new_id
+
+
+def link(prompt: dict, title: str, input_name: str, source: str, slot: int = 0) -> None:
+    """Connect output ``slot`` of node ``source`` to (optional) input ``input_name`` of the node titled ``title``."""
+    prompt[_only(prompt, title)]["inputs"][input_name] = [source, slot]
+
+
 def replace_with_one(prompt: dict, titles: list[str], class_type: str, inputs: dict, title: str) -> str:
     """Replace the nodes titled ``titles[k]`` by output slot ``k`` of one new node.
 
     Used by test configs to stand in for the text encoder: the "Positive Prompt" and
     "Negative Prompt" CLIPTextEncode nodes become the two outputs of one conditioning
     node; the text encoder loader that fed only them is removed."""
-    new_id = str(max((int(n) for n in prompt if n.isdigit()), default=0) + 1)
-    prompt[new_id] = {"class_type": class_type, "inputs": dict(inputs), "_meta": {"title": title}}
+    new_id = add_node(prompt, class_type, inputs, title)
     sources = []
     for slot, t in enumerate(titles):
         for nid in find(prompt, t):

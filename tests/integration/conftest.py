@@ -4,7 +4,12 @@
   ``url``, ``base_dir``, ``input_dir``, ``output_dir``, ``models_dir``, ``client``, ``server``.
 * ``tiny_wan`` (session): tiny random WAN 2.2 i2v DiTs and a random WAN 2.1 VAE linked into
   the server's model folders; ``{"high": ..., "low": ..., "vae": ...}`` file names.
+* ``tiny_enhance`` (session): tiny random upscale (Compact x2, RRDB x4) and RIFE (v4.6, v4.9
+  layout) files, plus a non-RIFE file in the interpolation folder, linked into the server's
+  model folders; role -> file name.
 * ``comfy_server_factory``: start extra, disposable servers (killed at the end).
+* ``comfy_canvas`` (module): ComfyUI's own frontend in headless Chromium at 1600x1000, on
+  a server with only this pack and its example inputs (``devkit/harness/browser.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from anime_pipeline.examples import copy_example_inputs
+from devkit.harness import tiny_enhance_models as tm
+from devkit.harness.browser import VIEWPORT, ComfyCanvas
 from devkit.harness.comfy import ServerHandle, find_comfyui, link_model, start_server, tiny_models
 from driver.comfy.client import ComfyClient
 
@@ -58,6 +66,18 @@ def tiny_wan(comfy, comfy_install):
     }
 
 
+@pytest.fixture(scope="session")
+def tiny_enhance(comfy, tmp_path_factory):
+    src = tmp_path_factory.mktemp("enhance_models")
+    return {
+        "compact": link_model(comfy.models_dir, "upscale_models", tm.write_compact(src / "tiny_compact_x2.pth")),
+        "rrdb": link_model(comfy.models_dir, "upscale_models", tm.write_rrdb(src / "tiny_rrdb_x4.pth")),
+        "rife46": link_model(comfy.models_dir, "interpolation", tm.write_rife(src / "tiny_rife46.pth", "4.6")),
+        "rife49": link_model(comfy.models_dir, "interpolation", tm.write_rife(src / "tiny_rife49.pth", "4.7")),
+        "not_rife": link_model(comfy.models_dir, "interpolation", tm.write_compact(src / "not_rife.pth")),
+    }
+
+
 @pytest.fixture
 def comfy_server_factory(comfy_install, tmp_path_factory):
     started: list[ServerHandle] = []
@@ -70,3 +90,17 @@ def comfy_server_factory(comfy_install, tmp_path_factory):
     yield factory
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture(scope="module")
+def comfy_canvas(browser, comfy_install, tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("comfy_canvas"), install=comfy_install, with_test_nodes=False)
+    copy_example_inputs(server.input_dir)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        canvas = ComfyCanvas(context.new_page(), server.url).open()
+        canvas.server = server
+        yield canvas
+    finally:
+        context.close()
+        server.stop()

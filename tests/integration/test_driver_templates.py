@@ -10,13 +10,13 @@ import pytest
 
 from driver.render.compile import Compiler
 from driver.config import load_config
-from driver.story.plan import make_plan
-from driver.render.preflight import workflow_problems
-from driver.story.storyboard import REPO_ROOT, load_storyboard
-from driver.ui_export import to_ui
-from driver.render.workflow import load_template
 from devkit.harness.comfy import PACK_DIR
 from devkit.harness.ui2api import convert
+from driver.render.preflight import workflow_problems
+from driver.render.workflow import load_template
+from driver.story.plan import make_plan
+from driver.story.storyboard import REPO_ROOT, load_storyboard
+from driver.ui_export import to_ui, twin_path
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +38,11 @@ def test_ui_twin_converts_back_to_the_template(path, object_info):
     if _missing(object_info, template):
         pytest.skip(f"nodes not on the server yet: {_missing(object_info, template)}")
     assert convert(to_ui(template, object_info, bypass=()), object_info) == template
-    twin = PACK_DIR / "example_workflows" / f"wf_{path.name.removesuffix('.api.json')}.json"
+    twin = twin_path(path, PACK_DIR / "example_workflows")
     assert twin.is_file(), f"no UI twin for {path.name}: run python -m driver.ui_export"
     shipped = json.loads(twin.read_text())
-    assert shipped["nodes"] == to_ui(template, object_info)["nodes"], f"{twin.name} is stale: regenerate it"
+    regenerated = to_ui(template, object_info, name=path.name.removesuffix(".api.json"), previous=shipped)
+    assert regenerated == shipped, f"{twin.name} is stale: regenerate it with python -m driver.ui_export"
 
 
 def test_every_compiled_workflow_matches_the_server(object_info):

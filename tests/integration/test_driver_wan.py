@@ -32,6 +32,16 @@ OPEN_GATES = {
 }
 
 
+def render(comfy, tmp_path, sb_dir, doc: dict, cfg: dict) -> tuple[int, dict, object]:
+    """Write the storyboard and config, run the driver on ``comfy``; (exit code, manifest, run dir)."""
+    (sb_dir / "storyboard.json").write_text(json.dumps(doc))
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "run"
+    code = main(["run", str(sb_dir / "storyboard.json"), "--server", comfy.url, "--config", str(tmp_path / "cfg.yaml"),
+                 "--out", str(run_dir), "--plain"])
+    return code, json.loads((run_dir / "run_manifest.json").read_text()), run_dir
+
+
 def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
     sb_dir = tmp_path / "sb"
     sb_dir.mkdir()
@@ -44,17 +54,11 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
                 "motion_prompt": "moves", "keyframes": {"first": kf["first"], "last": kf["last"]}},
                {"scene": 2, "take": 1, "generation_approach": "triptych_split_flf", "duration_s": 0.75, "seed": 21,
                 "motion_prompt": "moves", "keyframes": kf}]}
-    (sb_dir / "tiny.json").write_text(json.dumps(doc))
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "test_tiny_wan.yaml").read_text())
     assert cfg["model_profiles"]["tiny_wan"]["video"]["unet_high"] == tiny_wan["high"]
     cfg["template_overrides"] = {"wan22_flf": {k: v for k, v in OPEN_GATES.items() if k != "Seam Gate"}}
     cfg["retakes"] = {"max_retakes": 1}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    run_dir = tmp_path / "run"
-
-    code = main(["run", str(sb_dir / "tiny.json"), "--server", comfy.url, "--config", str(tmp_path / "cfg.yaml"),
-                 "--out", str(run_dir), "--plain"])
-    m = json.loads((run_dir / "run_manifest.json").read_text())
+    code, m, run_dir = render(comfy, tmp_path, sb_dir, doc, cfg)
 
     def workflow(att: dict) -> dict:  # the submitted workflow, in its file beside the outputs
         return json.loads((run_dir / att["workflow_file"]["path"]).read_text())

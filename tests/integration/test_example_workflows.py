@@ -1,5 +1,6 @@
 """Every UI-format example workflow shipped in the pack converts to API format through
-the real server's /object_info and is accepted by the real server.
+the real server's /object_info and is accepted by the real server, with the pack's own
+example inputs in the server's input folder (as ``python -m anime_pipeline.examples`` puts them).
 
 Weight-free workflows must also run to success. Workflows that name model files get
 stand-ins under those names (the tiny random WAN DiT / VAE where the architecture
@@ -9,9 +10,9 @@ wiring and validation, not the models."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from anime_pipeline.examples import copy_example_inputs
 
 from devkit.harness.comfy import PACK_DIR, tiny_models
 from devkit.harness.standins import placeholder_image, provide_stand_ins, withdraw
@@ -26,16 +27,11 @@ def test_examples_exist():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_workflow_is_accepted_by_the_real_server(path, comfy, comfy_install, tmp_path):
+def test_example_workflow_is_accepted_by_the_real_server(path, comfy, comfy_install):
     workflow = json.loads(path.read_text())
     object_info = comfy.client.object_info()
     prompt = convert(workflow, object_info)
-    for node in prompt.values():
-        if node["class_type"] == "LoadImage":
-            name = Path(node["inputs"]["image"])
-            placeholder = tmp_path / f"placeholder{name.suffix}"
-            placeholder_image(placeholder)
-            comfy.client.upload_image(placeholder, name=name.name, subfolder=str(name.parent).strip("."))
+    copy_example_inputs(comfy.input_dir)
     needs_models = provide_stand_ins(prompt, comfy.models_dir, tiny_models(comfy_install))
     prompt_id = comfy.client.queue_prompt(prompt)  # raises PromptRejected with every node error
     if needs_models:

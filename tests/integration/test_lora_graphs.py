@@ -165,7 +165,7 @@ def test_other_architecture_fails_in_the_stack_node_before_sampling(comfy, tiny_
 
 
 def test_example_workflow_runs_with_tiny_models(comfy, tiny_wan, tmp_path):
-    workflow = json.loads((PACK_DIR / "example_workflows" / "wan22_character_lora_pair.json").read_text())
+    workflow = json.loads((PACK_DIR / "example_workflows" / "WAN 2.2 Character LoRA Pair.json").read_text())
     prompt = convert(workflow, comfy.client.object_info())
     by_class = {}
     for nid, node in prompt.items():

@@ -95,6 +95,7 @@ def test_serverless_image_keeps_the_worker_and_pins_its_sdk():
     section = paths["runpod_worker_comfy"]
     assert section["base_path"] == "/runpod-volume"
     assert {"diffusion_models", "text_encoders", "loras", "vae", "unet", "clip"} <= section.keys()
+    assert section["interpolation"] == "models/interpolation/"  # AP_LoadInterpolator's folder
 
 
 def test_pod_image_serves_comfyui_on_all_interfaces():
@@ -103,6 +104,7 @@ def test_pod_image_serves_comfyui_on_all_interfaces():
     assert "--listen" in cmd and "0.0.0.0" in cmd and "8188" in cmd
     paths = yaml.safe_load((DOCKER / "pod" / "extra_model_paths.yaml").read_text())
     assert {s["base_path"] for s in paths.values()} == {"/workspace", "/runpod-volume"}
+    assert all(s["interpolation"] == "models/interpolation/" for s in paths.values())
 
 
 def test_readme_says_unbuilt_and_builds_for_amd64():

@@ -11,7 +11,7 @@ import torch
 
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.imaging import from_uint8
-from anime_pipeline.nodes.motion import NODE_CLASS_MAPPINGS, AnimeRetime, MotionGate
+from anime_pipeline.nodes.motion import NODE_CLASS_MAPPINGS, AnimeRetime, LoadInterpolator, MotionGate
 from tests.unit.test_motion_classify import _cel
 
 
@@ -27,7 +27,8 @@ def _gate(frames, **kw):
 
 
 def test_registered_ids():
-    assert NODE_CLASS_MAPPINGS == {"AP_MotionGate": MotionGate, "AP_AnimeRetime": AnimeRetime}
+    assert NODE_CLASS_MAPPINGS == {"AP_MotionGate": MotionGate, "AP_AnimeRetime": AnimeRetime,
+                                   "AP_LoadInterpolator": LoadInterpolator}
 
 
 def test_gate_outputs_labels_and_summary(clip):

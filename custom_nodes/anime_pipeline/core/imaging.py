@@ -8,6 +8,7 @@ import torch
 
 # ITU-R BT.601 luma weights, as OpenCV's RGB2GRAY.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+FITS = ("crop", "pad", "stretch")
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
@@ -51,6 +52,39 @@ def resize(frames: torch.Tensor, width: int, height: int, method: str = "lanczos
         out[i] = res.reshape(height, width, -1)
     np.clip(out, 0.0, 1.0, out=out)
     return torch.from_numpy(out)
+
+
+def fit_frames(frames: torch.Tensor, width: int, height: int, fit: str) -> torch.Tensor:
+    """Resize ``[B,H,W,C]`` to ``width`` x ``height``: ``crop`` (cover, centre crop),
+    ``pad`` (contain, centred on black) or ``stretch``. Lanczos when enlarging, area
+    averaging when reducing (Lanczos-4 aliases on strong reductions)."""
+    _, h, w, c = frames.shape
+    if (w, h) == (width, height):
+        return frames
+    if fit == "stretch":
+        return resize(frames, width, height, "lanczos" if width * height >= w * h else "area")
+    s = max(width / w, height / h) if fit == "crop" else min(width / w, height / h)
+    rw, rh = max(1, round(w * s)), max(1, round(h * s))
+    rw, rh = (max(rw, width), max(rh, height)) if fit == "crop" else (min(rw, width), min(rh, height))
+    scaled = resize(frames, rw, rh, "lanczos" if s >= 1 else "area")
+    if fit == "crop":
+        x, y = (rw - width) // 2, (rh - height) // 2
+        return scaled[:, y:y + height, x:x + width].contiguous()
+    out = torch.zeros((frames.shape[0], height, width, c), dtype=scaled.dtype)
+    x, y = (width - rw) // 2, (height - rh) // 2
+    out[:, y:y + rh, x:x + rw] = scaled
+    return out
+
+
+def target_size(width: int, height: int, target_width: int, target_height: int) -> tuple[int, int]:
+    """``(0, 0)``: the given size; one of them 0: follow the other keeping the aspect."""
+    if target_width and target_height:
+        return target_width, target_height
+    if target_width:
+        return target_width, max(1, round(height * target_width / width))
+    if target_height:
+        return max(1, round(width * target_height / height)), target_height
+    return width, height
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

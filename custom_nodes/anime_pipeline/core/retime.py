@@ -158,7 +158,10 @@ def retime(
 
     Interpolations of different source pairs run on ``workers`` threads, each writing its
     own slice of the preallocated output (``workers=1`` for an interpolator that must not
-    be called concurrently); at most ``2 * workers`` are in flight."""
+    be called concurrently; an interpolator whose ``concurrent`` attribute is false, such as
+    a learned model, always gets one); at most ``2 * workers`` are in flight."""
+    if not getattr(interpolator, "concurrent", True):
+        workers = 1
     seq = labels.labels if isinstance(labels, MotionLabels) else tuple(labels)
     n = frames.shape[0]
     steps = plan(n, fps_in, fps_out, seq, mode)

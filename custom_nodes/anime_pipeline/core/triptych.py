@@ -41,13 +41,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .imaging import resize
+from .imaging import FITS, fit_frames, target_size  # noqa: F401 (FITS, fit_frames re-exported)
 from .validate import InputError, check_images
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "thirds")
-FITS = ("crop", "pad", "stretch")
 PANEL_NAMES = ("first", "hero", "last")
 MIN_PANEL_WIDTH = 3
 
@@ -257,38 +256,6 @@ def detect_layout(strip: np.ndarray, mode: str = "auto") -> StripLayout:
     return StripLayout("auto", (left, middle, right), None, (r, g, b))
 
 
-def fit_frames(frames: torch.Tensor, width: int, height: int, fit: str) -> torch.Tensor:
-    """Resize ``[B,H,W,C]`` to ``width`` x ``height``: ``crop`` (cover, centre crop),
-    ``pad`` (contain, centred on black) or ``stretch``. Lanczos when enlarging, area
-    averaging when reducing (Lanczos-4 aliases on strong reductions)."""
-    _, h, w, c = frames.shape
-    if (w, h) == (width, height):
-        return frames
-    if fit == "stretch":
-        return resize(frames, width, height, "lanczos" if width * height >= w * h else "area")
-    s = max(width / w, height / h) if fit == "crop" else min(width / w, height / h)
-    rw, rh = max(1, round(w * s)), max(1, round(h * s))
-    rw, rh = (max(rw, width), max(rh, height)) if fit == "crop" else (min(rw, width), min(rh, height))
-    scaled = resize(frames, rw, rh, "lanczos" if s >= 1 else "area")
-    if fit == "crop":
-        x, y = (rw - width) // 2, (rh - height) // 2
-        return scaled[:, y:y + height, x:x + width].contiguous()
-    out = torch.zeros((frames.shape[0], height, width, c), dtype=scaled.dtype)
-    x, y = (width - rw) // 2, (height - rh) // 2
-    out[:, y:y + rh, x:x + rw] = scaled
-    return out
-
-
-def _target_size(panel_w: int, panel_h: int, target_width: int, target_height: int) -> tuple[int, int]:
-    if target_width and target_height:
-        return target_width, target_height
-    if target_width:
-        return target_width, max(1, round(panel_h * target_width / panel_w))
-    if target_height:
-        return max(1, round(panel_w * target_height / panel_h)), target_height
-    return panel_w, panel_h
-
-
 def split_triptych(
     strips: torch.Tensor,
     mode: str = "auto",
@@ -331,7 +298,7 @@ def split_triptych(
         crops.append(torch.stack([strips[i, b.y:b.y + b.h, b.x:b.x + b.w] for b in boxes]))
 
     sizes = [(c.shape[2], c.shape[1]) for c in crops]
-    targets = [_target_size(w, h, target_width, target_height) for w, h in sizes]
+    targets = [target_size(w, h, target_width, target_height) for w, h in sizes]
     if len(set(targets)) > 1:
         listed = ", ".join(f"strip {i}: {w}x{h}" for i, (w, h) in enumerate(targets))
         name = "strip" if not (target_width or target_height) else "target_height" if target_height else "target_width"

@@ -10,6 +10,21 @@ CATEGORY = "anime_pipeline/image"
 MAX_SIZE = 16384
 
 
+def target_size_inputs(what: str, source: str, subject: str) -> dict:
+    """The optional ``target_width`` / ``target_height`` / ``fit`` inputs of a resizing node
+    (``core.imaging.fit_frames`` semantics)."""
+    return {
+        "target_width": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip": (
+            f"Width of {what}; 0 keeps {source} width (or follows target_height's aspect).")}),
+        "target_height": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip": (
+            f"Height of {what}; 0 keeps {source} height (or follows target_width's aspect).")}),
+        "fit": (list(FITS), {"default": "crop", "tooltip": (
+            f"How {subject} reach the target size: crop = scale to cover, then centre-crop; pad = scale to fit, "
+            "centred on black; stretch = scale each axis independently. Lanczos when enlarging, area "
+            "averaging when reducing.")}),
+    }
+
+
 class TriptychSplit:
     """One T2I triptych strip (first | hero | last) -> the three keyframes."""
 
@@ -27,14 +42,7 @@ class TriptychSplit:
             "optional": {
                 "trim_margin": ("INT", {"default": 0, "min": 0, "max": 512, "step": 1, "tooltip": (
                     "Pixels removed from every side of each panel after detection (soft or noisy panel edges).")}),
-                "target_width": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip": (
-                    "Width of the output panels; 0 keeps the detected width (or follows target_height's aspect).")}),
-                "target_height": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8, "tooltip": (
-                    "Height of the output panels; 0 keeps the detected height (or follows target_width's aspect).")}),
-                "fit": (list(FITS), {"default": "crop", "tooltip": (
-                    "How panels reach the target size: crop = scale to cover, then centre-crop; pad = scale to fit, "
-                    "centred on black; stretch = scale each axis independently. Lanczos when enlarging, area "
-                    "averaging when reducing.")}),
+                **target_size_inputs("the output panels", "the detected", "panels"),
             },
         }
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 from ..core import motion as gating
 from ..core.contracts import LABELS, MotionLabels
 from ..core.interpolate import FlowInterpolator
+from ..core.rife import LAYOUT_NAMES, RifeFormatError, RifeInterpolator, load_ifnet
 from ..core.retime import MODES, retime, summarize
 from ..core.validate import InputError, check_images, check_positive
 from ._progress import progress_callback
 
 CATEGORY = "anime_pipeline/motion"
 LABELS_TYPE = "AP_MOTION_LABELS"
+INTERPOLATOR_TYPE = "AP_INTERPOLATOR"
+INTERPOLATION_FOLDER = "interpolation"
+RIFE_SCALES = ["1.0", "0.5", "0.25", "2.0"]  # strings: a combo of the scales the padding supports
 DEFAULTS = gating.Thresholds()
 
 
@@ -121,6 +126,10 @@ class AnimeRetime:
                 "labels": (LABELS_TYPE, {"tooltip": (
                     "Cut/hold/motion labels from AP_MotionGate for these frames; computed with the default "
                     "thresholds when not connected.")}),
+                "interpolator": (INTERPOLATOR_TYPE, {"tooltip": (
+                    "A learned interpolator from Load Interpolator (AP) (RIFE v4), called only on motion "
+                    "intervals at the exact phases needed; the optical-flow (DIS) interpolator when not "
+                    "connected.")}),
             },
         }
 
@@ -135,12 +144,13 @@ class AnimeRetime:
     CATEGORY = CATEGORY
     DESCRIPTION = (
         "Anime-safe frame-rate conversion. Output frame k shows source time k x fps_in / fps_out: copies on "
-        "holds, copies of the nearer frame across cuts (never a blend of two shots), and bidirectional "
-        "optical-flow interpolation (OpenCV DIS, no model weights) on motion. Exact rational timing, so long "
-        "16 -> 24 conversions never drift."
+        "holds, copies of the nearer frame across cuts (never a blend of two shots), and interpolation on "
+        "motion: bidirectional optical flow (OpenCV DIS, no model weights) or, when an interpolator is connected, "
+        "a learned model (RIFE v4) at the exact phases. Exact rational timing, so long 16 -> 24 conversions "
+        "never drift."
     )
 
-    def retime(self, frames, fps_in, fps_out, mode, labels=None):
+    def retime(self, frames, fps_in, fps_out, mode, labels=None, interpolator=None):
         node = "AP_AnimeRetime"
         frames = check_images(frames, "frames", node=node, min_frames=1)
         fps_in = check_positive(fps_in, "fps_in", node=node)
@@ -155,10 +165,106 @@ class AnimeRetime:
         elif labels.n_frames != n:
             raise InputError("labels", f"describe {labels.n_frames} frames but frames has {n}; gate the same "
                                        "clip that is retimed", node)
-        out, steps = retime(frames, fps_in, fps_out, labels, mode=mode, interpolator=FlowInterpolator(),
-                            progress=progress_callback())
-        return (out, fps_out, json.dumps(summarize(steps, n, fps_in, fps_out, mode)))
+        if interpolator is None:
+            out, steps = retime(frames, fps_in, fps_out, labels, mode=mode, interpolator=FlowInterpolator(),
+                                progress=progress_callback())
+            return (out, fps_out, json.dumps(summarize(steps, n, fps_in, fps_out, mode)))
+        if not isinstance(interpolator, RifeInterpolator):
+            raise InputError("interpolator", f"expected {INTERPOLATOR_TYPE} from AP_LoadInterpolator, got "
+                                             f"{type(interpolator).__name__}", node)
+        import comfy.model_management as mm
+
+        with interpolator.on(mm.get_torch_device()):
+            out, steps = retime(frames, fps_in, fps_out, labels, mode=mode, interpolator=interpolator,
+                                progress=progress_callback())
+        summary = summarize(steps, n, fps_in, fps_out, mode)
+        summary["interpolator"] = interpolator.label
+        return (out, fps_out, json.dumps(summary))
 
 
-NODE_CLASS_MAPPINGS = {"AP_MotionGate": MotionGate, "AP_AnimeRetime": AnimeRetime}
-NODE_DISPLAY_NAME_MAPPINGS = {"AP_MotionGate": "Motion Gate (AP)", "AP_AnimeRetime": "Anime Retime (AP)"}
+def register_interpolation_folder() -> bool:
+    """Register ``models/interpolation`` with ComfyUI's ``folder_paths`` (kept after any paths an
+    ``extra_model_paths.yaml`` gave it); False outside ComfyUI."""
+    try:
+        import folder_paths
+    except ImportError:
+        return False
+    paths, exts = folder_paths.folder_names_and_paths.get(INTERPOLATION_FOLDER, ([], set()))
+    default = os.path.join(folder_paths.models_dir, INTERPOLATION_FOLDER)
+    folder_paths.folder_names_and_paths[INTERPOLATION_FOLDER] = (
+        [default, *(p for p in paths if p != default)], set(exts) | set(folder_paths.supported_pt_extensions))
+    return True
+
+
+class LoadInterpolator:
+    """Load a RIFE v4 checkpoint from models/interpolation."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        try:
+            import folder_paths
+
+            names = folder_paths.get_filename_list(INTERPOLATION_FOLDER)
+        except (ImportError, KeyError):
+            names = []
+        return {
+            "required": {
+                "model_name": (names, {"tooltip": (
+                    "A RIFE v4 checkpoint in models/interpolation (v4.6, or v4.7-v4.9 such as rife47.pth / "
+                    "rife49.pth; the layout is detected from the keys). ComfyUI-Frame-Interpolation users can "
+                    "list its ckpts/rife folder under 'interpolation' in extra_model_paths.yaml.")}),
+            },
+            "optional": {
+                "precision": (["auto", "fp32", "fp16"], {"default": "auto", "tooltip": (
+                    "auto: fp16 on GPUs that run it well, fp32 otherwise (always fp32 on CPU).")}),
+                "scale": (RIFE_SCALES, {"default": "1.0", "tooltip": (
+                    "Resolution the flow is estimated at, relative to the frame: 1.0 up to ~1080p, 0.5 for 4K "
+                    "(RIFE's own advice).")}),
+            },
+        }
+
+    RETURN_TYPES = (INTERPOLATOR_TYPE,)
+    RETURN_NAMES = ("interpolator",)
+    OUTPUT_TOOLTIPS = ("The learned interpolator; wire it into Anime Retime (AP)'s interpolator input.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Load a RIFE v4 frame-interpolation checkpoint (v4.6 or the anime-tuned v4.7-v4.9 layouts, detected "
+        "from the keys; every key and shape is checked before loading) from models/interpolation. Nothing is "
+        "downloaded. Anime Retime (AP) calls it only on motion intervals, at the exact phases it needs."
+    )
+
+    def load(self, model_name, precision="auto", scale="1.0"):
+        import comfy.model_management as mm
+        import comfy.utils
+        import folder_paths
+        import torch
+
+        node = "AP_LoadInterpolator"
+        path = folder_paths.get_full_path(INTERPOLATION_FOLDER, model_name)
+        if path is None:
+            folders = folder_paths.get_folder_paths(INTERPOLATION_FOLDER)
+            raise InputError("model_name", f"{model_name!r} not found in the interpolation folder(s) {folders}", node)
+        if str(scale) not in RIFE_SCALES:
+            raise InputError("scale", f"must be one of {RIFE_SCALES}, got {scale!r}", node)
+        try:
+            state = comfy.utils.load_torch_file(path, safe_load=True)
+        except Exception as err:  # a truncated or non-torch file: torch's own message, named
+            raise InputError("model_name", f"{model_name!r} could not be read as a checkpoint: {err}", node) from None
+        try:
+            net = load_ifnet(state, name=model_name)
+        except RifeFormatError as err:
+            raise InputError("model_name", str(err), node) from None
+        device = mm.get_torch_device()
+        half = precision == "fp16" or (precision == "auto" and mm.should_use_fp16(device))
+        dtype = torch.float16 if half and device.type != "cpu" else torch.float32
+        label = f"{LAYOUT_NAMES[net.layout]} ({model_name}, {str(dtype).replace('torch.', '')}, scale {scale})"
+        return (RifeInterpolator(net, dtype=dtype, scale=float(scale), label=label),)
+
+
+register_interpolation_folder()
+
+NODE_CLASS_MAPPINGS = {"AP_MotionGate": MotionGate, "AP_AnimeRetime": AnimeRetime,
+                       "AP_LoadInterpolator": LoadInterpolator}
+NODE_DISPLAY_NAME_MAPPINGS = {"AP_MotionGate": "Motion Gate (AP)", "AP_AnimeRetime": "Anime Retime (AP)",
+                              "AP_LoadInterpolator": "Load Interpolator (AP)"}

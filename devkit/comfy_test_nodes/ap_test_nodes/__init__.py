@@ -2,7 +2,16 @@
 
 ``AP_TestZeroConditioning`` stands in for a text encoder (no UMT5 weights exist on test
 machines): it returns zero WAN conditioning of shape ``[1, tokens, 4096]``.
+
+The upscale tests compare ``AP_UpscaleVideo`` with ComfyUI's own code: ``AP_TestTiledScale``
+runs ``comfy.utils.tiled_scale`` frame by frame (as core ``ImageUpscaleWithModel`` does, at a
+chosen tile and overlap), ``AP_TestMaxDiff`` reports the largest absolute difference of two
+IMAGE batches, and ``AP_TestOOMUpscaleModel`` wraps an upscale model so that calls on more
+than ``max_frames`` frames or tiles larger than ``max_tile`` pixels raise ComfyUI's
+out-of-memory exception (an injected OOM).
 """
+
+import json
 
 import torch
 
@@ -25,5 +34,81 @@ class AP_TestZeroConditioning:
         return (cond(), cond())
 
 
-NODE_CLASS_MAPPINGS = {"AP_TestZeroConditioning": AP_TestZeroConditioning}
-NODE_DISPLAY_NAME_MAPPINGS = {"AP_TestZeroConditioning": "Test Zero Conditioning (AP, tests only)"}
+class AP_TestTiledScale:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"upscale_model": ("UPSCALE_MODEL",), "images": ("IMAGE",),
+                             "tile": ("INT", {"default": 512, "min": 16, "max": 4096}),
+                             "overlap": ("INT", {"default": 32, "min": 0, "max": 512})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "anime_pipeline/testing"
+    DESCRIPTION = "TEST ONLY: comfy.utils.tiled_scale with an upscale model, one frame at a time (fp32, CPU)."
+
+    def run(self, upscale_model, images, tile, overlap):
+        import comfy.utils
+
+        s = comfy.utils.tiled_scale(images.movedim(-1, -3), lambda a: upscale_model(a), tile_x=tile, tile_y=tile,
+                                    overlap=overlap, upscale_amount=upscale_model.scale)
+        return (torch.clamp(s.movedim(-3, -1), min=0, max=1.0),)
+
+
+class AP_TestMaxDiff:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"a": ("IMAGE",), "b": ("IMAGE",)}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    CATEGORY = "anime_pipeline/testing"
+    DESCRIPTION = "TEST ONLY: JSON {shape_a, shape_b, max_abs_diff} of two IMAGE batches."
+
+    def run(self, a, b):
+        diff = float((a.float() - b.float()).abs().max()) if a.shape == b.shape else None
+        return (json.dumps({"shape_a": list(a.shape), "shape_b": list(b.shape), "max_abs_diff": diff}),)
+
+
+class _OOMProxy:
+    """Delegates to a spandrel descriptor; raises OOM on too many frames or too large a tile."""
+
+    def __init__(self, inner, max_frames, max_tile):
+        self._inner, self._max_frames, self._max_tile = inner, max_frames, max_tile
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def to(self, *args, **kwargs):
+        self._inner.to(*args, **kwargs)
+        return self
+
+    def __call__(self, x):
+        import comfy.model_management as mm
+
+        if x.shape[0] > self._max_frames or max(x.shape[-2:]) > self._max_tile:
+            raise mm.OOM_EXCEPTION(f"injected OOM: {list(x.shape)}")
+        return self._inner(x)
+
+
+class AP_TestOOMUpscaleModel:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"upscale_model": ("UPSCALE_MODEL",),
+                             "max_frames": ("INT", {"default": 1, "min": 1, "max": 4096}),
+                             "max_tile": ("INT", {"default": 256, "min": 1, "max": 4096})}}
+
+    RETURN_TYPES = ("UPSCALE_MODEL",)
+    FUNCTION = "run"
+    CATEGORY = "anime_pipeline/testing"
+    DESCRIPTION = "TEST ONLY: the model raises out-of-memory on > max_frames frames or tiles > max_tile px."
+
+    def run(self, upscale_model, max_frames, max_tile):
+        return (_OOMProxy(upscale_model, max_frames, max_tile),)
+
+
+NODE_CLASS_MAPPINGS = {"AP_TestZeroConditioning": AP_TestZeroConditioning, "AP_TestTiledScale": AP_TestTiledScale,
+                       "AP_TestMaxDiff": AP_TestMaxDiff, "AP_TestOOMUpscaleModel": AP_TestOOMUpscaleModel}
+NODE_DISPLAY_NAME_MAPPINGS = {"AP_TestZeroConditioning": "Test Zero Conditioning (AP, tests only)",
+                              "AP_TestTiledScale": "Test Tiled Scale (AP, tests only)",
+                              "AP_TestMaxDiff": "Test Max Diff (AP, tests only)",
+                              "AP_TestOOMUpscaleModel": "Test OOM Upscale Model (AP, tests only)"}
