@@ -53,6 +53,7 @@ def _attempt(att: dict) -> dict[str, Any]:
         "video": next((f["path"] for f in outputs if f["path"].lower().endswith(VIDEO_EXT)), None),
         "images": [f["path"] for f in outputs if not f["path"].lower().endswith(VIDEO_EXT)],
         "summary": (report or {}).get("summary"), "gates": _gates(report),
+        "report_frames": ((report or {}).get("frames") or {}).get("count"),  # frames the gates saw
         "error": (att.get("error") or {}).get("message"),
         "exec_s": (att.get("timings") or {}).get("execution_s"), "finished_at": att.get("finished_at"),
     }

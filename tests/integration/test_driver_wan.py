@@ -32,7 +32,9 @@ OPEN_GATES = {
 }
 
 
-def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
+def tiny_wan_storyboard(tmp_path, tiny_wan, open_gates=OPEN_GATES):
+    """A standard FLF shot (gates opened: passes) and a split FLF shot (default gates:
+    fails, retaken once), with their storyboard keyframes; (storyboard path, config path)."""
     sb_dir = tmp_path / "sb"
     sb_dir.mkdir()
     for i, role in enumerate(("first", "hero", "last")):
@@ -47,12 +49,17 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
     (sb_dir / "tiny.json").write_text(json.dumps(doc))
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "test_tiny_wan.yaml").read_text())
     assert cfg["model_profiles"]["tiny_wan"]["video"]["unet_high"] == tiny_wan["high"]
-    cfg["template_overrides"] = {"wan22_flf": {k: v for k, v in OPEN_GATES.items() if k != "Seam Gate"}}
+    cfg["template_overrides"] = {"wan22_flf": {k: v for k, v in open_gates.items() if k != "Seam Gate"}}
     cfg["retakes"] = {"max_retakes": 1}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    return sb_dir / "tiny.json", tmp_path / "cfg.yaml"
+
+
+def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
+    sb_path, cfg_path = tiny_wan_storyboard(tmp_path, tiny_wan)
     run_dir = tmp_path / "run"
 
-    code = main(["run", str(sb_dir / "tiny.json"), "--server", comfy.url, "--config", str(tmp_path / "cfg.yaml"),
+    code = main(["run", str(sb_path), "--server", comfy.url, "--config", str(cfg_path),
                  "--out", str(run_dir), "--plain"])
     m = json.loads((run_dir / "run_manifest.json").read_text())
     assert code == 9, comfy.server.log_tail()  # quality_failed: the split shot, after its retake

@@ -90,12 +90,13 @@
   function gatesHtml(a) {
     const g = a.gates.map((x) => {
       const frames = x.failed_frames.slice(0, 24).map((f) =>
-        `<button class="frame" data-frame="${f}" data-v="${esc(a.video || "")}">${f}</button>`).join("");
+        `<button class="frame" data-frame="${f}" data-n="${a.report_frames || ""}" data-v="${esc(a.video || "")}"` +
+        ` title="seek to frame ${f}">${f}</button>`).join("");
       return `<div><span class="badge ${x.passed ? "pass" : "fail"}">${esc(x.name)}</span> ` +
         `${x.reasons.map(esc).join("; ")} ${frames}</div>`;
     }).join("");
     const card = a.images.length ? a.images.map((p) =>
-      `<a href="${esc(url(p))}" class="card" data-full="${esc(p)}">card</a>`).join(" ") : "";
+      `<a href="${esc(url(p))}" class="card" data-full="${esc(p)}">${esc(p.split("/").pop())}</a>`).join(" ") : "";
     return g + (a.error ? `<div class="err">${esc(a.error)}</div>` : "") + card;
   }
 
@@ -198,11 +199,12 @@
     if (v) { v.pause(); v.currentTime = Math.max(0, v.currentTime + n / fps()); }
   }
 
-  function seek(frame, path) {
+  // frame of the clip the gates saw (``count`` frames: WAN's rate, before any retime) -> time in the clip
+  function seek(frame, path, count) {
     const v = document.querySelector("#player-a video");
     if (!v) return;
     if (path && !v.src.endsWith(url(path))) { v.src = url(path); }
-    const go = () => { v.pause(); v.currentTime = (frame + 0.5) / fps(); };
+    const go = () => { v.pause(); v.currentTime = count ? (frame + 0.5) / count * v.duration : (frame + 0.5) / fps(); };
     if (v.readyState >= 1) go(); else v.addEventListener("loadedmetadata", go, {once: true});
   }
 
@@ -237,7 +239,7 @@
     else if (t.classList.contains("vb")) { target = t.dataset.kind; t.dataset.v === "retake" ? askRetake() : setVerdict(t.dataset.v); }
     else if (t.classList.contains("play-att")) { seek(0, t.dataset.v); $("la").textContent = t.dataset.v.split("/").pop(); }
     else if (t.classList.contains("cmp-att")) openBeside(t.dataset.v);
-    else if (t.classList.contains("frame")) seek(+t.dataset.frame, t.dataset.v || null);
+    else if (t.classList.contains("frame")) seek(+t.dataset.frame, t.dataset.v || null, +t.dataset.n || 0);
     else if (t.id === "fb") step(-1); else if (t.id === "ff") step(1);
     else if (t.id === "close-b") $("player-b").hidden = true;
     else if (t.id === "lightbox") $("lightbox").hidden = true;
