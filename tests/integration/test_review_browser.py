@@ -134,6 +134,9 @@ def test_demo_review_with_the_keyboard_then_the_video_stage(comfy, chromium, tmp
         assert code == 20  # needs_new_image: S02T01's keyframes come from the storyboard
         tab.page.wait_for_function("() => window.review.state().shots.filter(s => s.video).length == 2",
                                    timeout=15000)  # no reload: the page follows the run folder
+        tab.page.wait_for_selector("#cut-box:not([hidden])")  # the cut, its placeholder marked
+        tab.page.wait_for_function("() => document.querySelector('.marker[data-shot=S02T01]')"
+                                   ".textContent.includes('placeholder')")
         s02 = tab.shot("S02T01")
         assert s02["status"] == "failed" and "replace the image" in s02["error"]
         assert tab.shot("S01T01")["status"] == "done" and tab.shot("S01T02")["status"] == "done"

@@ -125,10 +125,10 @@
     const kfs = s.keyframes.map((k) => `<figure><img src="${esc(url(k.path))}" data-full="${esc(k.path)}"` +
       ` alt="${esc(k.role)}" class="kf-img"><figcaption>${esc(k.role)}</figcaption></figure>`).join("");
     const clip = s.video ? `<div class="players"><div class="player" id="player-a">` +
-      `<video src="${esc(url(s.video.path))}" controls muted loop preload="auto"></video>` +
+      `<video src="${esc(url(s.video.path))}" controls muted loop preload="none"></video>` +
       `<div class="ctrl"><button id="fb">&#9664; frame</button><button id="ff">frame &#9654;</button>` +
       `<span id="fa">frame 0</span> <span class="meta" id="la">clip (attempt ${esc(s.video.attempt)})</span></div></div>` +
-      `<div class="player" id="player-b" hidden><video controls muted loop preload="auto"></video>` +
+      `<div class="player" id="player-b" hidden><video controls muted loop preload="metadata"></video>` +
       `<div class="ctrl"><span class="meta" id="lb"></span> <button id="close-b">close</button></div></div></div>` :
       `<p class="empty">no clip yet</p>`;
     $("detail").innerHTML = `<div class="head"><span class="id">${esc(s.id)}</span>` +
@@ -143,6 +143,8 @@
     if (v) {
       v.addEventListener("timeupdate", () => { $("fa").textContent = `frame ${Math.round(v.currentTime * fps())}`; });
       if (keep != null) v.currentTime = keep;
+      // load the clip once the reviewer stays on the shot (arrow keys held do not open every clip)
+      setTimeout(() => { if (v.isConnected && v.preload === "none") v.preload = "auto"; }, keep != null ? 0 : 150);
     }
   }
 
@@ -187,11 +189,12 @@
   }
 
   async function poll() {
-    try {
-      const r = await api(`api/state?since=${encodeURIComponent(S.stamp || "")}`);
-      if (r.status === 200 && r.body.shots) { S = r.body; render(false); }
-    } catch (e) { /* server gone: keep what is shown */ }
     setTimeout(poll, CFG.poll_ms || 1500);
+    let r;
+    try {
+      r = await api(`api/state?since=${encodeURIComponent(S.stamp || "")}`);
+    } catch (e) { return; /* server gone: keep what is shown */ }
+    if (r.status === 200 && r.body.shots) { S = r.body; render(false); }
   }
 
   function step(n) {
@@ -203,6 +206,7 @@
   function seek(frame, path, count) {
     const v = document.querySelector("#player-a video");
     if (!v) return;
+    v.preload = "auto";
     if (path && !v.src.endsWith(url(path))) { v.src = url(path); }
     const go = () => { v.pause(); v.currentTime = count ? (frame + 0.5) / count * v.duration : (frame + 0.5) / fps(); };
     if (v.readyState >= 1) go(); else v.addEventListener("loadedmetadata", go, {once: true});
@@ -269,6 +273,8 @@
   ["f-status", "f-gate"].forEach((id) => $(id).addEventListener("change", () => { renderTimeline(); move(0); }));
 
   render(true);
-  window.review = {state: () => S, selected: () => current() && current().id, target: () => target};
+  // for tests and benchmarks: the state, the selected shot, the verdict target, when the page became interactive
+  window.review = {state: () => S, selected: () => current() && current().id, target: () => target,
+    ready: performance.now()};
   if (CFG.live) setTimeout(poll, CFG.poll_ms || 1500);
 })();
