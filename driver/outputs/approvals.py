@@ -190,4 +190,7 @@ class Approvals:
         if not self._changes and self.path.exists():
             return
         changes, self._changes = self._changes, []
-        self.doc = _update(self.path, lambda doc: [self._apply(doc, c) for c in changes])
+        def apply(doc: Doc) -> None:
+            for c in changes:
+                self._apply(doc, c)
+        self.doc = _update(self.path, apply)

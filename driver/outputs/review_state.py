@@ -18,7 +18,7 @@ from driver.story.storyboard import Storyboard, load_storyboard
 from . import quality
 from .approvals import APPROVE, KEYFRAMES, RETAKE, VIDEO, Approvals
 from .manifest import Manifest
-from .records import ShotRecord
+from .records import AttemptRecord, ShotRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _gates(report: dict | None) -> list[dict]:
              "metrics": s["metrics"]} for g, s in zip(quality.gates(report), quality.summary(report), strict=True)]
 
 
-def _attempt(att: dict) -> dict[str, Any]:
+def _attempt(att: AttemptRecord) -> dict[str, Any]:
     outputs = att.get("outputs") or []
     report = att.get("gate_report")
     return {

@@ -26,6 +26,7 @@ from driver.outputs import review_state
 from driver.outputs.approvals import APPROVALS_NAME, KINDS, VERDICTS, Approvals, write_verdict
 from driver.outputs.dailies import render_page
 from driver.outputs.manifest import MANIFEST_NAME, Manifest
+from driver.story.storyboard import Storyboard
 
 COOKIE = "ap_review_token"
 MAX_NOTE = 4000
@@ -62,7 +63,7 @@ class Review:
         self.manifest = open_run(self.root)
         self.reviewer = reviewer
         self._sb_key: str | None = None
-        self._sb = None
+        self._sb: Storyboard | None = None
         self._cache: tuple[str, dict] | None = None
 
     def stamp(self) -> str:
@@ -127,7 +128,7 @@ def build_app(run_dir: Path, *, token: str | None = None, reviewer: str | None =
         sid, kind, value = body.get("shot"), body.get("kind"), body.get("verdict")
         note, version = body.get("note") or "", body.get("version")
         current = review.state()
-        if sid not in {s["id"] for s in current["shots"]}:
+        if not isinstance(sid, str) or sid not in {s["id"] for s in current["shots"]}:
             return _bad(f"unknown shot {sid!r}: this run has {', '.join(s['id'] for s in current['shots'])}")
         if kind not in KINDS or value not in VERDICTS:
             return _bad(f"unknown verdict {kind!r}={value!r}: kinds are {', '.join(KINDS)}; verdicts "
@@ -163,7 +164,7 @@ class TokenGate(BaseHTTPMiddleware):
         self.token = token
 
     def _ok(self, value: str | None) -> bool:
-        return bool(value) and hmac.compare_digest(value.encode(), self.token.encode())
+        return value is not None and hmac.compare_digest(value.encode(), self.token.encode())
 
     async def dispatch(self, request: Request, call_next) -> Response:
         if self._ok(request.query_params.get("token")):

@@ -152,6 +152,12 @@ def test_demo_review_with_the_keyboard_then_the_video_stage(comfy, chromium, tmp
         assert not tab.log.errors()
         assert other.log.errors() == ["Failed to load resource: the server responded with a status of 409 (Conflict)"]
 
+    disk = Reviewer(chromium, (run_dir / "dailies.html").as_uri())  # the shared copy, from disk, read-only
+    assert disk.js("window.review.state().shots.length") == 3 and not disk.page.query_selector(".vb")
+    assert "replace the image" in disk.shot("S02T01")["error"]
+    disk.page.wait_for_function("() => { const i = document.querySelector('.tile img'); return i.naturalWidth > 0; }")
+    assert not disk.log.errors()
+
 
 @pytest.fixture
 def wan_run(comfy, tiny_wan, tmp_path):
