@@ -12,7 +12,7 @@ Measures, in the same browser:
   processes' proportional set size (PSS, /proc);
 * sizes: the page, the state JSON, and the server's time for ``/api/state``.
 
-    python benchmarks/bench_review_page.py [--shots 300] [--attempts 3] [--keys 100]
+    python -m benchmarks.bench_review_page [--shots 300] [--attempts 3] [--keys 100]
 
 Target (issue #15): interactive under 1 s, keys responsive."""
 
@@ -23,7 +23,6 @@ import json
 import shutil
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,13 +31,11 @@ import av
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from driver.files import file_record  # noqa: E402
-from driver.outputs.manifest import Manifest  # noqa: E402
-from driver.outputs.records import MANIFEST_VERSION  # noqa: E402
-from driver.review.serve import make_server, running  # noqa: E402
-from tests.harness.browser import VIEWPORT, find_chromium, launch  # noqa: E402
+from devkit.harness.browser import VIEWPORT, find_chromium, launch
+from driver.files import file_record
+from driver.outputs.manifest import Manifest
+from driver.outputs.records import MANIFEST_VERSION
+from driver.review.serve import make_server, running
 
 GATES = ("artifact", "temporal", "keyframe_fidelity", "seam")
 

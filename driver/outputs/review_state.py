@@ -23,6 +23,7 @@ from .records import AttemptRecord, ShotRecord
 log = logging.getLogger(__name__)
 
 KEYFRAME_ROLES = ("strip", "first", "hero", "last")
+PROMPT_CHARS = 300  # per prompt on the page; the whole prompt is in the attempt's workflow file
 VIDEO_EXT = (".mp4", ".webm", ".mov", ".mkv")
 
 
@@ -59,6 +60,11 @@ def _attempt(att: AttemptRecord) -> dict[str, Any]:
     }
 
 
+def clip_prompt(text: str) -> str:
+    """A prompt as the page shows it: at most PROMPT_CHARS characters."""
+    return text if len(text) <= PROMPT_CHARS else text[:PROMPT_CHARS] + f" … ({len(text):,} characters)"
+
+
 def _jobs(rec: ShotRecord) -> list[dict]:
     return [{"id": job_id, "stage": job.get("stage"), "status": job.get("status"),
              "selected": job.get("selected_attempt"), "attempts": [_attempt(a) for a in job.get("attempts", [])]}
@@ -70,10 +76,13 @@ def _shot(sid: str, shot, rec: ShotRecord, approvals: Approvals) -> dict[str, An
     jobs = _jobs(rec)
     selected = [a for j in jobs if j["stage"] == "video" for a in j["attempts"] if a["n"] == j["selected"]]
     video = assets.get("video")
+    workflow = next((a.get("workflow_file") for j in (rec.get("jobs") or {}).values() if j.get("stage") == "video"
+                     for a in j.get("attempts", []) if a.get("attempt") == j.get("selected_attempt")), None)
     return {
         "id": sid, "approach": rec.get("approach") or (shot.approach if shot else ""),
         "duration_s": shot.duration_s if shot else None,
-        "prompts": {k: v for k, v in (shot.prompts if shot else {}).items() if v},
+        "prompts": {k: clip_prompt(v) for k, v in (shot.prompts if shot else {}).items() if v},
+        "workflow": workflow["path"] if workflow else None,  # the selected clip's submitted workflow
         "characters": list(shot.characters) if shot else [], "notes": shot.notes if shot else "",
         "status": rec.get("status", "pending"), "error": (rec.get("error") or {}).get("message"),
         "keyframes": [{"role": r, "path": assets[r]["path"]} for r in KEYFRAME_ROLES if r in assets],

@@ -17,7 +17,7 @@ from driver.cli import main
 from driver.outputs.approvals import Approvals
 from driver.review.serve import make_server, running
 from driver.story.storyboard import REPO_ROOT
-from tests.harness.browser import VIEWPORT, PageLog, find_chromium, launch
+from devkit.harness.browser import VIEWPORT, PageLog, find_chromium, launch
 from tests.integration.test_driver_wan import OPEN_GATES, tiny_wan_storyboard
 
 pytestmark = pytest.mark.integration

@@ -328,3 +328,21 @@ def test_dailies_page_links_assets_relatively_and_escapes_text(tmp_path):
     assert [g["name"] for g in gates] == ["artifact", "temporal"] and gates[1]["failed_frames"] == []
     assert '"live":false' in page  # read-only copy
     assert str(tmp_path) not in page  # opens from the run folder, wherever it is moved
+
+
+def test_dailies_page_stays_small_with_long_prompts(tmp_path):
+    """A prompt is shown clipped, with a link to the attempt's workflow file, which has it whole."""
+    from driver.outputs.dailies import _template, write_dailies
+    from driver.outputs.review_state import PROMPT_CHARS
+
+    run, server = Run(tmp_path, [dict(SHOTS[1], motion_prompt="walks " * 20_000)]), FakeServer()
+    run(FakeClient(server))
+    page = write_dailies(load_storyboard(run.sb_path), run.manifest, Approvals.load(run.run_dir)).read_text()
+    templates = sum(len(_template(n)) for n in ("review.html", "review.css", "review.js"))
+    assert len(page) < templates + 12_000 and "(120,000 characters)" in page
+    assert "walks " * (PROMPT_CHARS // 6) in page
+    video = run.job("S01T02")["attempts"][0]
+    state = json.loads(page.split('<script id="state" type="application/json">')[1].split("</script>")[0])
+    assert state["shots"][0]["workflow"] == video["workflow_file"]["path"]  # the page links it
+    assert "walks " * 20_000 in json.dumps(run.manifest.workflow(video))
+    assert len((run.run_dir / "run_manifest.json").read_text()) < 60_000  # the prompt is not in the manifest

@@ -121,7 +121,8 @@
     const keep = playing && shownKey && JSON.parse(shownKey)[0].id === s.id ? playing.currentTime : null;
     shownKey = key;
     const prompts = Object.entries(s.prompts).filter(([k]) => k !== "negative")
-      .map(([k, v]) => `<div class="prompt"><b>${esc(k)}</b>: ${esc(v)}</div>`).join("");
+      .map(([k, v]) => `<div class="prompt"><b>${esc(k)}</b>: ${esc(v)}</div>`).join("") +
+      (s.workflow ? `<div class="prompt"><a href="${esc(url(s.workflow))}">workflow</a></div>` : "");
     const kfs = s.keyframes.map((k) => `<figure><img src="${esc(url(k.path))}" data-full="${esc(k.path)}"` +
       ` alt="${esc(k.role)}" class="kf-img"><figcaption>${esc(k.role)}</figcaption></figure>`).join("");
     const clip = s.video ? `<div class="players"><div class="player" id="player-a">` +
