@@ -4,6 +4,7 @@
                                     [--stage keyframes|video|all] [--dry-run] [--max-retakes N] [--comfyui DIR]
     python -m driver validate STORYBOARD [--config FILE]
     python -m driver status RUN_DIR [--json]
+    python -m driver review RUN_DIR [--port N] [--host H] [--token T] [--by NAME] [--no-browser]
     python -m driver farm up|status|down ...   (render farm: ``driver.farm.cli``)
     python -m driver comfyui install|status|start|uninstall|where   (managed ComfyUI: ``driver.comfy.cli``)
 
@@ -62,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[common], help="summarise a run folder")
     s.add_argument("run_dir", type=Path)
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    rv = sub.add_parser("review", parents=[common],
+                        help="review a run folder in the browser (verdicts, attempts, gates)")
+    rv.add_argument("run_dir", type=Path)
+    rv.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    rv.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback; any other needs "
+                                                         "--token)")
+    rv.add_argument("--token", help="secret every request must carry (the printed URL carries it once)")
+    rv.add_argument("--by", help="reviewer name stored with each verdict (default: the OS user)")
+    rv.add_argument("--no-browser", action="store_true", help="print the URL only")
     farm_cli.add_farm_command(sub, common)
     comfy_cli.add_command(sub, common)
     return p
@@ -88,10 +98,17 @@ def _interrupt_on_termination():
 
 def _print_status(info: dict) -> None:
     print(f"run {info['run_id']}  storyboard {info['storyboard']['path']}  updated {info['updated_at']}")
+    print(f"  {'shot':<7} {'status':<16} {'approach':<20} {'keyframes':<12} {'clip':<12} attempts per job")
     for sid, s in info["shots"].items():
-        line = f"  {sid}  {s['status']:<16} {s['approach'] or '':<20} review {s['review']:<8} attempts {s['attempts']}"
+        jobs = ", ".join(f"{j} {n}" for j, n in s["attempts"].items()) or "-"
+        line = f"  {sid:<7} {s['status'] or '':<16} {s['approach'] or '':<20} {s['review'] or '-':<12} " \
+               f"{s['clip_review'] or '-':<12} {jobs}"
         print(line + (f"  ! {s['error']}" if s["error"] else ""))
-    print(f"  cut: {info['cut'] or '(not yet)'}")
+    counts = ", ".join(f"{n} {k}" for k, n in info["counts"].items())
+    print(f"  shots: {counts}")
+    cut = info["cut"]
+    held = f" (black placeholders for {', '.join(info['placeholders'])})" if info["placeholders"] else ""
+    print(f"  cut: {cut or '(not yet)'}{held}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +130,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             info = runner.status(args.run_dir)
             print(json.dumps(info, indent=1)) if args.json else _print_status(info)
             return 0
+        if args.command == "review":
+            from .review.serve import serve  # the web server only when asked for
+            return serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.by,
+                         open_browser=not args.no_browser)
         if args.command == "farm":
             return farm_cli.main(args)
         if args.command == "comfyui":

@@ -174,6 +174,28 @@ class ReviewPending(DriverError):
     precedence = 110
 
 
+class NeedsNewImage(DriverError):
+    """A retake was asked for keyframes the storyboard supplies: only a new image in the
+    storyboard can answer it (the verdict goes back to pending when the image changes)."""
+
+    code = "needs_new_image"
+    exit_code = 20
+    precedence = 105
+
+
+class StaleApprovals(DriverError):
+    """A verdict was written on a version of ``approvals.json`` that someone else has
+    changed since (another tab, reviewer or the driver): reload and decide again."""
+
+    code = "approvals_stale"
+    exit_code = 21
+    precedence = 65
+
+    def __init__(self, message: str, *, current: int):
+        self.current = current
+        super().__init__(message)
+
+
 class Cancelled(DriverError):
     """The producer stopped the run (Ctrl-C). Finished shots are kept; rerun to resume."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .errors import Cancelled, ConfigError, ReviewPending, exit_code_for
 from .farm import cli as farm_cli
 from .farm.backend import FarmOptions
 from .files import atomic_write_json
+from .outputs.approvals import VIDEO as CLIP
 from .outputs.approvals import Approvals
 from .outputs.assemble import assemble
 from .outputs.dailies import write_dailies
@@ -201,12 +203,16 @@ def status(run_dir: Path) -> dict:
     approvals = Approvals.load(Path(run_dir))
     shots = {}
     for sid, rec in sorted(manifest.data["shots"].items()):
-        attempts = sum(len(j.get("attempts", [])) for j in rec.get("jobs", {}).values())
+        attempts = {job_id.removeprefix(f"{sid}-"): len(j.get("attempts", []))
+                    for job_id, j in sorted(rec.get("jobs", {}).items())}
         shots[sid] = {"status": rec.get("status"), "approach": rec.get("approach"), "attempts": attempts,
-                      "review": approvals.verdict(sid), "assets": sorted(rec.get("assets", {})),
-                      "error": (rec.get("error") or {}).get("message")}
+                      "review": approvals.verdict(sid) if approvals.has(sid) else None,
+                      "clip_review": approvals.verdict(sid, CLIP) if approvals.has(sid, CLIP) else None,
+                      "assets": sorted(rec.get("assets", {})), "error": (rec.get("error") or {}).get("message")}
+    cut = (manifest.data.get("episode") or {}).get("cut") or {}
     return {"run_id": manifest.run_id, "storyboard": manifest.data["storyboard"], "shots": shots,
-            "cut": (manifest.data.get("episode") or {}).get("cut", {}).get("path"),
+            "counts": dict(sorted(Counter(str(s["status"]) for s in shots.values()).items())),
+            "cut": cut.get("path"), "placeholders": cut.get("placeholders") or [],
             "updated_at": manifest.data.get("updated_at")}
 
 

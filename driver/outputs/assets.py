@@ -70,10 +70,12 @@ class Assets:
         assets = self.manifest.shot(job.shot)["assets"]
         return all(file_intact(self.run_dir, assets.get(r)) for r in job.outputs)
 
-    def record_given_keyframes(self, shot: Shot, jobs: list[Job]) -> None:
+    def record_given_keyframes(self, shot: Shot, jobs: list[Job]) -> bool:
         """Copy the storyboard's own keyframe images of this shot into ``keyframes/``
-        under the asset names, so the run folder (and its dailies page) is complete."""
+        under the asset names, so the run folder (and its dailies page) is complete.
+        True when an image was new or changed."""
         assets = self.manifest.shot(shot.id)["assets"]
+        changed = False
         for inp in {i.role: i for j in jobs for i in j.inputs if i.file}.values():
             src = Path(str(inp.file))
             rec = assets.get(inp.role)
@@ -85,6 +87,8 @@ class Assets:
                                                             ext=src.suffix.lstrip(".").lower())
             place(src, dest)
             assets[inp.role] = FileRecord(**file_record(self.run_dir, dest), source=str(src))
+            changed = True
+        return changed
 
     def select(self, job: Job, rec: JobRecord, att: AttemptRecord, status: Status) -> None:
         """Make ``att``'s files the shot's assets (hard link, else copy; atomic)."""

@@ -1,115 +1,58 @@
-"""``dailies.html``: one self-contained page in the run folder (opens from disk, no
-server) with, per shot, its keyframes, its clip, its gate numbers, attempts, status
-and review verdict, plus the episode cut. Links are relative to the run folder."""
+"""The review page, from one set of templates (``page/review.html``, ``.css``, ``.js``:
+plain HTML, CSS and JavaScript, no build step, nothing fetched from elsewhere):
+
+* ``dailies.html`` in the run folder: the page with the run's state embedded, read-only,
+  opening from disk (links relative to the run folder) for sharing;
+* the review app (``python -m driver review``) serves the same page live: verdicts,
+  updates while a run is in progress.
+
+The state (:mod:`driver.outputs.review_state`) goes into the page as JSON inside a
+``<script type="application/json">`` with ``<``, ``>`` and ``&`` escaped, so no text of a
+storyboard can close the script or inject markup; the page escapes every value it shows."""
 
 from __future__ import annotations
 
 import html
+import json
+import re
+from functools import cache
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from driver.files import atomic_write_text, now
+from driver.files import atomic_write_text
 from driver.story.storyboard import Storyboard
 
-from . import quality
+from . import review_state
+from .approvals import Approvals
+from .manifest import Manifest
 
 DAILIES_NAME = "dailies.html"
-KEYFRAME_ROLES = ("strip", "first", "hero", "last")
-PROMPT_CHARS = 300  # per prompt on the page; the whole prompt is in the attempt's workflow file
-
-CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;background:#16161c;color:#e8e8ee}
-h1{font-size:20px;margin:0 0 4px} .sub{color:#9a9ab0;margin-bottom:18px}
-.shot{border:1px solid #33334a;border-radius:8px;padding:12px;margin:0 0 16px;background:#1e1e28}
-.head{display:flex;gap:12px;align-items:baseline;flex-wrap:wrap} .id{font-weight:700;font-size:16px}
-.badge{padding:1px 8px;border-radius:10px;font-size:12px;background:#33334a}
-.done,.approve,.pass{background:#1f5f3a} .failed,.quality_failed,.retake,.fail{background:#7a2430}
-.awaiting_review,.pending{background:#6b5a1a}
-.media{display:flex;gap:10px;flex-wrap:wrap;margin:10px 0} figure{margin:0}
-figcaption{font-size:11px;color:#9a9ab0} img{max-height:220px;border-radius:4px} video{max-height:260px}
-table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #33334a;padding:2px 6px;text-align:left}
-.err{color:#ff9a9a;white-space:pre-wrap} .prompt{color:#b8b8cc;font-size:12px}
-"""
 
 
-def _e(x) -> str:
-    return html.escape(str(x), quote=True)
+@cache
+def _template(name: str) -> str:
+    return resources.files(__package__).joinpath("page", name).read_text(encoding="utf-8")
 
 
-def _clip(text: str) -> str:
-    """A prompt as the page shows it: escaped, at most PROMPT_CHARS characters."""
-    return _e(text if len(text) <= PROMPT_CHARS else text[:PROMPT_CHARS] + f" … ({len(text):,} characters)")
+def _script_json(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c") \
+        .replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _blank(x) -> str:
-    return "" if x is None else str(x)
+def render_page(state: dict, *, live: bool, base: str = "", fps: float | None = None) -> str:
+    """The page for ``state``: ``live`` (the app: verdicts, polling) or a read-only copy;
+    ``base`` is prefixed to the run folder's relative paths."""
+    title = f"{state.get('project') or ''} EP{int(state.get('episode') or 0):03d} dailies"
+    config = {"live": live, "base": base, "fps": fps, "poll_ms": 1500}
+    values = {"CSS": _template("review.css"), "CONFIG": _script_json(config), "STATE": _script_json(state),
+              "TITLE": html.escape(title), "JS": _template("review.js")}
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: values[m[1]], _template("review.html"))  # one pass
 
 
-def _badge(text: str) -> str:
-    return f'<span class="badge {_e(text)}">{_e(text)}</span>'
-
-
-def _gates(report: dict | None) -> str:
-    rows = quality.summary(report)
-    if not rows:
-        return ""
-    body = "".join(
-        f"<tr><td>{_e(g['name'])}</td><td>{_badge('pass' if g['passed'] else 'fail')}</td>"
-        f"<td>{_e(', '.join(f'{k}={v:.4g}' for k, v in g['metrics'].items()))}</td></tr>" for g in rows)
-    return f"<table><tr><th>gate</th><th></th><th>metrics</th></tr>{body}</table>"
-
-
-def _attempts(rec: dict) -> str:
-    rows = []
-    for job_id, job in sorted((rec.get("jobs") or {}).items()):
-        for a in job.get("attempts", []):
-            t = a.get("timings") or {}
-            rows.append(f"<tr><td>{_e(job_id)}</td><td>a{a['attempt']}</td><td>{_e(a.get('seed'))}</td>"
-                        f"<td>{_badge(a.get('status', '?'))}</td><td>{_e(_blank(a.get('score')))}</td>"
-                        f"<td>{_e(_blank(t.get('execution_s')))}</td></tr>")
-    if not rows:
-        return ""
-    return ("<details><summary>attempts</summary><table><tr><th>job</th><th>attempt</th><th>seed</th>"
-            f"<th>status</th><th>score</th><th>exec s</th></tr>{''.join(rows)}</table></details>")
-
-
-def _shot(shot, rec: dict, verdict: str | None) -> str:
-    assets = rec.get("assets") or {}
-    media = [f'<figure><img src="{_e(assets[r]["path"])}" alt="{r}"><figcaption>{r}</figcaption></figure>'
-             for r in KEYFRAME_ROLES if r in assets]
-    if "video" in assets:
-        media.append(f'<figure><video src="{_e(assets["video"]["path"])}" controls loop muted preload="metadata">'
-                     f'</video><figcaption>clip (attempt {assets["video"].get("attempt")})</figcaption></figure>')
-    video_job = (rec.get("jobs") or {}).get(f"{shot.id}-video") or {}
-    selected = next((a for a in video_job.get("attempts", []) if a["attempt"] == video_job.get("selected_attempt")),
-                    None)
-    err = rec.get("error") or {}
-    prompts = " | ".join(f"{k}: {_clip(v)}" for k, v in shot.prompts.items() if v and k != "negative")
-    if selected and selected.get("workflow_file"):
-        prompts += f' <a href="{_e(selected["workflow_file"]["path"])}">workflow</a>'
-    review = f" review {_badge(verdict)}" if verdict else ""
-    return (
-        f'<div class="shot" id="{shot.id}"><div class="head"><span class="id">{shot.id}</span>'
-        f"{_badge(rec.get('status', 'pending'))}{review}"
-        f"<span>{_e(shot.approach)} · {shot.duration_s:g} s · seed {shot.seed} · "
-        f"{_e('-'.join(shot.characters) or 'no character')}</span></div>"
-        f'<div class="prompt">{prompts}</div><div class="media">{"".join(media) or "<i>no images yet</i>"}</div>'
-        f"{_gates(selected.get('gate_report') if selected else None)}{_attempts(rec)}"
-        + (f'<div class="err">{_e(err.get("code"))}: {_e(err.get("message"))}</div>' if err else "")
-        + "</div>")
-
-
-def write_dailies(sb: Storyboard, manifest, approvals) -> Path:
-    shots = manifest.data.get("shots", {})
-    cut = (manifest.data.get("episode") or {}).get("cut")
-    cut_html = (f'<h2>Episode cut</h2><video src="{_e(cut["path"])}" controls preload="metadata" '
-                f'style="max-height:360px"></video>' if cut else "")
-    body = "".join(_shot(s, shots.get(s.id, {}), approvals.verdict(s.id) if s.id in approvals.entries else None)
-                   for s in sb.shots)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(sb.project)} EP{sb.episode:03d} dailies"
-            f"</title><style>{CSS}</style></head><body><h1>{_e(sb.project)} EP{sb.episode:03d} "
-            f"{_e(sb.title)}</h1><div class='sub'>run {_e(manifest.run_id)} · updated {_e(now())} · verdicts go in "
-            f"approvals.json (approve / retake / pending)</div>{cut_html}<h2>Shots</h2>{body}</body></html>\n")
+def write_dailies(sb: Storyboard, manifest: Manifest, approvals: Approvals) -> Path:
+    state = review_state.build(manifest, approvals, sb)
     path = manifest.run_dir / DAILIES_NAME
-    atomic_write_text(path, page)
+    atomic_write_text(path, render_page(state, live=False, fps=sb.delivery.fps))
     manifest.data["episode"]["dailies"] = DAILIES_NAME
     return path

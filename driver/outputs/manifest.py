@@ -4,13 +4,13 @@ atomically (temp file, fsync, rename) after every change.
 Layout (the records are typed in :mod:`driver.outputs.records`, which also keeps the format's
 history)::
 
-    {"manifest_version": 2, "run_id", "created_at", "updated_at",
+    {"manifest_version": 3, "run_id", "created_at", "updated_at",
      "driver": {"version", "git_commit", "python"},
      "storyboard": {"path", "sha256", "project", "episode"},
      "config": {"sha256", "data"},
      "shots": {"S01T01": {"approach", "status", "error", "keyframe_round", "assets": {role: file},
                "jobs": {"S01T01-video": {"stage", "template", "spec_sha256", "status", "selected_attempt",
-                                          "attempts": [attempt, ...]}}}},
+                                          "retake_from", "attempts": [attempt, ...]}}}},
      "episode": {"cut": file, "dailies": "dailies.html"}, "farm": {...}}
 
     attempt = {"attempt", "seed", "prompt_id", "server", "client_id", "workflow_sha256", "workflow_file": file,

@@ -7,7 +7,9 @@ Format history (``manifest_version``; the driver reads every earlier version):
 1. attempts carry the submitted workflow inline (``workflow``).
 2. the workflow moved to a per-attempt file beside the outputs (``workflow_file``: a
    file record of ``attempts/<job id>_a<n>.workflow.json``); v1 attempts keep theirs
-   inline until they are submitted again."""
+   inline until they are submitted again.
+3. jobs may carry ``retake_from``: the first attempt of the series a reviewer's clip
+   retake started (earlier attempts are kept and stay playable)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from typing import Any, TypedDict
 
 from driver.files import FileRecord
 
-MANIFEST_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+MANIFEST_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class Status(str, Enum):
@@ -75,6 +77,7 @@ class JobRecord(TypedDict, total=False):
     spec_sha256: str
     status: Status
     selected_attempt: int | None
+    retake_from: int                        # version 3
     attempts: list[AttemptRecord]
     superseded: list[dict[str, Any]]
 

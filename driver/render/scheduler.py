@@ -21,10 +21,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from driver.errors import DriverError, ExecutionFailed, OutputMissing, PromptRejected, QualityFailed
+from driver.errors import DriverError, ExecutionFailed, NeedsNewImage, OutputMissing, PromptRejected, QualityFailed
 from driver.files import atomic_write_json, file_intact, file_record, now, sha256_file
 from driver.outputs import quality
 from driver.outputs.approvals import APPROVE, PENDING, RETAKE, Approvals
+from driver.outputs.approvals import VIDEO as CLIP
 from driver.outputs.assets import Assets
 from driver.outputs.manifest import Manifest
 from driver.outputs.records import AttemptRecord, JobRecord, ShotRecord, Status
@@ -135,7 +136,12 @@ class Scheduler:
             return
         rec.update({"status": Status.KEYFRAMES_DONE, "error": None})
         video_jobs = [j for j in jobs if j.stage == VIDEO]
-        self._run_jobs(video_jobs)
+        clip_retake = self.approvals.verdict(shot.id, CLIP) == RETAKE
+        if clip_retake:
+            log.info("%s: clip retake asked: rendering it again with a new seed", shot.id)
+        self._run_jobs(video_jobs, retake=clip_retake)
+        if clip_retake:
+            self.approvals.set(shot.id, PENDING, CLIP)
         for j in video_jobs:
             record = self.manifest.job(shot.id, j)
             if record["status"] == Status.QUALITY_FAILED:
@@ -150,35 +156,42 @@ class Scheduler:
         self.result.pending_review.append(shot.id)
 
     def _retake_keyframes(self, shot: Shot, rec: ShotRecord) -> None:
+        """Generated keyframes are rendered again (next round, new seeds) for review;
+        storyboard images can only be replaced in the storyboard: until they are, the shot
+        fails with ``needs_new_image`` (once replaced, the new image goes to review)."""
         generated = [j for j in self.jobs_for(shot) if j.template in (T2I_SDXL, T2I_UNET)]
         if not generated:
-            log.warning("%s: retake asked, but its keyframes are storyboard images; change them in the storyboard",
-                        shot.id)
+            if not self.assets.record_given_keyframes(shot, self.jobs_for(shot)):
+                raise _ShotFailed(NeedsNewImage(
+                    f"retake asked for keyframes the storyboard supplies ({', '.join(sorted(shot.keyframes))}); "
+                    f"replace the image(s) in {shot.path}.keyframes and run again", shot=shot.id))
         else:
             rec["keyframe_round"] = rec.get("keyframe_round", 1) + 1
             log.info("%s: re-rendering keyframes (round %d)", shot.id, rec["keyframe_round"])
             self._jobs[shot.id] = self.plan_shot(shot, rec["keyframe_round"])
             self._run_jobs([j for j in self.jobs_for(shot) if j.stage == KEYFRAMES])
         self.approvals.set(shot.id, PENDING)
-        self._hold_for_review(shot, rec, "keyframes were re-rendered for review")
+        self._hold_for_review(shot, rec, "new keyframes wait for review")
 
     # ------------------------------------------------------------------ jobs
-    def _run_jobs(self, jobs: list[Job]) -> bool:
-        """Ensure every job is done; True when anything was rendered."""
+    def _run_jobs(self, jobs: list[Job], retake: bool = False) -> bool:
+        """Ensure every job is done (``retake``: rendered again after its last attempt);
+        True when anything was rendered."""
         rendered = False
         for job in jobs:
-            rendered |= self._ensure(job)
+            rendered |= self._ensure(job, retake)
         return rendered
 
     def _intact(self, job: Job, rec: JobRecord) -> bool:
         """Done, with every asset file as recorded. A quality-failed job counts as done
         unless a higher ``--max-retakes`` allows more attempts than it had."""
         status = rec.get("status")
-        if status == Status.QUALITY_FAILED and len(rec["attempts"]) < 1 + self.max_retakes:
+        tried = len(rec["attempts"]) - rec.get("retake_from", 1) + 1
+        if status == Status.QUALITY_FAILED and tried < 1 + self.max_retakes:
             return False
         return status in (Status.DONE, Status.QUALITY_FAILED) and self.assets.outputs_intact(job)
 
-    def _ensure(self, job: Job) -> bool:
+    def _ensure(self, job: Job, retake: bool = False) -> bool:
         rec = self.manifest.job(job.shot, job)
         try:
             files = self.assets.input_files(job)
@@ -187,23 +200,27 @@ class Scheduler:
         names = self.executor.input_names(files)
         spec = self.compiler.compile(job, 1, names).sha256
         if rec.get("spec_sha256") == spec and self._intact(job, rec):
-            self.reporter.job_skipped(job.id, "unchanged, outputs intact: skipped")
-            self.result.skipped += 1
-            return False
+            if not retake:
+                self.reporter.job_skipped(job.id, "unchanged, outputs intact: skipped")
+                self.result.skipped += 1
+                return False
+            rec["retake_from"] = len(rec["attempts"]) + 1  # a reviewer's retake: old attempts kept
         if rec.get("spec_sha256") not in (None, spec) and rec["attempts"]:
             rec.setdefault("superseded", []).append({"spec_sha256": rec["spec_sha256"], "attempts": rec["attempts"]})
             rec["attempts"] = []
+            rec.pop("retake_from", None)
         rec.update({"spec_sha256": spec, "status": Status.PENDING, "selected_attempt": None})
         self.executor.upload(files)
         inputs = [{"role": r, "source": str(p), "sha256": sha256_file(p), "uploaded_as": names[r]}
                   for r, p in files.items()]
+        first = rec.get("retake_from", 1)
         max_attempts = 1 + self.max_retakes if job.gated else 1
-        for n in range(1, max_attempts + 1):
+        for n in range(first, first + max_attempts):
             att = self._attempt(job, rec, n, names, inputs)
             if not job.gated or att["passed"]:
                 self.assets.select(job, rec, att, Status.DONE)
                 return True
-        best = max((a for a in rec["attempts"] if a["status"] == Status.GATE_FAILED and a["outputs"]),
+        best = max((a for a in rec["attempts"][first - 1:] if a["status"] == Status.GATE_FAILED and a["outputs"]),
                    key=lambda a: a["score"] or 0.0, default=None)
         if best is None:
             rec["status"] = Status.QUALITY_FAILED

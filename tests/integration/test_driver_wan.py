@@ -42,7 +42,9 @@ def render(comfy, tmp_path, sb_dir, doc: dict, cfg: dict) -> tuple[int, dict, ob
     return code, json.loads((run_dir / "run_manifest.json").read_text()), run_dir
 
 
-def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
+def tiny_wan_storyboard(tmp_path, tiny_wan, open_gates=OPEN_GATES):
+    """A standard FLF shot (gates opened: passes) and a split FLF shot (default gates:
+    fails, retaken once), with their storyboard keyframes; (storyboard path, config path)."""
     sb_dir = tmp_path / "sb"
     sb_dir.mkdir()
     for i, role in enumerate(("first", "hero", "last")):
@@ -56,9 +58,20 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
                 "motion_prompt": "moves", "keyframes": kf}]}
     cfg = yaml.safe_load((REPO_ROOT / "configs" / "test_tiny_wan.yaml").read_text())
     assert cfg["model_profiles"]["tiny_wan"]["video"]["unet_high"] == tiny_wan["high"]
-    cfg["template_overrides"] = {"wan22_flf": {k: v for k, v in OPEN_GATES.items() if k != "Seam Gate"}}
+    cfg["template_overrides"] = {"wan22_flf": {k: v for k, v in open_gates.items() if k != "Seam Gate"}}
     cfg["retakes"] = {"max_retakes": 1}
-    code, m, run_dir = render(comfy, tmp_path, sb_dir, doc, cfg)
+    (sb_dir / "tiny.json").write_text(json.dumps(doc))
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    return sb_dir / "tiny.json", tmp_path / "cfg.yaml"
+
+
+def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
+    sb_path, cfg_path = tiny_wan_storyboard(tmp_path, tiny_wan)
+    run_dir = tmp_path / "run"
+
+    code = main(["run", str(sb_path), "--server", comfy.url, "--config", str(cfg_path),
+                 "--out", str(run_dir), "--plain"])
+    m = json.loads((run_dir / "run_manifest.json").read_text())
 
     def workflow(att: dict) -> dict:  # the submitted workflow, in its file beside the outputs
         return json.loads((run_dir / att["workflow_file"]["path"]).read_text())

@@ -65,13 +65,25 @@ def test_no_server_says_so_and_how_to_start_one(tmp_path, caplog, monkeypatch):
 def test_status(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     (tmp_path / "run_manifest.json").write_text(json.dumps({
-        "manifest_version": 1, "run_id": "R", "storyboard": {"path": "x"}, "episode": {},
-        "shots": {"S01T01": {"status": "done", "approach": "held_frame_static", "jobs": {"j": {"attempts": [{}]}},
-                             "assets": {"video": {}}}}}))
+        "manifest_version": 1, "run_id": "R", "storyboard": {"path": "x"},
+        "episode": {"cut": {"path": "X_cut.mp4", "placeholders": ["S01T02"]}},
+        "shots": {"S01T01": {"status": "done", "approach": "held_frame_static",
+                             "jobs": {"S01T01-kf": {"attempts": [{}]}, "S01T01-video": {"attempts": [{}, {}, {}]}},
+                             "assets": {"video": {}}},
+                  "S01T02": {"status": "failed", "approach": "wan_flf", "jobs": {}}}}))
     assert main(["status", str(tmp_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["shots"]["S01T01"] == {"status": "done", "approach": "held_frame_static", "attempts": 1,
-                                       "review": "pending", "assets": ["video"], "error": None}
+    assert info["shots"]["S01T01"] == {"status": "done", "approach": "held_frame_static",
+                                       "attempts": {"kf": 1, "video": 3}, "review": None, "clip_review": None,
+                                       "assets": ["video"], "error": None}
+    assert info["counts"] == {"done": 1, "failed": 1} and info["placeholders"] == ["S01T02"]
+    (tmp_path / "approvals.json").write_text(json.dumps({"S01T01": "approve"}))  # the first format
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["shot", "status", "approach", "keyframes", "clip", "attempts", "per", "job"]
+    assert out[2].split() == ["S01T01", "done", "held_frame_static", "approve", "-", "kf", "1,", "video", "3"]
+    assert "review pending" not in "\n".join(out) and out[-2].strip() == "shots: 1 done, 1 failed"
+    assert out[-1].strip() == "cut: X_cut.mp4 (black placeholders for S01T02)"
 
 
 def _info(missing=()):

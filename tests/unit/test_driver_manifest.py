@@ -75,7 +75,10 @@ def test_approvals_format(tmp_path):
     assert (a.verdict("S01T01"), a.verdict("S02T01"), a.verdict("S09T09")) == ("approve", "retake", "pending")
     a.set("S02T01", "pending")
     a.save()
-    assert json.loads((tmp_path / "approvals.json").read_text())["S02T01"] == {"verdict": "pending", "note": "eyes"}
+    saved = json.loads((tmp_path / "approvals.json").read_text())
+    assert saved["version"] == 1 and saved["shots"]["S01T01"] == {"keyframes": {"verdict": "approve"}}
+    entry = saved["shots"]["S02T01"]["keyframes"]
+    assert (entry["verdict"], entry["note"], entry["by"]) == ("pending", "eyes", "driver")
     (tmp_path / "approvals.json").write_text(json.dumps({"S01T01": "yes", "shot1": "approve"}))
     with pytest.raises(ConfigError) as err:
         Approvals.load(tmp_path)

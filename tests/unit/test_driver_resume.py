@@ -204,8 +204,9 @@ def test_review_stop_keyframes_then_video_with_verdicts(tmp_path):
     run, server = Run(tmp_path, SHOTS), FakeServer()
     result = run(FakeClient(server), stage="keyframes")
     assert not any("-video-" in p for p in server.submitted)
-    approvals = json.loads((run.run_dir / "approvals.json").read_text())
-    assert approvals == {"S01T01": "pending", "S01T02": "pending", "S02T01": "pending"}
+    approvals = Approvals.load(run.run_dir)
+    assert {sid: approvals.verdict(sid) for sid in approvals.entries} == {sid: "pending" for sid in
+                                                                         ("S01T01", "S01T02", "S02T01")}
     assert run.shot("S01T02")["status"] == "awaiting_review"
 
     result = run(FakeClient(server), stage="video")
@@ -219,7 +220,75 @@ def test_review_stop_keyframes_then_video_with_verdicts(tmp_path):
     assert run.shot("S01T01")["status"] == "done" and "video" in run.shot("S01T01")["assets"]
     assert "video" not in run.shot("S01T02")["assets"]
     assert run.job("S01T02", "kf-first")["attempts"][0]["seed"] == derive_seed(kf_seed, 2)
-    assert Approvals.load(run.run_dir).entries["S01T02"] == {"verdict": "pending", "note": "off model"}
+    entry = Approvals.load(run.run_dir).entry("S01T02")
+    assert (entry["verdict"], entry["note"]) == ("pending", "off model")
+
+
+def _verdicts(run, **shots):
+    """Verdicts as the review app writes them: ``S01T01=("approve", "retake")`` (keyframes, clip)."""
+    from driver.outputs.approvals import write_verdict
+
+    for sid, (kf, clip) in shots.items():
+        for kind, v in (("keyframes", kf), ("video", clip)):
+            if v:
+                write_verdict(run.run_dir, sid, kind, v, expected=Approvals.load(run.run_dir).version, note="x")
+
+
+def test_a_clip_retake_renders_a_new_attempt_with_a_new_seed_and_keeps_the_old(tmp_path):
+    run, server = Run(tmp_path, SHOTS[1:2]), FakeServer()
+    run(FakeClient(server), stage="keyframes")
+    _verdicts(run, S01T02=("approve", None))
+    assert run(FakeClient(server), stage="video").rendered == 1
+    first = run.job("S01T02")["attempts"][0]
+    _verdicts(run, S01T02=(None, "retake"))
+    result = run(FakeClient(server), stage="video")
+    job = run.job("S01T02")
+    assert result.rendered == 1 and [a["attempt"] for a in job["attempts"]] == [1, 2]
+    assert job["attempts"][0] == first and job["attempts"][1]["seed"] != first["seed"]
+    assert job["selected_attempt"] == 2 and job["retake_from"] == 2
+    assert run.shot("S01T02")["assets"]["video"]["attempt"] == 2
+    assert Approvals.load(run.run_dir).verdict("S01T02", "video") == "pending"  # the new clip waits for review
+    assert run(FakeClient(server), stage="video").rendered == 0  # judged once: not again
+
+
+def test_a_clip_retake_interrupted_resumes_the_retake(tmp_path):
+    run, server = Run(tmp_path, SHOTS[1:2]), FakeServer()
+    run(FakeClient(server))
+    _verdicts(run, S01T02=("approve", "retake"))
+    class SecondAttempt(set):
+        def __contains__(self, prompt_id):
+            return "-video-a2" in prompt_id
+
+    with pytest.raises(LostContact):
+        run(FakeClient(server, lose_after_submit=SecondAttempt({"a2"})), stage="video")
+    assert Manifest.load(run.run_dir).data["shots"]["S01T02"]["jobs"]["S01T02-video"]["retake_from"] == 2
+    run(FakeClient(server), stage="video")
+    job = run.job("S01T02")
+    assert job["selected_attempt"] == 2 and len(job["attempts"]) == 2
+
+
+def test_a_retake_of_storyboard_keyframes_asks_for_a_new_image_once(tmp_path, caplog):
+    run, server = Run(tmp_path, SHOTS[:1]), FakeServer()
+    run(FakeClient(server), stage="keyframes")
+    _verdicts(run, S01T01=("retake", None))
+    result = run(FakeClient(server), stage="video")
+    err = result.failures["S01T01"]
+    assert err["code"] == "needs_new_image" and "shots[0].keyframes" in err["message"]
+    assert result.pending_review == [] and run.shot("S01T01")["status"] == "failed"
+    assert sum("supplies" in r.getMessage() for r in caplog.records) == 1
+    assert "retake asked, but" not in caplog.text
+    png(tmp_path / "sb" / "still.png", colour=(10, 200, 30))  # the producer replaces the image
+    result = run(FakeClient(server), stage="video")
+    assert not result.failures and result.pending_review == ["S01T01"]
+    assert Approvals.load(run.run_dir).verdict("S01T01") == "pending"
+
+
+def test_needs_review_holds_the_shot_like_pending(tmp_path):
+    run, server = Run(tmp_path, SHOTS[1:2]), FakeServer()
+    run(FakeClient(server), stage="keyframes")
+    _verdicts(run, S01T02=("needs_review", None))
+    result = run(FakeClient(server), stage="video")
+    assert result.pending_review == ["S01T02"] and "video" not in run.shot("S01T02")["assets"]
 
 
 def test_storyboard_keyframes_are_copied_into_the_run_folder(tmp_path):
@@ -248,22 +317,32 @@ def test_dailies_page_links_assets_relatively_and_escapes_text(tmp_path):
     run(FakeClient(server), stage="keyframes")
     run(FakeClient(server))
     page = write_dailies(load_storyboard(run.sb_path), run.manifest, Approvals.load(run.run_dir)).read_text()
-    assert "<script>" not in page and "&lt;script&gt;" in page
-    assert 'src="keyframes/TST_EP007_S01_T02_NOCHAR_first.png"' in page
-    assert 'src="clips/TST_EP007_S02_T01_NOCHAR_video.mp4"' in page
-    assert "temporal" in page and "review <span" in page
+    assert "<script>alert" not in page and "\\u003cscript\\u003ealert(1)" in page  # inside the JSON, inert
+    state = json.loads(page.split('<script id="state" type="application/json">')[1].split("</script>")[0])
+    s1, s2 = state["shots"]
+    assert s1["keyframes"][0] == {"role": "first", "path": "keyframes/TST_EP007_S01_T02_NOCHAR_first.png"}
+    assert s2["video"]["path"] == "clips/TST_EP007_S02_T01_NOCHAR_video.mp4"
+    assert s1["prompts"]["motion"] == "<script>alert(1)</script>"
+    assert s1["verdicts"]["keyframes"]["verdict"] == "pending"
+    gates = next(j for j in s1["jobs"] if j["stage"] == "video")["attempts"][0]["gates"]
+    assert [g["name"] for g in gates] == ["artifact", "temporal"] and gates[1]["failed_frames"] == []
+    assert '"live":false' in page  # read-only copy
     assert str(tmp_path) not in page  # opens from the run folder, wherever it is moved
 
 
 def test_dailies_page_stays_small_with_long_prompts(tmp_path):
     """A prompt is shown clipped, with a link to the attempt's workflow file, which has it whole."""
-    from driver.outputs.dailies import PROMPT_CHARS, write_dailies
+    from driver.outputs.dailies import _template, write_dailies
+    from driver.outputs.review_state import PROMPT_CHARS
 
     run, server = Run(tmp_path, [dict(SHOTS[1], motion_prompt="walks " * 20_000)]), FakeServer()
     run(FakeClient(server))
     page = write_dailies(load_storyboard(run.sb_path), run.manifest, Approvals.load(run.run_dir)).read_text()
-    assert len(page) < 20_000 and "(120,000 characters)" in page and "walks " * (PROMPT_CHARS // 6) in page
+    templates = sum(len(_template(n)) for n in ("review.html", "review.css", "review.js"))
+    assert len(page) < templates + 12_000 and "(120,000 characters)" in page
+    assert "walks " * (PROMPT_CHARS // 6) in page
     video = run.job("S01T02")["attempts"][0]
-    assert f'href="{video["workflow_file"]["path"]}"' in page
+    state = json.loads(page.split('<script id="state" type="application/json">')[1].split("</script>")[0])
+    assert state["shots"][0]["workflow"] == video["workflow_file"]["path"]  # the page links it
     assert "walks " * 20_000 in json.dumps(run.manifest.workflow(video))
     assert len((run.run_dir / "run_manifest.json").read_text()) < 60_000  # the prompt is not in the manifest
