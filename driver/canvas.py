@@ -34,8 +34,8 @@ CANVAS = (1536, 922)  # its canvas (frontend 1.27: side bar 64 px, tabs and menu
 MINIMAP = (1536 - 300, 922 - 290)  # the minimap covers the canvas right and below this corner
 MARGIN = 24
 COL_GAP, ROW_GAP, GROUP_PAD, GROUP_TITLE, TITLE_H = 36, 36, 16, 44, 30
-_LOAD = ("LoadImage", "LoadVideo", "AP_LoraStack", "AP_LoraStackFromRegistry", "AP_ApplyLoraStack",
-         "AP_ApplyLoraStackWan22", "ModelSamplingSD3", "ModelSamplingAuraFlow")
+_LOAD = ("LoadImage", "LoadVideo", "AP_LoadInterpolator", "AP_LoraStack", "AP_LoraStackFromRegistry",
+         "AP_ApplyLoraStack", "AP_ApplyLoraStackWan22", "ModelSamplingSD3", "ModelSamplingAuraFlow")
 _RENDER = ("CLIPTextEncode", "EmptyLatentImage", "EmptySD3LatentImage", "KSampler", "VAEDecode")
 _VIDEO = ("WanFirstLastFrameToVideo", "KSamplerAdvanced", "AP_FLFChainConcat", "AP_HeldFramePush",
           "ImageScale", "RepeatImageBatch")

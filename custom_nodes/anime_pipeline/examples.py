@@ -35,7 +35,8 @@ def _official(base: str, folder: str, *names: str) -> dict[str, tuple[str, str]]
 
 
 # file name (the loader's widget value) -> (models folder, official source; None for the
-# artist's own files, which no one can download). Sources as in ComfyUI's own templates.
+# artist's own files, which no one can download). Sources as in ComfyUI's own templates,
+# or the model's own release for files those do not name.
 MODEL_SOURCES: dict[str, tuple[str, str | None]] = {
     **_official(_WAN22, "diffusion_models", "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
                 "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"),
@@ -49,6 +50,12 @@ MODEL_SOURCES: dict[str, tuple[str, str | None]] = {
     **_official(_QWEN, "vae", "qwen_image_vae.safetensors"),
     "sd_xl_base_1.0.safetensors":
         ("checkpoints", _HF + "stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"),
+    # Real-ESRGAN's anime video upscaler, a release asset of the official repository.
+    "realesr-animevideov3.pth":
+        ("upscale_models", "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-animevideov3.pth"),
+    # RIFE 4.9, from the release ComfyUI-Frame-Interpolation downloads its RIFE checkpoints from first.
+    "rife49.pth":
+        ("interpolation", "https://github.com/styler00dollar/VSGAN-tensorrt-docker/releases/download/models/rife49.pth"),
     "characters/jinx_wan22_i2v_high_noise.safetensors": ("loras", None),
     "characters/jinx_wan22_i2v_low_noise.safetensors": ("loras", None),
 }

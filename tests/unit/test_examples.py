@@ -24,7 +24,10 @@ from PIL import Image
 from driver import canvas, ui_export
 
 EXAMPLES = sorted(EXAMPLE_WORKFLOWS.glob("*.json"))
-MODEL_FOLDERS = {"checkpoints", "diffusion_models", "text_encoders", "vae", "loras", "clip_vision"}
+MODEL_FOLDERS = {"checkpoints", "diffusion_models", "text_encoders", "vae", "loras", "clip_vision", "upscale_models",
+                 "interpolation"}
+# Official sources: Hugging Face repositories, or a GitHub release asset for files published only there.
+OFFICIAL_HOSTS = ("https://huggingface.co/", "https://github.com/")
 ids = [p.stem for p in EXAMPLES]
 
 
@@ -86,7 +89,8 @@ def test_every_model_file_is_named_for_the_missing_models_dialog(path):
                     for f in files if MODEL_SOURCES[f][1]]
         assert listed == expected, f"node {node['id']} {node['type']}"
         for entry in listed:
-            assert entry["directory"] in MODEL_FOLDERS and entry["url"].startswith("https://huggingface.co/")
+            assert entry["directory"] in MODEL_FOLDERS and entry["url"].startswith(OFFICIAL_HOSTS)
+            assert not entry["url"].startswith("https://github.com/") or "/releases/download/" in entry["url"]
             assert entry["url"].endswith("/" + entry["name"].rsplit("/", 1)[-1])
         assert all(f"`{MODEL_SOURCES[f][0]}/{f}`" in note for f in files)
     for f in examples.sibling_files(wf["nodes"]):
