@@ -5,6 +5,8 @@
     python -m driver validate STORYBOARD [--config FILE]
     python -m driver status RUN_DIR [--json]
     python -m driver farm up|status|down ...   (render farm: ``driver.farm.cli``)
+    python -m driver enhance INPUT --out OUTPUT [--fps F | --fps-multiplier M] [--scale S] [--preset P] ...
+                                               (video files: ``driver.enhance.cli``)
 
 Exit codes: one per class of error (``driver.errors``; table in the README)."""
 
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, runner
+from .enhance import cli as enhance_cli
 from .errors import DriverError
 from .farm import cli as farm_cli
 from .progress import RichReporter, make_reporter, setup_logging
@@ -56,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", type=Path)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     farm_cli.add_farm_command(sub, common)
+    enhance_cli.add_command(sub, common)
     return p
 
 
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "farm":
             return farm_cli.main(args)
+        if args.command == "enhance":
+            return enhance_cli.main(args)
         opts = runner.RunOptions(args.storyboard, args.config, args.server, args.out, args.only, args.stage,
                                  args.dry_run, args.max_retakes, args.comfyui,
                                  farm=farm_cli.options_from_args(args, args.server))

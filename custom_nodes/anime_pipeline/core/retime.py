@@ -77,18 +77,53 @@ def _copy(k: int, p: Fraction, i: int) -> Step:
     return Step(k, p, i, i, Fraction(0))
 
 
-def plan(n: int, fps_in: float, fps_out: float, labels: Sequence[str], mode: str = "keep_holds") -> list[Step]:
-    """The recipe of every output frame (pure arithmetic; see the module doc)."""
+@dataclass(frozen=True)
+class Phase:
+    """Where a clip's frames sit in a longer clip it was cut from (see :func:`phase_positions`).
+
+    ``frame_offset`` is the index of this clip's frame 0 in the long clip and
+    ``output_offset`` the index, in the long clip's output, of this clip's first output
+    frame; ``max_outputs`` (0 = no limit) stops after that many frames. The default is a
+    clip on its own."""
+
+    frame_offset: int = 0
+    output_offset: int = 0
+    max_outputs: int = 0
+
+
+def phase_positions(n: int, fps_in: float, fps_out: float, phase: Phase = Phase()) -> list[Fraction]:
+    """Source positions (in this clip's frames) of its output frames: long-clip output
+    ``phase.output_offset + j`` sits at ``(output_offset + j) * fps_in / fps_out -
+    frame_offset``, for every ``j`` whose position lies in ``0 .. n - 1`` (at most
+    ``max_outputs``). A chunk of a long clip retimed with its phase gives exactly the long
+    clip's output frames at those indices."""
+    if min(phase.frame_offset, phase.output_offset, phase.max_outputs) < 0:
+        raise ValueError(f"phase offsets must be >= 0, got {phase}")
+    ratio = rational(fps_in) / rational(fps_out)
+    first = phase.output_offset * ratio - phase.frame_offset
+    if first < 0:
+        raise ValueError(f"output frame {phase.output_offset} sits at source frame {float(first + phase.frame_offset):.3f}, "
+                         f"before this clip's first frame {phase.frame_offset}")
+    if n <= 0:
+        return []
+    count = math.floor((n - 1 - first) / ratio) + 1 if first <= n - 1 else 0
+    if phase.max_outputs:
+        count = min(count, phase.max_outputs)
+    return [first + j * ratio for j in range(count)]
+
+
+def plan(n: int, fps_in: float, fps_out: float, labels: Sequence[str], mode: str = "keep_holds",
+         phase: Phase = Phase()) -> list[Step]:
+    """The recipe of every output frame (pure arithmetic; see the module doc); ``phase``
+    places the clip inside a longer one (:func:`phase_positions`)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if len(labels) != max(n - 1, 0):
         raise ValueError(f"{len(labels)} labels for {n} frames (expected {max(n - 1, 0)})")
-    ratio = rational(fps_in) / rational(fps_out)
     # Drawing anchors for smooth mode: frame 0 and every frame that follows a non-hold interval.
     anchors = [0] + [j + 1 for j, lab in enumerate(labels) if lab != HOLD]
     steps = []
-    for k in range(output_count(n, fps_in, fps_out)):
-        p = k * ratio
+    for k, p in enumerate(phase_positions(n, fps_in, fps_out, phase)):
         i = math.floor(p)
         phi = p - i
         if phi != 0 and labels[i] == CUT:
@@ -153,15 +188,17 @@ def retime(
     interpolator: Interpolator,
     progress: Callable[[int, int], None] | None = None,
     workers: int = WORKERS,
+    phase: Phase = Phase(),
 ) -> tuple[torch.Tensor, list[Step]]:
     """Retime an IMAGE batch ``[N,H,W,C]``; returns the new batch and its plan.
 
     Interpolations of different source pairs run on ``workers`` threads, each writing its
     own slice of the preallocated output (``workers=1`` for an interpolator that must not
-    be called concurrently); at most ``2 * workers`` are in flight."""
+    be called concurrently); at most ``2 * workers`` are in flight. ``phase`` retimes a
+    chunk of a longer clip as that clip's retime would (:func:`phase_positions`)."""
     seq = labels.labels if isinstance(labels, MotionLabels) else tuple(labels)
     n = frames.shape[0]
-    steps = plan(n, fps_in, fps_out, seq, mode)
+    steps = plan(n, fps_in, fps_out, seq, mode, phase)
     if n == 1:
         log.info("retime: single-frame clip, output is %d copy(ies) of it", len(steps))
     src = frames.detach().cpu().float().contiguous().numpy()

@@ -9,7 +9,7 @@ import math
 from ..core import motion as gating
 from ..core.contracts import LABELS, MotionLabels
 from ..core.interpolate import FlowInterpolator
-from ..core.retime import MODES, retime, summarize
+from ..core.retime import MODES, Phase, phase_positions, retime, summarize
 from ..core.validate import InputError, check_images, check_positive
 from ._progress import progress_callback
 
@@ -67,6 +67,12 @@ class MotionGate:
                     "factor stated for 320 px frames and scaled by sqrt(2 / downscale) for larger ones (x0.5 at "
                     "1280x720; the summary reports adaptive_factor_effective).")}),
             },
+            "optional": {
+                "labels_given": ("STRING", {"default": "", "tooltip": (
+                    "Labels decided elsewhere (e.g. once for a whole video that is retimed in chunks, so every "
+                    "chunk uses the same labels): one letter per interval, c = cut, h = hold, m = motion. When set, "
+                    "nothing is measured and the thresholds are not used; empty = classify the frames.")}),
+            },
         }
 
     RETURN_TYPES = (LABELS_TYPE, "STRING")
@@ -87,9 +93,15 @@ class MotionGate:
     )
 
     def gate(self, frames, cut_color, cut_residual, hold_threshold, adaptive_holds=False,
-             adaptive_factor=DEFAULTS.adaptive_factor):
+             adaptive_factor=DEFAULTS.adaptive_factor, labels_given=""):
         node = "AP_MotionGate"
         frames = check_images(frames, "frames", node=node, min_frames=2)
+        if labels_given and labels_given.strip():
+            try:
+                result = MotionLabels.from_letters(labels_given, frames.shape[0])
+            except ValueError as exc:
+                raise InputError("labels_given", str(exc), node) from None
+            return (result, json.dumps(gate_summary(result)))
         thresholds = gating.Thresholds(
             cut_color=check_positive(cut_color, "cut_color", node=node, allow_zero=True),
             cut_residual=check_positive(cut_residual, "cut_residual", node=node, allow_zero=True),
@@ -121,6 +133,14 @@ class AnimeRetime:
                 "labels": (LABELS_TYPE, {"tooltip": (
                     "Cut/hold/motion labels from AP_MotionGate for these frames; computed with the default "
                     "thresholds when not connected.")}),
+                "frame_offset": ("INT", {"default": 0, "min": 0, "max": 10**9, "tooltip": (
+                    "Chunked retime of a long clip: index, in the long clip, of this chunk's first frame. With "
+                    "output_offset the chunk gives exactly the long clip's output frames (0 = a clip on its own).")}),
+                "output_offset": ("INT", {"default": 0, "min": 0, "max": 10**9, "tooltip": (
+                    "Chunked retime: index, in the long clip's output, of this chunk's first output frame; it sits "
+                    "at source frame output_offset x fps_in / fps_out - frame_offset of this chunk.")}),
+                "max_outputs": ("INT", {"default": 0, "min": 0, "max": 10**9, "tooltip": (
+                    "Stop after this many output frames (0 = every frame up to the chunk's last one).")}),
             },
         }
 
@@ -140,7 +160,7 @@ class AnimeRetime:
         "16 -> 24 conversions never drift."
     )
 
-    def retime(self, frames, fps_in, fps_out, mode, labels=None):
+    def retime(self, frames, fps_in, fps_out, mode, labels=None, frame_offset=0, output_offset=0, max_outputs=0):
         node = "AP_AnimeRetime"
         frames = check_images(frames, "frames", node=node, min_frames=1)
         fps_in = check_positive(fps_in, "fps_in", node=node)
@@ -155,8 +175,16 @@ class AnimeRetime:
         elif labels.n_frames != n:
             raise InputError("labels", f"describe {labels.n_frames} frames but frames has {n}; gate the same "
                                        "clip that is retimed", node)
+        try:
+            phase = Phase(int(frame_offset), int(output_offset), int(max_outputs))
+            positions = phase_positions(n, fps_in, fps_out, phase)
+        except ValueError as exc:
+            raise InputError("output_offset", str(exc), node) from None
+        if not positions:
+            raise InputError("output_offset", f"no output frame of the long clip from {output_offset} on falls "
+                                              f"inside this chunk's {n} frames", node)
         out, steps = retime(frames, fps_in, fps_out, labels, mode=mode, interpolator=FlowInterpolator(),
-                            progress=progress_callback())
+                            progress=progress_callback(), phase=phase)
         return (out, fps_out, json.dumps(summarize(steps, n, fps_in, fps_out, mode)))
 
 

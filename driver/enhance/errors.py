@@ -1,0 +1,35 @@
+"""The enhance command's errors (exit codes after the managed-ComfyUI ones, 13-19)."""
+
+from __future__ import annotations
+
+from driver.errors import DriverError
+
+
+class InputUnreadable(DriverError):
+    """The input is not a video this command can read: not a media file, truncated or
+    corrupt, no video stream, or a codec FFmpeg cannot decode."""
+
+    code = "input_unreadable"
+    exit_code = 20
+
+
+class OutputRefused(DriverError):
+    """The output path exists (without ``--overwrite``) or is the input itself."""
+
+    code = "output_refused"
+    exit_code = 21
+
+
+class OptionsInvalid(DriverError):
+    """An option does not fit the input: ``--clip`` outside the duration, a bad frame
+    rate, scale or preset value."""
+
+    code = "options_invalid"
+    exit_code = 22
+
+
+class DiskFull(DriverError):
+    """No space left for the work folder or the output (finished chunks are kept)."""
+
+    code = "disk_full"
+    exit_code = 23
