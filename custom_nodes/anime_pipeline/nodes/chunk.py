@@ -89,7 +89,9 @@ class SaveChunk:
             },
         }
 
-    RETURN_TYPES = ()
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("file",)
+    OUTPUT_TOOLTIPS = ("The saved chunk's path in the output folder (subfolder/name.mkv).",)
     OUTPUT_NODE = True
     FUNCTION = "save"
     CATEGORY = CATEGORY
@@ -112,7 +114,8 @@ class SaveChunk:
         filename = f"{name}_{counter:05}_.mkv"
         data = chunkio.from_tensor(frames, int(bits))
         chunkio.write_chunk(Path(folder) / filename, iter(data), Fraction(fps).limit_denominator(10000), int(bits))
-        return {"ui": {"chunks": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}}
+        ref = {"filename": filename, "subfolder": subfolder, "type": "output"}
+        return {"ui": {"chunks": [ref]}, "result": (f"{subfolder}/{filename}" if subfolder else filename,)}
 
 
 NODE_CLASS_MAPPINGS = {"AP_LoadChunk": LoadChunk, "AP_SaveChunk": SaveChunk}
