@@ -78,7 +78,7 @@ def _copy_streams(out, src, info: VideoProbe, warnings: list[str]) -> dict:
     return mapping
 
 
-def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterator[tuple[float, object]]:
+def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterator[tuple[float, av.Packet]]:
     """(output time, packet) of the copied streams, shifted by ``offset`` s and trimmed to ``seconds``."""
     if not mapping:
         return

@@ -17,12 +17,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+
 from anime_pipeline.core import motion
 from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase
 from anime_pipeline.core.retime import plan as retime_plan
-
 from driver.client import ComfyClient
 from driver.files import atomic_write_json, now, sha256_file
 

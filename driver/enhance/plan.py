@@ -24,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
 from anime_pipeline.core import motion
 from anime_pipeline.core.chunkio import write_chunk
 from anime_pipeline.core.retime import Step, plan, rational

@@ -220,10 +220,10 @@ class FrameSource:
                     if self.stop is not None and slot >= self.stop:
                         return
                     if slot >= self.start:
-                        yield frame if slot == reach or last is None else last
+                        yield frame if slot == reach or last is None else last  # type: ignore[misc]
                     slot += 1
                 last = frame
             end = round(info.duration * info.fps) if info.variable_fps else slot
-            for slot in range(slot, end if self.stop is None else min(end, self.stop)):
-                if slot >= self.start:
+            for tail in range(slot, end if self.stop is None else min(end, self.stop)):  # VFR: hold to the end
+                if tail >= self.start and last is not None:
                     yield last

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import av
 import numpy as np
-from anime_pipeline.core.chunkio import write_chunk
 
+from anime_pipeline.core.chunkio import write_chunk
 from driver.client import ComfyClient
 from driver.errors import OutputMissing
 from driver.render.workflow import Binder, load_template

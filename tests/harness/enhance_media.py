@@ -62,8 +62,7 @@ def _audio(container, seconds: float, clicks) -> None:
     for start in range(0, n, 4096):
         frame = av.AudioFrame.from_ndarray(pcm[None, start:start + 4096], format="s16", layout="mono")
         frame.sample_rate, frame.pts = RATE, start
-        for packet in stream.encode(frame):
-            yield packet
+        yield from stream.encode(frame)
     yield from stream.encode(None)
 
 

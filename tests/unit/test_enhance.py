@@ -10,16 +10,16 @@ import av
 import numpy as np
 import pytest
 import torch
+
 from anime_pipeline.core import chunkio
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase, phase_positions, plan, retime
 from anime_pipeline.core.validate import InputError
 from anime_pipeline.nodes.motion import AnimeRetime, MotionGate
-
 from driver.cli import main
 from driver.enhance import plan as eplan
 from driver.enhance.assemble import padded
-from driver.enhance.options import Options, clip_frames, parse_time
+from driver.enhance.options import clip_frames, parse_time
 from driver.enhance.probe import probe
 from tests.harness.enhance_media import write_video
 

@@ -13,6 +13,7 @@ The frame rate is stored as an exact fraction (``24000/1001`` stays that).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -52,24 +53,24 @@ def write_chunk(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     count = 0
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("a chunk needs at least one frame")
     try:
         with av.open(str(tmp), "w", format="matroska") as out:
-            stream = None
-            for frame in frames:
+            stream = out.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1 << 20))
+            stream.height, stream.width = first.shape[:2]
+            stream.pix_fmt = pix_fmt
+            for frame in itertools.chain([first], frames):
                 if frame.dtype != dtype or frame.ndim != 3 or frame.shape[2] != 3:
                     raise ValueError(f"frame {count}: expected {np.dtype(dtype).name} [H,W,3], "
                                      f"got {frame.dtype} {list(frame.shape)}")
-                if stream is None:
-                    stream = out.add_stream(CODEC, rate=Fraction(fps).limit_denominator(1 << 20))
-                    stream.height, stream.width = frame.shape[:2]
-                    stream.pix_fmt = pix_fmt
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=src_fmt)
                 vf = vf.reformat(format=pix_fmt) if pix_fmt == "bgr0" else vf
                 vf.pts = count
                 out.mux(stream.encode(vf))
                 count += 1
-            if stream is None:
-                raise ValueError("a chunk needs at least one frame")
             out.mux(stream.encode(None))
         tmp.replace(path)
     finally:

@@ -44,14 +44,15 @@ log = logging.getLogger(__name__)
 MODES = ("keep_holds", "smooth")
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 _MAX_DENOMINATOR = 10000
+Rate = float | Fraction  # a frame rate: a float (29.97) or an exact fraction
 
 
-def rational(fps: float) -> Fraction:
+def rational(fps: Rate) -> Fraction:
     """A frame rate as an exact fraction (``29.97 -> 2997/100``, ``24000/1001`` kept)."""
     return Fraction(fps).limit_denominator(_MAX_DENOMINATOR)
 
 
-def output_count(n: int, fps_in: float, fps_out: float) -> int:
+def output_count(n: int, fps_in: Rate, fps_out: Rate) -> int:
     """``floor((n - 1) * fps_out / fps_in) + 1`` in exact arithmetic (``0`` for no frames)."""
     if n <= 0:
         return 0
@@ -91,7 +92,7 @@ class Phase:
     max_outputs: int = 0
 
 
-def phase_positions(n: int, fps_in: float, fps_out: float, phase: Phase = Phase()) -> list[Fraction]:
+def phase_positions(n: int, fps_in: Rate, fps_out: Rate, phase: Phase = Phase()) -> list[Fraction]:
     """Source positions (in this clip's frames) of its output frames: long-clip output
     ``phase.output_offset + j`` sits at ``(output_offset + j) * fps_in / fps_out -
     frame_offset``, for every ``j`` whose position lies in ``0 .. n - 1`` (at most
@@ -102,7 +103,8 @@ def phase_positions(n: int, fps_in: float, fps_out: float, phase: Phase = Phase(
     ratio = rational(fps_in) / rational(fps_out)
     first = phase.output_offset * ratio - phase.frame_offset
     if first < 0:
-        raise ValueError(f"output frame {phase.output_offset} sits at source frame {float(first + phase.frame_offset):.3f}, "
+        at = float(first + phase.frame_offset)
+        raise ValueError(f"output frame {phase.output_offset} sits at source frame {at:.3f}, "
                          f"before this clip's first frame {phase.frame_offset}")
     if n <= 0:
         return []
@@ -112,7 +114,7 @@ def phase_positions(n: int, fps_in: float, fps_out: float, phase: Phase = Phase(
     return [first + j * ratio for j in range(count)]
 
 
-def plan(n: int, fps_in: float, fps_out: float, labels: Sequence[str], mode: str = "keep_holds",
+def plan(n: int, fps_in: Rate, fps_out: Rate, labels: Sequence[str], mode: str = "keep_holds",
          phase: Phase = Phase()) -> list[Step]:
     """The recipe of every output frame (pure arithmetic; see the module doc); ``phase``
     places the clip inside a longer one (:func:`phase_positions`)."""
