@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from anime_pipeline.core.retime import GUARD_THRESHOLD
 from driver.client import ComfyClient
 from driver.local_server import LocalComfy
 
@@ -46,13 +47,16 @@ def add_command(sub, common: argparse.ArgumentParser) -> None:
     e.add_argument("--codec", choices=("libx264", "libx265"), help="final encoder (overrides the preset)")
     e.add_argument("--crf", type=int, help="final encode CRF (overrides the preset)")
     e.add_argument("--encoder-preset", help="x264/x265 preset (overrides the preset)")
+    e.add_argument("--fallback-threshold", type=float, default=GUARD_THRESHOLD, metavar="X",
+                   help=f"replace an interpolated frame whose error against its sources passes X by a copy of the "
+                        f"nearer source (default {GUARD_THRESHOLD}, calibrated on real clips; 0 = off)")
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
     return Options(args.input, args.out, args.fps, args.fps_multiplier, args.scale, args.preset, args.clip,
                    args.server, args.comfyui, args.work, args.overwrite, args.dry_run, args.memory_budget,
                    args.max_chunk_frames, args.skip_errors, args.upscale_model, args.mode, args.codec, args.crf,
-                   args.encoder_preset)
+                   args.encoder_preset, args.fallback_threshold)
 
 
 def connector(opts: Options):

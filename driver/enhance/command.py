@@ -157,7 +157,7 @@ class Enhance:
         runner = ChunkRunner(client, ChunkSettings(self.info.fps, self.fps_out, self.opts.retime_mode(),
                                                    self.info.rgb_bits, self.out_size(),
                                                    (self.info.width, self.info.height), self.opts.model(),
-                                                   self.work.name))
+                                                   self.work.name, self.opts.fallback_threshold))
         source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
         windows, chunk_dir = Windows(iter(source)), self.work / "chunks"
         chunk_dir.mkdir(exist_ok=True)
@@ -166,10 +166,10 @@ class Enhance:
             record = self.doc["chunks"][c.index]
             frames = windows.get(c.src_lo, c.src_hi)
             t0 = time.monotonic()
-            path, prompt_id = runner.render(c, frames, self.doc["labels"][c.src_lo:c.src_hi], chunk_dir,
-                                            on_submit=lambda pid, r=record: self._submitted(r, pid))
+            path, prompt_id, report = runner.render(c, frames, self.doc["labels"][c.src_lo:c.src_hi], chunk_dir,
+                                                    on_submit=lambda pid, r=record: self._submitted(r, pid))
             record.update(status="done", file=str(path.relative_to(self.work)), sha256=sha256_file(path),
-                          prompt_id=prompt_id, wall_s=round(time.monotonic() - t0, 3), finished_at=now())
+                          prompt_id=prompt_id, report=report, wall_s=round(time.monotonic() - t0, 3), finished_at=now())
             self.save()
             eta = (time.monotonic() - started) / (done + 1) * (len(todo) - done - 1)
             log.info("chunk %d/%d done (%d frames, %.1f s); ETA %.0f s", c.index + 1, len(chunks), c.n_out,

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
+from anime_pipeline.core.retime import GUARD_THRESHOLD
+
 from .assemble import Encoding
 from .errors import OptionsInvalid, OutputRefused
 from .probe import VideoProbe
@@ -54,6 +56,7 @@ class Options:
     codec: str | None = None
     crf: int | None = None
     encoder_preset: str | None = None
+    fallback_threshold: float = GUARD_THRESHOLD  # bad mid-frame fallback (0 = off)
 
     def encoding(self) -> Encoding:
         base = PRESETS[self.preset].encoding
@@ -72,7 +75,7 @@ class Options:
     def settings(self) -> dict:
         """What decides the rendered chunks (a rerun with the same settings reuses them)."""
         keep = ("fps", "fps_multiplier", "scale", "preset", "clip", "max_chunk_frames", "upscale_model", "mode",
-                "memory_budget_gb", "skip_errors")
+                "memory_budget_gb", "skip_errors", "fallback_threshold")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
@@ -85,6 +88,8 @@ def check(opts: Options) -> None:
     for name, value in (("--fps", opts.fps), ("--fps-multiplier", opts.fps_multiplier)):
         if value is not None and not (math.isfinite(value) and 0 < value <= 1000):
             raise OptionsInvalid(f"{name} must be a number in (0, 1000], got {value}")
+    if not (math.isfinite(opts.fallback_threshold) and opts.fallback_threshold >= 0):
+        raise OptionsInvalid(f"--fallback-threshold must be >= 0 (0 = off), got {opts.fallback_threshold}")
     if opts.scale not in (1, 2, 3, 4):
         raise OptionsInvalid(f"--scale must be 1, 2, 3 or 4, got {opts.scale}")
     if opts.out.suffix.lower() not in CONTAINERS:

@@ -10,6 +10,7 @@ phase), ``Upscale Model`` + ``Upscale`` (removed when no model is configured), `
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import av
 import numpy as np
 
 from anime_pipeline.core.chunkio import write_chunk
+from anime_pipeline.core.retime import GUARD_THRESHOLD
 from driver.client import ComfyClient
 from driver.errors import OutputMissing
 from driver.render.workflow import Binder, load_template
@@ -42,6 +44,7 @@ class ChunkSettings:
     in_size: tuple[int, int]
     upscale_model: str | None = None
     run_id: str = "run"
+    fallback: float = GUARD_THRESHOLD  # bad mid-frame fallback threshold (0 = off)
 
 
 def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings) -> dict:
@@ -50,7 +53,7 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     b.set("Chunk In", chunk=name)
     b.set("Motion Gate", labels_given=letters)
     b.set("Retime", fps_in=float(s.fps_in), fps_out=float(s.fps_out), mode=s.mode, frame_offset=chunk.src_lo,
-          output_offset=chunk.first_out, max_outputs=chunk.n_out)
+          output_offset=chunk.first_out, max_outputs=chunk.n_out, fallback_threshold=s.fallback)
     if s.upscale_model:
         b.set("Upscale Model", model_name=s.upscale_model)
     else:
@@ -104,8 +107,8 @@ class ChunkRunner:
         return bind(self.template, chunk, name, letters, self.settings)
 
     def render(self, chunk: Chunk, frames: list[np.ndarray], letters: str, work: Path,
-               on_submit=None) -> tuple[Path, str]:
-        """Render one chunk; returns (downloaded output file, prompt id)."""
+               on_submit=None) -> tuple[Path, str, dict]:
+        """Render one chunk; returns (downloaded output file, prompt id, the retime's report)."""
         src = work / f"in_{chunk.index:05d}.mkv"
         write_chunk(src, iter(frames), self.settings.fps_in, self.settings.bits)
         try:
@@ -125,4 +128,16 @@ class ChunkRunner:
         if got != chunk.n_out:
             dest.unlink(missing_ok=True)
             raise OutputMissing(f"chunk {chunk.index}: the server returned {got} frames, expected {chunk.n_out}")
-        return dest, prompt_id
+        return dest, prompt_id, _report(entry)
+
+
+def _report(entry: dict) -> dict:
+    """The retime summary Chunk Out returned (``ui.reports``), reduced to its counts."""
+    for ui in (entry.get("outputs") or {}).values():
+        for text in ui.get("reports", []):
+            try:
+                doc = json.loads(text)
+            except (TypeError, ValueError):
+                continue
+            return {k: doc.get(k) for k in ("frames_in", "frames_out", "copied", "interpolated", "replaced")}
+    return {}

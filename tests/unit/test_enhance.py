@@ -181,3 +181,37 @@ def test_dry_run_prints_the_plan_without_a_server(small_video, tmp_path, capsys)
     assert "12 frames at 24.000 fps -> 24 frames at 48.000 fps" in text and "96x64" in text
     assert "lanczos resize" in text and "chunk 0:" in text
     assert not out.exists()
+
+
+class BreaksOnePair(Blend):
+    """Blends, except between ``pair``: noise there (a broken interpolation)."""
+
+    def __init__(self, pair):
+        self.pair = pair
+
+    def interpolate(self, a, b, ts, out=None):
+        out = super().interpolate(a, b, ts, out)
+        if np.array_equal(a, self.frames[self.pair[0]]) and np.array_equal(b, self.frames[self.pair[1]]):
+            out[:] = np.random.default_rng(0).random(out.shape, dtype=np.float32)
+        return out
+
+
+def test_bad_mid_frame_is_replaced_and_counted():
+    from anime_pipeline.core.retime import GUARD_THRESHOLD
+
+    # a smooth ramp: blends between its frames are good in-betweens
+    ramp = torch.linspace(0, 1, 6)[:, None, None, None].expand(6, 16, 16, 3).contiguous()
+    frames = ramp * torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(1))
+    broken = BreaksOnePair((2, 3))
+    broken.frames = frames.numpy()
+    labels = labels_of("mmmmm")
+    out, steps = retime(frames, 24, 48, labels, interpolator=broken, guard=GUARD_THRESHOLD)
+    assert [s.k for s in steps if s.replaced] == [5]  # position 2.5: the pair 2 -> 3
+    assert torch.equal(out[5], frames[3]) and steps[5].is_copy and steps[5].a == 3
+    good, _ = retime(frames, 24, 48, labels, interpolator=Blend(), guard=GUARD_THRESHOLD)
+    assert torch.equal(torch.cat([out[:5], out[6:]]), torch.cat([good[:5], good[6:]]))
+    off, steps_off = retime(frames, 24, 48, labels, interpolator=broken)
+    assert not any(s.replaced for s in steps_off) and not torch.equal(off[5], frames[3])
+    summary = AnimeRetime().retime(frames, 24.0, 48.0, "keep_holds", MotionLabels(labels, 6),
+                                   fallback_threshold=GUARD_THRESHOLD)[2]
+    assert json.loads(summary)["replaced"] == []  # the real interpolator on a ramp: nothing replaced

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import torch
 
@@ -68,6 +69,7 @@ class Step:
     a: int
     b: int
     t: Fraction
+    replaced: bool = False  # an interpolation the bad mid-frame fallback replaced by this copy
 
     @property
     def is_copy(self) -> bool:
@@ -147,8 +149,32 @@ def plan(n: int, fps_in: Rate, fps_out: Rate, labels: Sequence[str], mode: str =
     return steps
 
 
-def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode: str) -> dict:
-    """Counts and notes for the node's JSON summary."""
+#: Bad mid-frame fallback (``retime(guard=...)``): an interpolated frame whose
+#: :func:`mid_frame_error` passes this is replaced by a copy of the nearer source. Measured
+#: with the OpenCV DIS interpolator at t = 1/2 on 1147 pairs of 40 template clips (every
+#: third interval, 320x240): p50 0.52, p99 1.07, max 1.19; broken frames (noise, black,
+#: inverted, another clip, a blotch over a third of the frame) scored 34-100.
+GUARD_THRESHOLD = 3.0
+_GUARD_EPS = 2.0 / 255
+
+
+def mid_frame_error(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
+    """How far an interpolated frame ``m`` strays from its two sources, relative to their
+    distance: ``(|m - a| + |m - b|) / (|a - b| + eps)`` on quarter-size luma means; ~0.5-1
+    for a frame between its sources (1 for a plain blend), far more for a broken one."""
+    def luma(x: np.ndarray) -> np.ndarray:
+        y = cv2.cvtColor(np.ascontiguousarray(x, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+        return cv2.resize(y, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+
+    ya, yb, ym = luma(a), luma(b), luma(m)
+    num = cv2.norm(ym, ya, cv2.NORM_L1) + cv2.norm(ym, yb, cv2.NORM_L1)
+    return float(num / ya.size / (cv2.norm(ya, yb, cv2.NORM_L1) / ya.size + _GUARD_EPS))
+
+
+def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode: str,
+              replaced: Sequence[int] = ()) -> dict:
+    """Counts and notes for the node's JSON summary (``replaced``: output frames the bad
+    mid-frame fallback turned into copies; counted as copied)."""
     notes = []
     if n == 1:
         notes.append("single-frame clip: the output is copies of that frame")
@@ -162,6 +188,7 @@ def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode
         "mode": mode,
         "copied": len(steps) - interp,
         "interpolated": interp,
+        "replaced": sorted(replaced),
         "notes": notes,
     }
 
@@ -191,13 +218,16 @@ def retime(
     progress: Callable[[int, int], None] | None = None,
     workers: int = WORKERS,
     phase: Phase = Phase(),
+    guard: float = 0.0,
 ) -> tuple[torch.Tensor, list[Step]]:
     """Retime an IMAGE batch ``[N,H,W,C]``; returns the new batch and its plan.
 
     Interpolations of different source pairs run on ``workers`` threads, each writing its
     own slice of the preallocated output (``workers=1`` for an interpolator that must not
     be called concurrently); at most ``2 * workers`` are in flight. ``phase`` retimes a
-    chunk of a longer clip as that clip's retime would (:func:`phase_positions`)."""
+    chunk of a longer clip as that clip's retime would (:func:`phase_positions`). With
+    ``guard > 0`` an interpolated frame whose :func:`mid_frame_error` exceeds it is replaced
+    by a copy of the nearer source; its step becomes that copy with ``replaced=True``."""
     seq = labels.labels if isinstance(labels, MotionLabels) else tuple(labels)
     n = frames.shape[0]
     steps = plan(n, fps_in, fps_out, seq, mode, phase)
@@ -214,6 +244,11 @@ def retime(
         else:
             interpolator.interpolate(src[s.a], src[s.b], [float(steps[j].t) for j in range(k, end)], out=dst[k:end])
             np.clip(dst[k:end], 0.0, 1.0, out=dst[k:end])
+            for j in range(k, end) if guard > 0 else ():
+                if not mid_frame_error(src[s.a], src[s.b], dst[j]) <= guard:  # NaN counts as broken
+                    near = s.a if steps[j].t < Fraction(1, 2) else s.b
+                    np.copyto(dst[j], src[near])
+                    steps[j] = Step(j, steps[j].position, near, near, Fraction(0), replaced=True)
         return end
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

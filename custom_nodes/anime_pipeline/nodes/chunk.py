@@ -87,6 +87,11 @@ class SaveChunk:
                 "filename_prefix": ("STRING", {"default": "ap_chunks/chunk", "tooltip": (
                     "Output file prefix (subfolders allowed), as for Save Image.")}),
             },
+            "optional": {
+                "report": ("STRING", {"forceInput": True, "tooltip": (
+                    "A JSON report to return with the file (e.g. Anime Retime's summary), so whoever reads the "
+                    "job's outputs gets the chunk's counts with it.")}),
+            },
         }
 
     RETURN_TYPES = ("STRING",)
@@ -100,7 +105,7 @@ class SaveChunk:
         "rendered on a server comes back exactly. Play or convert it with any FFmpeg-based tool."
     )
 
-    def save(self, frames, fps, bits, filename_prefix):
+    def save(self, frames, fps, bits, filename_prefix, report=None):
         import folder_paths
 
         node = "AP_SaveChunk"
@@ -115,7 +120,8 @@ class SaveChunk:
         data = chunkio.from_tensor(frames, int(bits))
         chunkio.write_chunk(Path(folder) / filename, iter(data), Fraction(fps).limit_denominator(10000), int(bits))
         ref = {"filename": filename, "subfolder": subfolder, "type": "output"}
-        return {"ui": {"chunks": [ref]}, "result": (f"{subfolder}/{filename}" if subfolder else filename,)}
+        ui = {"chunks": [ref], **({"reports": [report]} if report else {})}
+        return {"ui": ui, "result": (f"{subfolder}/{filename}" if subfolder else filename,)}
 
 
 NODE_CLASS_MAPPINGS = {"AP_LoadChunk": LoadChunk, "AP_SaveChunk": SaveChunk}
