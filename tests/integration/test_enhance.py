@@ -11,10 +11,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import plan as retime_plan
-
 from driver.cli import main
 from driver.enhance import render
 from driver.enhance.probe import FrameSource, probe
@@ -149,3 +149,23 @@ def test_killed_server_then_rerun_reuses_finished_chunks(comfy_server_factory, i
     assert [c["finished_at"] for c in second[:2]] == [c["finished_at"] for c in first[:2]]
     count, _, _ = video_info(out)
     assert count == manifest(out)["frames_out"]
+
+
+def test_injected_broken_interpolation_is_replaced_and_counted(comfy_server_factory, inputs, tmp_path):
+    server = comfy_server_factory()
+    client = server.client()
+    client.wait_for(client.queue_prompt({"1": {"class_type": "AP_TestBreakInterpolation", "inputs": {"count": 2}}}))
+    out = tmp_path / "guarded.mkv"
+    assert enhance(server.url, inputs[24].path, out, "--fps", "48") == 0
+    doc = manifest(out)
+    replaced = [k for c in doc["chunks"] for k in c["report"]["replaced"]]
+    assert len(replaced) == 2
+    # each replaced frame is a copy of the nearer source (position k / 2: k odd sits at 1/2: the later one)
+    src = np.stack(list(FrameSource(probe(inputs[24].path))))
+    frames = rendered(out)
+    for c in doc["chunks"]:
+        for k_local in c["report"]["replaced"]:
+            k = c["first_out"] + k_local
+            assert np.array_equal(frames[k], src[k // 2 + 1])
+    assert sum(c["report"]["interpolated"] for c in doc["chunks"]) == \
+        sum(c["interpolated"] for c in doc["chunks"]) - 2
