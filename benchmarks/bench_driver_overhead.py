@@ -1,7 +1,7 @@
 """Driver overhead per job vs ComfyUI's websocket example and comfy-cli, side by side
 against the same CPU ComfyUI server, in one run (a benchmark, not a test).
 
-    cd /work/main && .venv/bin/python benchmarks/bench_driver_overhead.py [--jobs 20] [--comfy-cli PATH]
+    cd /work/main && .venv/bin/python -m benchmarks.bench_driver_overhead [--jobs 20] [--comfy-cli PATH]
 
 Overhead per job = the client's wall time for the job minus the server's own execution
 time (``execution_success`` - ``execution_start`` timestamps in ``/history``). Every
@@ -40,15 +40,14 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-import websocket  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import websocket
+from PIL import Image
 
-from driver import scheduler as scheduler_module  # noqa: E402
-from driver.cli import main as driver_main  # noqa: E402
-from driver.client import ComfyClient  # noqa: E402
+from driver.cli import main as driver_main
+from driver.comfy.client import ComfyClient
+from driver.render import scheduler as scheduler_module
 
 
 def keyframes(folder: Path, n: int, offset: int) -> list[Path]:
@@ -180,7 +179,7 @@ def main() -> int:
     p.add_argument("--comfy-cli", default=shutil.which("comfy"), help="comfy-cli executable")
     p.add_argument("--out", type=Path, default=REPO / "bench_out" / "driver_overhead.json")
     args = p.parse_args()
-    from tests.harness.comfy import find_comfyui, start_server
+    from devkit.harness.comfy import find_comfyui, start_server
 
     install, reason = find_comfyui()
     comfy_dir = install.root if install else Path(os.environ.get("COMFYUI_DIR", Path.home() / "ComfyUI"))

@@ -1,9 +1,9 @@
 """Render-farm benchmarks (a script, not a timed test).
 
-    .venv/bin/python benchmarks/bench_farm.py sim         [--servers 100 --jobs 10000 --seeds 3]
-    .venv/bin/python benchmarks/bench_farm.py pool        [--servers 16 --jobs 4000]
-    .venv/bin/python benchmarks/bench_farm.py throughput  [--jobs 20 --repeats 1]
-    .venv/bin/python benchmarks/bench_farm.py all
+    .venv/bin/python -m benchmarks.bench_farm sim         [--servers 100 --jobs 10000 --seeds 3]
+    .venv/bin/python -m benchmarks.bench_farm pool        [--servers 16 --jobs 4000]
+    .venv/bin/python -m benchmarks.bench_farm throughput  [--jobs 20 --repeats 1]
+    .venv/bin/python -m benchmarks.bench_farm all
 
 * ``sim``: the pool's dispatcher (``driver.farm.dispatch``) in a discrete-event
   simulation: 100 servers, 10,000 jobs of random durations (keyframes 5-40 s, videos
@@ -38,9 +38,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "custom_nodes")]
 
-from driver.farm.simulate import POLICIES, simulate  # noqa: E402
+from driver.farm.simulate import POLICIES, simulate
 
 ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                                "VECLIB_MAXIMUM_THREADS")}
@@ -156,7 +155,7 @@ def _pin(pid: int, core: int) -> None:
 
 
 def _farm_run(sb_path: Path, run_dir: Path, urls: list[str]) -> dict:
-    from tests.integration.farm_helpers import farm_run
+    from devkit.farm_helpers import farm_run
     from driver.farm.backend import FarmOptions
 
     cpu0, t0 = _cpu(), time.perf_counter()
@@ -177,7 +176,7 @@ def bench_throughput(jobs: int, repeats: int) -> dict:
     if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
         print("\nthroughput: skipped (needs 2 CPU cores and taskset)")
         return {}
-    from tests.harness.comfy import find_comfyui, start_server
+    from devkit.harness.comfy import find_comfyui, start_server
 
     install, reason = find_comfyui()
     if install is None:

@@ -1,7 +1,7 @@
 """Frames per second of each quality gate at 1280x720 on this machine, side by side with
 the obvious alternatives, on the same frames in one run (a benchmark, not a test).
 
-    cd /work/main && .venv/bin/python benchmarks/bench_gates.py [--frames 33] [--repeat 2]
+    cd /work/main && .venv/bin/python -m benchmarks.bench_gates [--frames 33] [--repeat 2]
 
 Frames: ``text_to_video_wan-1.webp`` (a real WAN t2v clip, 832x480) upscaled to 1280x720,
 as float32 IMAGE tensors, which is what the gates receive inside ComfyUI. Targets: the
@@ -30,12 +30,11 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "custom_nodes"))
 
-from anime_pipeline.core import flow  # noqa: E402
-from anime_pipeline.core.imaging import from_uint8, ssim, to_uint8  # noqa: E402
-from anime_pipeline.core.quality import artifacts, fidelity, seam, temporal  # noqa: E402
-from anime_pipeline.core.quality import calibration as cal  # noqa: E402
+from anime_pipeline.core import flow
+from anime_pipeline.core.imaging import from_uint8, ssim, to_uint8
+from anime_pipeline.core.quality import artifacts, fidelity, seam, temporal
+from devkit import calibration as cal
 
 W, H = 1280, 720
 

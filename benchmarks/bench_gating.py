@@ -1,8 +1,8 @@
 """Cut / hold / motion gating: accuracy and speed side by side in one run (a benchmark, not a test).
 
-    cd /work/main && .venv/bin/python benchmarks/bench_gating.py [--frames 96,240] [--repeats 7] [--tune] [--speed-only] [--upscale 4]
+    cd /work/main && .venv/bin/python -m benchmarks.bench_gating [--frames 96,240] [--repeats 7] [--tune] [--speed-only] [--upscale 4]
 
-1. Accuracy on the frozen ground truth (tests/groundtruth, held-out clips, every variant):
+1. Accuracy on the frozen ground truth (devkit/groundtruth, held-out clips, every variant):
    cut and hold precision/recall and motion-labelled-hold rate for
    * ours: ``core.motion`` with the node defaults (fixed holds) and ``adaptive_holds``;
    * reference: the classifier of gating-and-quality.md (scene > 0.2 and hist > 0.15 on a
@@ -34,18 +34,16 @@ import fractions
 import os
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from anime_pipeline.core import motion  # noqa: E402
-from anime_pipeline.core.imaging import from_uint8  # noqa: E402
-from anime_pipeline.nodes.motion import MotionGate  # noqa: E402
-from tests.groundtruth import build as gt  # noqa: E402
-from pyav_filters import run_chain  # noqa: E402  (benchmarks/ is the script's folder)
+from anime_pipeline.core import motion
+from anime_pipeline.core.imaging import from_uint8
+from anime_pipeline.nodes.motion import MotionGate
+from devkit.groundtruth import build as gt
+from benchmarks.pyav_filters import run_chain
 
 # -- peers --------------------------------------------------------------------------------
 

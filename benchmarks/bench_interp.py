@@ -1,6 +1,6 @@
 """Frame interpolation and 16 -> 24 retiming, side by side in one run (a benchmark, not a test).
 
-    cd /work/main && .venv/bin/python benchmarks/bench_interp.py [--clips a,b,...] [--retime-frames 64] [--retime-only]
+    cd /work/main && .venv/bin/python -m benchmarks.bench_interp [--clips a,b,...] [--retime-frames 64] [--retime-only]
 
 1. Interpolation quality on real clips (template WebPs at native size, decode excluded):
    * drop-every-other: keep the even frames, predict each odd frame at t = 0.5;
@@ -22,18 +22,16 @@ import argparse
 import fractions
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from anime_pipeline.core.imaging import from_uint8  # noqa: E402
-from anime_pipeline.core.interpolate import FlowInterpolator, LinearBlend  # noqa: E402
-from anime_pipeline.nodes.motion import AnimeRetime, MotionGate  # noqa: E402
-from tests.groundtruth import build as gt  # noqa: E402
-from pyav_filters import run_chain  # noqa: E402  (benchmarks/ is the script's folder)
+from anime_pipeline.core.imaging import from_uint8
+from anime_pipeline.core.interpolate import FlowInterpolator, LinearBlend
+from anime_pipeline.nodes.motion import AnimeRetime, MotionGate
+from devkit.groundtruth import build as gt
+from benchmarks.pyav_filters import run_chain
 
 CLIPS = [  # the reference's five (A-E) and three more cartoon/anime clips
     "image_to_video_wan-1", "text_to_video_wan-1", "api_veo2_i2v-1", "wan2.1_flf2v_720_f16-1",

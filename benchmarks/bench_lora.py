@@ -2,11 +2,12 @@
 nodes, on the tiny random WAN 2.2 DiT, in one run; also checks that both give
 bit-identical patched weights.
 
-Needs ComfyUI's Python (it imports ComfyUI in-process, on CPU):
+Needs ComfyUI's Python, with ComfyUI and the pack importable (it imports ComfyUI
+in-process, on CPU); from the repository root:
 
-    cd /work/main && ~/ComfyUI/.venv/bin/python benchmarks/bench_lora.py [--layers 1] [--repeats 20]
+    PYTHONPATH=custom_nodes:$COMFYUI_DIR $COMFYUI_DIR/.venv/bin/python -m benchmarks.bench_lora [--layers 1]
 
-``COMFYUI_DIR`` overrides the ComfyUI folder (default ``~/ComfyUI``). Times are wall
+Times are wall
 clock per apply, medians: "cold" reads the 4 files (fresh core node instances / the
 pack's file cache emptied; the OS page cache is warm for both), "warm" has them in memory
 (core keeps them on its node instances, the pack in its LRU cache), as from the second
@@ -18,21 +19,21 @@ costs the same for both (the same patches).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-COMFY = Path(os.environ.get("COMFYUI_DIR", Path.home() / "ComfyUI")).expanduser()
 
 
 def setup_paths() -> None:
-    # the repo first: ComfyUI has its own `tests` package
-    sys.path[:0] = [str(REPO), str(REPO / "custom_nodes"), str(COMFY)]
-    import comfy.cli_args
+    """ComfyUI in CPU mode (ComfyUI and the pack come from PYTHONPATH: see above)."""
+    try:
+        import comfy.cli_args
+    except ImportError:
+        sys.exit("bench_lora: ComfyUI is not importable; run it as PYTHONPATH=custom_nodes:$COMFYUI_DIR "
+                 "<ComfyUI's python> -m benchmarks.bench_lora")
 
     comfy.cli_args.args.cpu = True
 
@@ -73,7 +74,7 @@ def main() -> None:
     import torch
     from anime_pipeline.core.lora.stack import LoraRow
     from anime_pipeline.nodes.lora import FILE_CACHE, AP_ApplyLoraStack
-    from tests.loratools import WAN_LINEARS, wan_lora, write
+    from devkit.loratools import WAN_LINEARS, wan_lora, write
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -20,7 +20,7 @@ a 768-line keyframe's size) and a synthetic detailed still (line art + fine text
 The push: 3 s at 24 fps, zoom 1.0 -> 1.25, centre (0.45, 0.55) -> (0.55, 0.45),
 ease-in-out.
 
-    python benchmarks/bench_push.py [--frames 72]
+    python -m benchmarks.bench_push [--frames 72]
 """
 
 from __future__ import annotations

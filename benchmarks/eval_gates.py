@@ -2,7 +2,7 @@
 on real WAN clips (comfyui-workflow-templates 0.1.95 WebPs) and negatives built from them
 at the magnitudes that matter (a benchmark, not a test; target 100 % / 0 %).
 
-    cd /work/main && .venv/bin/python benchmarks/eval_gates.py [--clips N] [--frames N] [--margins]
+    cd /work/main && .venv/bin/python -m benchmarks.eval_gates [--clips N] [--frames N] [--margins]
 
 Positives: the 31 multi-frame WAN outputs of ``calibration.WAN_CLIPS`` (the real flicker
 template ``wan2.1_flf2v_720_f16-1.webp`` is a negative). Negatives, per clip:
@@ -33,12 +33,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "custom_nodes"))
 
-from anime_pipeline.core.contracts import CUT, MOTION, MotionLabels  # noqa: E402
-from anime_pipeline.core.imaging import from_uint8  # noqa: E402
-from anime_pipeline.core.quality import artifacts, fidelity, seam, temporal  # noqa: E402
-from anime_pipeline.core.quality import calibration as cal  # noqa: E402
+from anime_pipeline.core.contracts import CUT, MOTION, MotionLabels
+from anime_pipeline.core.imaging import from_uint8
+from anime_pipeline.core.quality import artifacts, fidelity, seam, temporal
+from devkit import calibration as cal
 
 
 def artifact_cases(c: np.ndarray, other: np.ndarray):

@@ -10,7 +10,8 @@ what it owns and may import, and tests/unit/test_driver_layers.py enforces it):
 - ``outputs``: run manifest, assets, approvals, quality reports, cut, dailies;
 - ``render``: compile, preflight, the Executor contract, the scheduler;
 - ``farm``: pools of servers, RunPod pods and Serverless (Executors);
-- the commands: ``runner`` (run, validate, status), ``cli`` (``python -m driver``),
+- the commands: ``runner`` (run, validate, status, in stages), ``backends`` (where a run
+  renders: the one server list, pool or single server), ``cli`` (``python -m driver``),
   ``ui_export``.
 """
 

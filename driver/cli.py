@@ -5,6 +5,7 @@
     python -m driver validate STORYBOARD [--config FILE]
     python -m driver status RUN_DIR [--json]
     python -m driver farm up|status|down ...   (render farm: ``driver.farm.cli``)
+    python -m driver comfyui install|status|start|uninstall|where   (managed ComfyUI: ``driver.comfy.cli``)
     python -m driver enhance INPUT --out OUTPUT [--fps F | --fps-multiplier M] [--scale S] [--preset P] ...
                                                (video files: ``driver.enhance.cli``)
 
@@ -15,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from . import __version__, runner
+from .comfy import cli as comfy_cli
 from .enhance import cli as enhance_cli
 from .errors import DriverError
 from .farm import cli as farm_cli
@@ -48,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="write the plan and every workflow; no server needed")
     r.add_argument("--max-retakes", type=int, help="re-renders of a shot that fails its gates (default 2)")
     r.add_argument("--comfyui", type=Path, metavar="DIR",
-                   help="ComfyUI checkout to start when no server answers (or COMFYUI_DIR)")
+                   help="ComfyUI checkout to start when no server answers (default: COMFYUI_DIR, else the config's "
+                        "local_comfyui, else the managed install)")
+    r.add_argument("--cpu", action="store_true", help="start that local ComfyUI with --cpu even where a GPU is found")
     farm_cli.add_run_options(r)
 
     v = sub.add_parser("validate", parents=[common], help="check a storyboard, the config and every template binding")
@@ -59,8 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", type=Path)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     farm_cli.add_farm_command(sub, common)
+    comfy_cli.add_command(sub, common)
     enhance_cli.add_command(sub, common)
     return p
+
+
+def _interrupt_on_termination() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C: the manifest is saved, a local ComfyUI is stopped, the run resumes."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
 
 
 def _print_status(info: dict) -> None:
@@ -73,6 +88,7 @@ def _print_status(info: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _interrupt_on_termination()
     reporter = make_reporter(force_plain=args.plain) if args.command == "run" and not args.dry_run else None
     setup_logging(args.verbose, rich_console=reporter.console if isinstance(reporter, RichReporter) else None)
     try:
@@ -87,17 +103,19 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "farm":
             return farm_cli.main(args)
+        if args.command == "comfyui":
+            return comfy_cli.main(args)
         if args.command == "enhance":
             return enhance_cli.main(args)
-        opts = runner.RunOptions(args.storyboard, args.config, args.server, args.out, args.only, args.stage,
-                                 args.dry_run, args.max_retakes, args.comfyui,
+        opts = runner.RunOptions(args.storyboard, args.config, args.out, args.only, args.stage, args.dry_run,
+                                 args.max_retakes, args.comfyui, args.cpu,
                                  farm=farm_cli.options_from_args(args, args.server))
         return runner.run(opts, reporter or make_reporter(force_plain=True))
     except DriverError as exc:
         log.error("%s: %s", exc.code, exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        log.error("cancelled")
+        log.error("cancelled: finished work is kept; rerun the same command to resume")
         return 130
 
 

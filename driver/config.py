@@ -75,6 +75,7 @@ PROFILE_DEFAULTS = {"video": WAN_VIDEO_DEFAULTS, "t2i": T2I_SDXL_DEFAULTS, "stub
 
 DEFAULTS = {
     "servers": ["http://127.0.0.1:8188"],
+    "local_comfyui": "managed",
     "comfyui_dir": None,
     "comfyui_args": [],
     "lora_registry": None,
@@ -135,6 +136,7 @@ CONFIG_SCHEMA = {
     "type": "object", "additionalProperties": False,
     "properties": {
         "servers": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^https?://"}},
+        "local_comfyui": {"type": "string", "minLength": 1},
         "comfyui_dir": {"type": ["string", "null"]},
         "comfyui_args": {"type": "array", "items": {"type": "string"}},
         "lora_registry": {"type": ["string", "null"]},
@@ -195,6 +197,14 @@ class Config:
 
     def path(self, value: str | None) -> Path | None:
         return None if value is None else (self.base_dir / Path(value).expanduser()).resolve()
+
+    def local_comfyui(self) -> str:
+        """The ComfyUI to start when no server answers: ``managed``, ``none`` or a checkout's path (resolved
+        against the config's folder). The older ``comfyui_dir`` key, when set, is such a path."""
+        if self.data.get("comfyui_dir"):
+            return str(self.path(self.data["comfyui_dir"]))
+        value = self.data["local_comfyui"]
+        return value if value.lower() in ("managed", "none") else str(self.path(value))
 
     def profile(self, name: str) -> dict:
         profiles = self.data["model_profiles"]

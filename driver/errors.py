@@ -23,7 +23,8 @@ class DriverError(Exception):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        ERROR_CLASSES[cls.code] = cls
+        for code in (cls.code, *vars(cls).get("aliases", ())):  # aliases: codes an instance may carry
+            ERROR_CLASSES[code] = cls
 
     def __init__(self, message: str, *, shot: str | None = None, problems: list[str] | None = None):
         self.shot = shot
@@ -179,6 +180,67 @@ class Cancelled(DriverError):
     code = "cancelled"
     exit_code = 130
     precedence = 0
+
+
+class ComfyUINotInstalled(DriverError):
+    """No managed ComfyUI is installed (or the one there is incomplete): the message gives the install command."""
+
+    code = "comfyui_not_installed"
+    exit_code = 13
+    precedence = 22
+
+
+class InstallSourceError(DriverError):
+    """``driver comfyui install``: the source is not a ComfyUI (no ``main.py``), cannot be fetched (no network,
+    no such ref) or needs a tool that is missing (``git``). ``code`` says which."""
+
+    code = "source_invalid"
+    aliases = ("source_unreachable", "git_missing")
+    exit_code = 14
+
+    def __init__(self, message: str, *, code: str | None = None):
+        if code:
+            self.code = code
+        super().__init__(message)
+
+
+class PythonUnsupported(DriverError):
+    """The Python chosen for the managed ComfyUI cannot run it (version outside the supported range, or no venv)."""
+
+    code = "python_unsupported"
+    exit_code = 15
+
+
+class PackageInstallFailed(DriverError):
+    """pip failed while installing the managed ComfyUI's packages; the message names the package and the log."""
+
+    code = "pip_failed"
+    exit_code = 16
+
+
+class DiskFull(DriverError):
+    """No space left on the device while writing (the path is in the message); free space and rerun."""
+
+    code = "disk_full"
+    exit_code = 17
+    precedence = 15
+
+
+class NotWritable(DriverError):
+    """A folder the driver must write to is not writable (read-only file system, permissions)."""
+
+    code = "not_writable"
+    exit_code = 18
+    precedence = 20
+
+
+class ComfyUIBroken(DriverError):
+    """The ComfyUI the driver would start does not start, or starts without the anime_pipeline nodes; the message
+    has the last lines of its log."""
+
+    code = "comfyui_broken"
+    exit_code = 19
+    precedence = 25
 
 
 ERROR_CLASSES[DriverError.code] = DriverError

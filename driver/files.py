@@ -11,7 +11,17 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+
+class FileRecord(TypedDict, total=False):
+    path: str        # relative to the run folder
+    sha256: str
+    bytes: int
+    role: str        # outputs of an attempt
+    source: str      # storyboard images copied into the run folder
+    attempt: int     # assets: the attempt that made it
+    job: str
 
 
 def now() -> str:
@@ -26,9 +36,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def file_record(run_dir: Path, path: Path) -> dict[str, Any]:
+def file_record(run_dir: Path, path: Path) -> FileRecord:
     path = Path(path)
-    return {"path": path.relative_to(run_dir).as_posix(), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return FileRecord(path=path.relative_to(run_dir).as_posix(), sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
 def file_intact(run_dir: Path, record: Any) -> bool:
@@ -63,6 +73,7 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = Fal
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the user's umask like any other
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
@@ -74,6 +85,16 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = Fal
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _read_umask() -> int:
+    """Reading the umask means setting it: done once, at import, before any thread runs."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def atomic_write_json(path: Path, doc: Any, *, compact: bool = False) -> None:

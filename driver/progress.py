@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from typing import Any
 
 log = logging.getLogger("driver")
 
@@ -48,7 +50,9 @@ class RichReporter(Reporter):
         self.console = console or Console(stderr=True)
         self.progress = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self.console, transient=False)
-        self.overall = self.shot = self.steps = None
+        self.overall: Any = None  # rich TaskIDs, once started
+        self.shot: Any = None
+        self.steps: Any = None
         self._ran: set[str] = set()
 
     def start(self, total_jobs: int) -> None:
@@ -113,7 +117,24 @@ def setup_logging(verbose: bool = False, *, rich_console=None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
-    handler._anime_driver = True
+    handler._anime_driver = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+class LockedReporter:
+    """Serialises a progress reporter used from several threads."""
+
+    def __init__(self, reporter):
+        self._reporter, self._lock = reporter, threading.Lock()
+
+    def __getattr__(self, name):
+        attr = getattr(self._reporter, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kw):
+            with self._lock:
+                return attr(*args, **kw)
+        return call

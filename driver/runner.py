@@ -1,36 +1,32 @@
 """The commands behind the CLI: ``validate``, ``run`` (and its ``--dry-run``), ``status``.
 
-``run`` wires the layers: storyboard -> plan -> compile -> server (found, or started
-locally) -> preflight -> scheduler -> episode cut + dailies page. Every file it writes
-is inside the run folder."""
+``run`` wires the layers in stages: prepare (storyboard -> plan, run folder) -> open the
+backend (:mod:`driver.backends`: servers chosen in one place, preflight) -> render (the
+scheduler) -> finish (episode cut, dailies page, exit code). Every file it writes is
+inside the run folder."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .client import ComfyClient
+from .backends import Target, choose_servers, open_executor
 from .config import Config, load_config
-from .errors import Cancelled, ConfigError, DriverError, ReviewPending, ServerUnreachable, exit_code_for
+from .errors import Cancelled, ConfigError, ReviewPending, exit_code_for
 from .farm import cli as farm_cli
-from .farm.backend import FarmOptions, open_backend
-from .farm.pool_executor import plan_priorities
+from .farm.backend import FarmOptions
 from .files import atomic_write_json
-from .local_server import LocalComfy
 from .outputs.approvals import Approvals
 from .outputs.assemble import assemble
 from .outputs.dailies import write_dailies
 from .outputs.manifest import Manifest
 from .progress import Reporter
 from .render.compile import Compiler
-from .render.executor import ComfyExecutor, Executor
-from .render.preflight import check as preflight_check
-from .render.scheduler import ALL, Scheduler
+from .render.executor import Executor
+from .render.scheduler import ALL, RunResult, Scheduler
 from .story.plan import KEYFRAMES, STAGES, VIDEO, Plan, make_plan, shot_planner
 from .story.storyboard import REPO_ROOT, Storyboard, load_storyboard
 
@@ -41,14 +37,14 @@ log = logging.getLogger(__name__)
 class RunOptions:
     storyboard: Path
     config: Path | None = None
-    servers: list[str] = field(default_factory=list)
     out: Path | None = None
     only: list[str] = field(default_factory=list)
     stage: str = ALL
     dry_run: bool = False
     max_retakes: int | None = None
     comfyui: Path | None = None
-    farm: FarmOptions | None = None  # pool of servers, RunPod pods or endpoint (driver.farm)
+    cpu: bool = False  # the local ComfyUI runs with --cpu even where a GPU is found
+    farm: FarmOptions | None = None  # --server list, RunPod pods or endpoint (driver.farm); see driver.backends
 
 
 def load_inputs(storyboard: Path, config: Path | None) -> tuple[Storyboard, Config]:
@@ -58,7 +54,8 @@ def load_inputs(storyboard: Path, config: Path | None) -> tuple[Storyboard, Conf
 def run_dir_for(sb: Storyboard, config: Config, out: Path | None) -> Path:
     if out is not None:
         return Path(out).resolve()
-    return config.path(config["output_root"]) / f"{sb.project}_EP{sb.episode:03d}"
+    root = config.path(config["output_root"]) or Path.cwd()  # output_root is required by the config schema
+    return root / f"{sb.project}_EP{sb.episode:03d}"
 
 
 def run_id_for(sb: Storyboard, run_dir: Path) -> str:
@@ -98,37 +95,48 @@ def dry_run(sb: Storyboard, cfg: Config, plan: Plan, run_dir: Path, stage: str =
 
 
 # ---------------------------------------------------------------------- run
-def _connect(servers: list[str], cfg: Config, comfyui: Path | None, run_dir: Path, stack: contextlib.ExitStack
-             ) -> ComfyClient:
-    tried = []
-    for url in servers:
-        client = ComfyClient(url, request_timeout=cfg["timeouts"]["request_s"])
-        try:
-            client.system_stats()
-            return client
-        except DriverError as exc:
-            tried.append(f"{url} ({exc.__class__.__name__})")
-    root = comfyui or os.environ.get("COMFYUI_DIR") or cfg.path(cfg["comfyui_dir"])
-    if not root:
-        raise ServerUnreachable(
-            f"no ComfyUI answers at {', '.join(tried)}. Start one (in your ComfyUI folder: "
-            "`python main.py --listen 127.0.0.1 --port 8188`, with the anime_pipeline pack in custom_nodes/), "
-            "pass --server URL, or pass --comfyui DIR (or set COMFYUI_DIR) to let the driver start one for this run")
-    local = LocalComfy(Path(root), run_dir / ".comfyui", start_timeout=cfg["timeouts"]["server_start_s"],
-                       extra_args=tuple(cfg["comfyui_args"]))
-    stack.enter_context(local)
-    return ComfyClient(local.url, request_timeout=cfg["timeouts"]["request_s"])
+@dataclass
+class _Prepared:
+    """What the stages of :func:`run` share."""
 
-
-def _preflight(client: ComfyClient, plan: Plan, compiler: Compiler, stage: str) -> None:
-    compiled = compile_all(plan, compiler, stage)
-    lora_files = [(c.job.shot, f) for c in compiled for f in compiler.lora_files(c.job)]
-    loras = client.models("loras") if lora_files else None
-    preflight_check(compiled, client.object_info(), lora_files=lora_files, server_loras=loras, server=client.url)
+    opts: RunOptions
+    sb: Storyboard
+    cfg: Config
+    plan: Plan
+    run_dir: Path
+    retakes: int
+    backend: FarmOptions  # the one server list (driver.backends.choose_servers), pods, endpoint
+    existing: Manifest | None
 
 
 def run(opts: RunOptions, reporter: Reporter) -> int:
-    """Render (or dry-run) a storyboard; returns the exit code."""
+    """Render (or dry-run) a storyboard; returns the exit code. Stages: prepare (inputs,
+    plan, run folder), open the backend, render, finish (cut, dailies, exit code)."""
+    prep = _prepare(opts)
+    if opts.dry_run:
+        out = dry_run(prep.sb, prep.cfg, prep.plan, prep.run_dir, opts.stage,
+                      prep.existing.run_id if prep.existing else None)
+        log.info("dry run: %d job(s), estimated GPU time %.0f s on %s; plan and workflows in %s",
+                 len(prep.plan.jobs), prep.plan.estimate_s, prep.cfg["gpu"], out)
+        if opts.farm is not None:
+            farm_cli.log_estimates(prep.plan.jobs, prep.backend)  # GPU time and cost per backend
+        return 0
+    manifest = Manifest.open(prep.run_dir, run_id=run_id_for(prep.sb, prep.run_dir), storyboard=prep.sb,
+                             config=prep.cfg, repo=REPO_ROOT)
+    manifest.save()
+    approvals = Approvals.load(prep.run_dir)
+    with contextlib.ExitStack() as stack:
+        compiler = Compiler(prep.sb, prep.cfg, manifest.run_id)
+        target = Target(prep.cfg, prep.run_dir, manifest.run_id, prep.plan, compiler,
+                        compiled=lambda: compile_all(prep.plan, compiler, opts.stage), comfyui=opts.comfyui,
+                        cpu=opts.cpu)
+        executor = open_executor(prep.backend, target, stack, reporter)
+        result = _render(prep, manifest, approvals, compiler, executor, reporter)
+    return _finish(prep, manifest, approvals, executor, result)
+
+
+def _prepare(opts: RunOptions) -> _Prepared:
+    """Inputs, the plan (keyframe rounds read once from an earlier run's manifest) and the run folder."""
     if opts.stage not in (*STAGES, ALL):
         raise ConfigError(f"--stage must be one of keyframes, video, all; got {opts.stage!r}")
     sb, cfg = load_inputs(opts.storyboard, opts.config)
@@ -137,62 +145,49 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
         raise ConfigError(f"--max-retakes must be >= 0, got {retakes}")
     run_dir = run_dir_for(sb, cfg, opts.out)
     existing = Manifest.load(run_dir)
-    rounds = existing.keyframe_rounds() if existing else {}
-    plan = make_plan(sb, cfg, only=opts.only or None, keyframe_rounds=rounds)
-    fo = opts.farm and dataclasses.replace(opts.farm, servers=opts.servers or cfg["servers"])
-    if opts.dry_run:
-        out = dry_run(sb, cfg, plan, run_dir, opts.stage, existing.run_id if existing else None)
-        log.info("dry run: %d job(s), estimated GPU time %.0f s on %s; plan and workflows in %s",
-                 len(plan.jobs), plan.estimate_s, cfg["gpu"], out)
-        if fo is not None:
-            farm_cli.log_estimates(plan.jobs, fo)  # GPU time and cost per backend
-        return 0
-    manifest = Manifest.open(run_dir, run_id=run_id_for(sb, run_dir), storyboard=sb, config=cfg, repo=REPO_ROOT)
-    manifest.save()
-    compiler = Compiler(sb, cfg, manifest.run_id)
-    approvals = Approvals.load(run_dir)
-    shots = [s for s in sb.shots if not opts.only or s.id in opts.only]
+    plan = make_plan(sb, cfg, only=opts.only or None, keyframe_rounds=existing.keyframe_rounds() if existing else {})
+    backend = choose_servers(opts.farm or FarmOptions(), cfg)
+    problems = backend.problems()
+    if problems:
+        raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
+    return _Prepared(opts, sb, cfg, plan, run_dir, retakes, backend, existing)
 
-    with contextlib.ExitStack() as stack:
-        executor: Executor
-        if fo is not None and fo.wanted():  # several servers, --farm runpod or --endpoint
-            executor = open_backend(
-                fo, run_dir=run_dir, run_id=manifest.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
-                request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
-                check_server=lambda c: _preflight(c, plan, compiler, opts.stage),
-                compiled=lambda: compile_all(plan, compiler, opts.stage), priorities=plan_priorities(plan.jobs))
-        else:  # one server (found, or started with --comfyui)
-            client = _connect(opts.servers or cfg["servers"], cfg, opts.comfyui, run_dir, stack)
-            _preflight(client, plan, compiler, opts.stage)
-            executor = ComfyExecutor(client, run_id=manifest.run_id, job_timeout=cfg["timeouts"]["job_s"],
-                                reporter=reporter)
-        scheduler = Scheduler(storyboard=sb, jobs_for=shot_planner(sb, cfg), compiler=compiler, manifest=manifest,
-                              executor=executor, approvals=approvals, reporter=reporter, stage=opts.stage,
-                              max_retakes=retakes)
-        try:
-            with reporter:
-                result = scheduler.run(shots)
-        except KeyboardInterrupt:
-            manifest.save()
-            raise Cancelled("stopped by the user; rerun the same command to resume") from None
-        finally:
-            approvals.save()
-            write_dailies(sb, manifest, approvals)
-            manifest.save()
-    if executor.summary:  # after the with: pods stopped, costs final
+
+def _render(prep: _Prepared, manifest: Manifest, approvals: Approvals, compiler: Compiler, executor: Executor,
+            reporter: Reporter) -> RunResult:
+    opts = prep.opts
+    scheduler = Scheduler(storyboard=prep.sb, jobs_for=shot_planner(prep.sb, prep.cfg), compiler=compiler,
+                          manifest=manifest, executor=executor, approvals=approvals, reporter=reporter,
+                          stage=opts.stage, max_retakes=prep.retakes)
+    try:
+        with reporter:
+            return scheduler.run([s for s in prep.sb.shots if not opts.only or s.id in opts.only])
+    except KeyboardInterrupt:
+        manifest.save()
+        raise Cancelled("stopped by the user; rerun the same command to resume") from None
+    finally:
+        approvals.save()
+        write_dailies(prep.sb, manifest, approvals)
+        manifest.save()
+
+
+def _finish(prep: _Prepared, manifest: Manifest, approvals: Approvals, executor: Executor, result: RunResult
+            ) -> int:
+    """After the backend is closed (pods stopped, costs final): the farm summary, the cut, the dailies page."""
+    if executor.summary:
         manifest.data["farm"] = executor.summary  # per server jobs/busy/lost; pods' GPU time and cost
         manifest.save()
-    if opts.stage != KEYFRAMES:
-        assemble(sb, manifest)
-    write_dailies(sb, manifest, approvals)
+    if prep.opts.stage != KEYFRAMES:
+        assemble(prep.sb, manifest)
+    write_dailies(prep.sb, manifest, approvals)
     manifest.save()
     codes = [f["code"] for f in result.failures.values()]
-    if result.pending_review and opts.stage == VIDEO:
+    if result.pending_review and prep.opts.stage == VIDEO:
         codes.append(ReviewPending.code)
-    log.info("run folder %s: %d rendered, %d unchanged, %d failed%s; dailies: %s", run_dir, result.rendered,
+    log.info("run folder %s: %d rendered, %d unchanged, %d failed%s; dailies: %s", prep.run_dir, result.rendered,
              result.skipped, len(result.failures),
              f", {len(result.pending_review)} awaiting review" if result.pending_review else "",
-             run_dir / "dailies.html")
+             prep.run_dir / "dailies.html")
     for sid, err in result.failures.items():
         log.error("%s: %s (%s)", sid, err["message"], err["code"])
     return exit_code_for(codes)

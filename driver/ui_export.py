@@ -18,7 +18,7 @@ import json
 import uuid
 from pathlib import Path
 
-from .client import ComfyClient
+from .comfy.client import ComfyClient
 from .render.workflow import is_link, load_template, title_of
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -79,7 +79,8 @@ def to_ui(prompt: dict, object_info: dict, *, bypass: tuple[str, ...] = DEFAULT_
     bypassed = _bypassed(prompt, object_info, bypass)
     order = sorted(prompt, key=lambda n: (depth[n], int(n) if n.isdigit() else 0))
     rows: dict[int, int] = {}
-    nodes, links = {}, []
+    nodes: dict = {}
+    links: list[list] = []
     for index, nid in enumerate(order):
         node, info = prompt[nid], object_info[prompt[nid]["class_type"]]
         specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}

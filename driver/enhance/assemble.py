@@ -20,7 +20,8 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
-from .errors import DiskFull
+from driver.errors import DiskFull
+
 from .probe import VideoProbe
 
 log = logging.getLogger(__name__)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from anime_pipeline.core.retime import GUARD_THRESHOLD
-from driver.client import ComfyClient
-from driver.local_server import LocalComfy
+from driver.comfy.client import ComfyClient
+from driver.comfy.finder import find_comfyui
+from driver.comfy.local import LocalComfy
+from driver.errors import ServerUnreachable
 
 from . import command
 from .options import PRESETS, Options
 
 log = logging.getLogger(__name__)
+DEFAULT_URL = "http://127.0.0.1:8188"
 
 
 def add_command(sub, common: argparse.ArgumentParser) -> None:
@@ -60,18 +62,25 @@ def options_from_args(args: argparse.Namespace) -> Options:
 
 
 def connector(opts: Options):
-    """A context manager factory yielding a client: ``--server``, else a local ComfyUI from
-    ``--comfyui`` / ``COMFYUI_DIR`` started in the work folder, else the default URL."""
+    """A context manager factory yielding a client: ``--server``; with ``--comfyui DIR`` that
+    ComfyUI started in the work folder; else the default URL when a server answers there,
+    else the ComfyUI ``driver.comfy.finder`` finds (``COMFYUI_DIR`` or the managed install)."""
 
     @contextlib.contextmanager
     def connect() -> Iterator[ComfyClient]:
-        root = opts.comfyui or (Path(os.environ["COMFYUI_DIR"]) if os.environ.get("COMFYUI_DIR") else None)
-        if opts.server or root is None:
-            client = ComfyClient(opts.server or "http://127.0.0.1:8188")
-            client.system_stats()  # ServerUnreachable names the URL and how to start one
-            yield client
-            return
-        with LocalComfy(root, opts.work_dir() / ".comfyui") as local:
+        if opts.server or not opts.comfyui:
+            client = ComfyClient(opts.server or DEFAULT_URL)
+            try:
+                client.system_stats()
+                yield client
+                return
+            except ServerUnreachable:
+                if opts.server:
+                    raise  # the message names the URL and how to start one
+        install = find_comfyui(opts.comfyui)
+        if install is None:
+            raise ServerUnreachable(f"no ComfyUI answers at {DEFAULT_URL}; pass --server URL or --comfyui DIR")
+        with LocalComfy(install, opts.work_dir() / ".comfyui") as local:
             yield ComfyClient(local.url)
 
     return connect

@@ -23,7 +23,7 @@ from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase
 from anime_pipeline.core.retime import plan as retime_plan
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.files import atomic_write_json, now, sha256_file
 
 from . import assemble

@@ -1,4 +1,5 @@
-"""The enhance command's errors (exit codes after the managed-ComfyUI ones, 13-19)."""
+"""The enhance command's errors (exit codes after the managed-ComfyUI ones, 13-19; a full disk
+is :class:`driver.errors.DiskFull`, 17)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,3 @@ class OptionsInvalid(DriverError):
 
     code = "options_invalid"
     exit_code = 22
-
-
-class DiskFull(DriverError):
-    """No space left for the work folder or the output (finished chunks are kept)."""
-
-    code = "disk_full"
-    exit_code = 23

@@ -23,7 +23,7 @@ import numpy as np
 
 from anime_pipeline.core.chunkio import write_chunk
 from anime_pipeline.core.retime import GUARD_THRESHOLD
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.errors import OutputMissing
 from driver.render.workflow import Binder, load_template
 

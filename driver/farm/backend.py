@@ -17,18 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.errors import ConfigError, PreflightFailed
+from driver.progress import LockedReporter
 from driver.render.compile import Compiled
 from driver.render.executor import ComfyExecutor
 
+from .endpoint import DEFAULT_BASE_URL, EndpointClient, Journal, parse_endpoint
 from .errors import RunPodAuthError
 from .pool import Member, ServerPool
-from .pool_executor import LockedReporter, PoolExecutor
+from .pool_executor import PoolExecutor
 from .redact import install_log_redaction, resolve_api_key
 from .runpod_api import PodSpec, RunPodApi
 from .runpod_pods import PROXY_TEMPLATE, PodFleet
-from .serverless import DEFAULT_BASE_URL, EndpointClient, Journal, ServerlessExecutor, parse_endpoint
+from .serverless import ServerlessExecutor
 from .worker_outputs import RUN_PAYLOAD_LIMIT, b64_size, dropped_outputs
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ def comfy_member(url: str, *, run_id: str, job_timeout_s: float, request_timeout
 
 
 def serverless_member(fo: FarmOptions, *, run_id: str, run_dir: Path, job_timeout_s: float) -> Member:
-    endpoint_id = parse_endpoint(fo.endpoint)
+    endpoint_id = parse_endpoint(fo.endpoint or "")
     key = resolve_api_key()
     if not key:
         raise RunPodAuthError("no RunPod API key: set RUNPOD_API_KEY, or run `runpod config` to write "
@@ -158,6 +160,7 @@ def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: 
                                 reporter=locked, slots=fo.slots_per_server) for u in dict.fromkeys(urls)]
 
         def check(member: Member) -> None:
+            assert isinstance(member.executor, ComfyExecutor)  # every member here is a ComfyUI server
             check_server(member.executor.client)
     pool = ServerPool(members, health_interval_s=fo.health_interval_s, down_after=fo.down_after,
                       all_down_timeout_s=fo.all_down_timeout_s, rejoin_check=check)

@@ -21,12 +21,12 @@ import json
 import logging
 
 from .backend import FarmOptions
+from .endpoint import DEFAULT_BASE_URL
 from .errors import FarmError
 from .estimate import Estimate, format_table, table
 from .redact import install_log_redaction, resolve_api_key
 from .runpod_api import PodSpec, RunPodApi
 from .runpod_pods import PROXY_TEMPLATE, PodFleet, find_pods, stop_pods
-from .serverless import DEFAULT_BASE_URL
 
 log = logging.getLogger("driver.farm")
 

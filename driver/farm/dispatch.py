@@ -23,11 +23,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 Key = Hashable
+K = TypeVar("K", bound=Hashable)  # a job key of the functions below
 
 
 class State(str, Enum):
@@ -212,7 +214,7 @@ class Dispatcher:
         return not self._heap
 
 
-def run_order(jobs: Iterable[Key], depends_on: dict[Key, Iterable[Key]]) -> list[Key]:
+def run_order(jobs: Iterable[K], depends_on: Mapping[K, Iterable[K]]) -> list[K]:
     """A dependency order of ``jobs`` (stable: input order among independent jobs).
     Raises DispatchError on a cycle or an unknown dependency."""
     jobs = list(jobs)
@@ -222,13 +224,13 @@ def run_order(jobs: Iterable[Key], depends_on: dict[Key, Iterable[Key]]) -> list
         unknown = deps - index.keys()
         if unknown:
             raise DispatchError(f"job {k!r} depends on unknown job(s) {sorted(map(str, unknown))}")
-    children: dict[Key, list[Key]] = {k: [] for k in jobs}
+    children: dict[K, list[K]] = {k: [] for k in jobs}
     for k, deps in pending.items():
         for d in deps:
             children[d].append(k)
-    ready = [(index[k], k) for k, deps in pending.items() if not deps]
+    ready: list[tuple[int, K]] = [(index[k], k) for k, deps in pending.items() if not deps]
     heapq.heapify(ready)
-    out = []
+    out: list[K] = []
     while ready:
         _, k = heapq.heappop(ready)
         out.append(k)
@@ -241,17 +243,24 @@ def run_order(jobs: Iterable[Key], depends_on: dict[Key, Iterable[Key]]) -> list
     return out
 
 
-def critical_path_priorities(estimates: dict[Key, float], depends_on: dict[Key, Iterable[Key]]) -> dict[Key, float]:
+def critical_path_priorities(estimates: dict[K, float], depends_on: Mapping[K, Iterable[K]]) -> dict[K, float]:
     """Request priorities (lower runs first): minus the job's estimate plus the longest
     chain of estimated work that waits on it. A keyframe inherits its video's length,
     so long shots start early instead of forming the tail of the run (in the simulation
     this beats both shot order and longest-job-first; see :mod:`driver.farm.simulate`)."""
     order = run_order(estimates, depends_on)
-    children: dict[Key, list[Key]] = {k: [] for k in order}
+    children: dict[K, list[K]] = {k: [] for k in order}
     for k in order:
         for d in depends_on.get(k, ()):
             children[d].append(k)
-    chain: dict[Key, float] = {}
+    chain: dict[K, float] = {}
     for k in reversed(order):
         chain[k] = estimates[k] + max((chain[c] for c in children[k]), default=0.0)
     return {k: -v for k, v in chain.items()}
+
+
+def plan_priorities(jobs: Iterable) -> dict[str, float]:
+    """Critical-path priorities of plan jobs (``id``, ``estimate_s``, ``depends_on``)."""
+    jobs = list(jobs)
+    return critical_path_priorities({j.id: j.estimate_s or 1.0 for j in jobs},
+                                    {j.id: [d for d in j.depends_on] for j in jobs})

@@ -25,50 +25,16 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
 from driver.errors import Cancelled, DriverError, PreflightFailed
 
 from .dispatch import Dispatcher, State
-from .errors import FarmError, NoServerAvailable, PackMissing
-from .images import POD_IMAGE, SERVERLESS_IMAGE
+from .errors import FarmError, NoServerAvailable
+from .members import Check, Lease, Member, check_error
 
 log = logging.getLogger(__name__)
-
-Probe = Callable[[], Any]          # raises when the member does not answer
-Check = Callable[["Member"], None]  # raises PreflightFailed (or another DriverError) when it cannot serve
-
-
-@dataclass
-class Member:
-    """One backend of the pool. ``executor`` runs attempts on it (the interface of
-    :class:`driver.render.executor.Executor`: ``server``, ``client``, ``upload``,
-    ``run_attempt``); ``probe`` is its health check."""
-
-    name: str
-    executor: Any
-    probe: Probe
-    capacity: int = 1
-    kind: str = "comfyui"   # comfyui | serverless
-    uploaded: set = field(default_factory=set)  # input names already on it
-    jobs: int = 0
-    busy_s: float = 0.0
-    lost: int = 0
-
-    def image_hint(self) -> str:
-        image = SERVERLESS_IMAGE if self.kind == "serverless" else POD_IMAGE
-        return f"use the {image} image (docker/README.md), which carries the anime_pipeline pack"
-
-
-@dataclass
-class Lease:
-    member: Member
-    key: int
-    since: float
-
 
 class ServerPool:
     def __init__(self, members: list[Member], *, health_interval_s: float = 5.0, down_after: int = 2,
@@ -86,7 +52,7 @@ class ServerPool:
         for m in members:
             self._disp.add_server(m.name, m.capacity)
         self._cond = threading.Condition()
-        self._granted: dict[int, str] = {}
+        self._granted: dict[Hashable, str] = {}
         self._keys = itertools.count()
         self._misses: dict[str, int] = {n: 0 for n in names}
         self._fatal: DriverError | None = None
@@ -103,14 +69,13 @@ class ServerPool:
         when none is left (PreflightFailed listing every member's problems)."""
         members = list(self.members.values())
         with ThreadPoolExecutor(max_workers=min(16, len(members)), thread_name_prefix="preflight") as tp:
-            errors = list(tp.map(lambda m: _check_error(check, m), members))
+            errors = list(tp.map(lambda m: check_error(check, m), members))
         problems = []
         for m, exc in zip(members, errors, strict=True):
             if exc is None:
                 continue
             if isinstance(exc, FarmError):  # a wrong API key, a fleet problem: not one member's fault
                 raise exc
-            exc = _with_image_hint(exc, m)
             self.exclude(m.name, str(exc))
             problems += [f"{m.name}: {p}" for p in exc.problems] or [f"{m.name}: {exc}"]
         if not self._disp.up:
@@ -225,9 +190,9 @@ class ServerPool:
     def _rejoin(self, name: str) -> None:
         member = self.members[name]
         if self.rejoin_check is not None:
-            exc = _check_error(self.rejoin_check, member)
+            exc = check_error(self.rejoin_check, member)
             if exc is not None:
-                self.exclude(name, f"answers again but fails preflight: {_with_image_hint(exc, member)}")
+                self.exclude(name, f"answers again but fails preflight: {exc}")
                 return
         member.uploaded.clear()  # a restarted server may have lost its input folder
         with self._cond:
@@ -302,22 +267,3 @@ class ServerPool:
             return [{"server": n, "state": s.state.value, "reason": s.reason, "slots": s.capacity,
                      "jobs": self.members[n].jobs, "busy_s": round(self.members[n].busy_s, 3),
                      "lost": self.members[n].lost} for n, s in self._disp.servers.items()]
-
-
-def _check_error(check: Check, member: Member) -> DriverError | None:
-    try:
-        check(member)
-        return None
-    except DriverError as exc:
-        return exc
-    except Exception as exc:  # noqa: BLE001 - a broken server must not stop the preflight of the others
-        return DriverError(f"preflight raised {exc.__class__.__name__}: {exc}")
-
-
-def _with_image_hint(exc: DriverError, member: Member) -> DriverError:
-    """A member without the pack gets a PackMissing naming the image to use."""
-    if isinstance(exc, PackMissing) or (isinstance(exc, PreflightFailed) and exc.lacks_pack()):
-        problems = [*exc.problems, member.image_hint()]
-        return PackMissing(f"{member.name} lacks the anime_pipeline pack (or a node it needs): "
-                           f"{member.image_hint()}", problems=problems)
-    return exc

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from driver.errors import Cancelled, ConfigError, DriverError, LostContact, ServerUnreachable
+from driver.progress import LockedReporter
 from driver.render.executor import ComfyExecutor, Executor
 
-from .dispatch import critical_path_priorities
 from .errors import NoServerAvailable, ServerLost
 from .pool import Lease, Member, ServerPool
 
@@ -39,30 +39,6 @@ log = logging.getLogger(__name__)
 
 KNOWN, LOST = "known", "lost"
 POOL_LABEL = "pool"
-
-
-class LockedReporter:
-    """Serialises a progress reporter used from several threads."""
-
-    def __init__(self, reporter):
-        self._reporter, self._lock = reporter, threading.Lock()
-
-    def __getattr__(self, name):
-        attr = getattr(self._reporter, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kw):
-            with self._lock:
-                return attr(*args, **kw)
-        return call
-
-
-def plan_priorities(jobs: Iterable) -> dict[str, float]:
-    """Critical-path priorities of plan jobs (``id``, ``estimate_s``, ``depends_on``)."""
-    jobs = list(jobs)
-    return critical_path_priorities({j.id: j.estimate_s or 1.0 for j in jobs},
-                                    {j.id: [d for d in j.depends_on] for j in jobs})
 
 
 class PoolExecutor(Executor):
@@ -112,8 +88,9 @@ class PoolExecutor(Executor):
     @contextlib.contextmanager
     def slot(self, job=None, server: str | None = None) -> Iterator[Member]:
         """Hold a slot for one attempt of ``job`` (pinned to ``server`` while it is up)."""
-        if self._lease() is not None:  # nested: keep the slot we have
-            yield self._lease().member
+        held = self._lease()
+        if held is not None:  # nested: keep the slot we have
+            yield held.member
             return
         self._tls.priority = self.priorities.get(job.id, 0.0) if job is not None else 0.0
         with self._unlocked():
@@ -132,7 +109,9 @@ class PoolExecutor(Executor):
         started, moves = time.monotonic(), 0
         relocked = self._relocking(resubmit)
         while True:
-            member = self._lease().member
+            lease = self._lease()
+            assert lease is not None  # held by the slot above (or moved by the loop below)
+            member = lease.member
             try:
                 with self._unlocked():
                     return member.executor.run_attempt(compiled, dest_for, in_flight=in_flight, resubmit=relocked)

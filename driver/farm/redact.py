@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import tomllib
@@ -47,8 +48,8 @@ def resolve_api_key(*, env: dict | None = None, config_path: Path | None = None,
     """The RunPod API key: ``RUNPOD_API_KEY``, else the runpod SDK's config file
     (``~/.runpod/config.toml``, profile ``default``, key ``api_key``), else None. The
     key is registered as a secret before it is returned."""
-    env = os.environ if env is None else env
-    key = (env.get(ENV_KEY) or "").strip() or None
+    source: Mapping[str, str] = os.environ if env is None else env
+    key = (source.get(ENV_KEY) or "").strip() or None
     if key is None:
         path = (config_path or SDK_CONFIG).expanduser()
         try:

@@ -33,7 +33,7 @@ class PodSpec:
     """What to rent. ``ports`` is derived from the URL template when left empty."""
 
     gpu_type: str = "NVIDIA GeForce RTX 4090"
-    image: str = POD_IMAGE
+    image: str | None = POD_IMAGE   # None: the template's image
     template_id: str | None = None
     cloud_type: str = "SECURE"
     gpu_count: int = 1

@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -85,7 +86,7 @@ class PodFleet:
         self.pods: dict[str, PodRecord] = {}
         self._lock = threading.Lock()
         self._http = requests.Session()
-        self._old_sigterm = None
+        self._old_sigterm: Any = None
         self._creating: str | None = None  # name of a pod whose creation did not return
 
     # ------------------------------------------------------------------ up
@@ -144,7 +145,7 @@ class PodFleet:
                 break
             if waiting:
                 time.sleep(self.poll_s)
-        ready = [r.url for r in self.pods.values() if r.state == "ready"]
+        ready = [r.url for r in self.pods.values() if r.state == "ready" and r.url]
         if not ready:
             raise PodNotReady(f"none of the {len(self.pods)} pod(s) had ComfyUI answering within "
                               f"{self.ready_timeout_s:.0f} s (image {self.spec.image}); they were stopped")
@@ -176,7 +177,7 @@ class PodFleet:
 
     def summary(self) -> dict:
         at = time.monotonic()
-        pods = [{"id": r.id, "name": r.name, "gpu": r.gpu, "state": r.state, "ready_s": r.ready_s,
+        pods: list[dict[str, Any]] = [{"id": r.id, "name": r.name, "gpu": r.gpu, "state": r.state, "ready_s": r.ready_s,
                  "gpu_s": round(r.hours(at) * 3600.0, 1), "cost_per_hr": r.cost_per_hr,
                  "cost_usd": round(r.cost_per_hr * r.hours(at), 4)} for r in self.pods.values()]
         return {"pods": pods, "gpu_s": round(sum(p["gpu_s"] for p in pods), 1),

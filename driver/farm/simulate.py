@@ -22,7 +22,7 @@ import heapq
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -131,7 +131,7 @@ class _Simulation:
                  overhead_s: float, capacity: int, detect_s: float, downtime_s: float):
         self.work, self.rng, self.prio = work, rng, prio
         self.overhead_s, self.detect_s, self.downtime_s = overhead_s, detect_s, downtime_s
-        self.by_key = {j.key: j for j in work}
+        self.by_key: dict[Hashable, SimJob] = {j.key: j for j in work}
         self.children: dict[int, list[int]] = {j.key: [] for j in work}
         self.missing = {j.key: len(j.deps) for j in work}
         for j in work:
@@ -143,7 +143,7 @@ class _Simulation:
             self.disp.add_server(n, capacity)
         self.events: list[tuple[float, int, str, Any]] = []
         self.seq = itertools.count()
-        self.tokens: dict[int, int] = {}  # job -> token of its live run (a lost run's finish is ignored)
+        self.tokens: dict[Hashable, int] = {}  # job -> token of its live run (a lost run's finish is ignored)
         self.busy, self.done, self.resubmitted, self.dispatch_cpu = 0.0, 0, 0, 0.0
         self.handlers: dict[str, Callable[[float, Any], None]] = {
             "finish": self._on_finish, "down": self._on_down, "lost": self._on_lost, "up": self._on_up}
@@ -166,7 +166,11 @@ class _Simulation:
     def run(self, failures: int) -> tuple[float, float]:
         """Returns (makespan in simulated seconds, wall seconds of the loop)."""
         wall0 = time.perf_counter()
-        self.timed(lambda: [self.disp.request(j.key, priority=self.prio[j.key]) for j in self.work if not j.deps])
+        def first() -> None:
+            for j in self.work:
+                if not j.deps:
+                    self.disp.request(j.key, priority=self.prio[j.key])
+        self.timed(first)
         for _ in range(failures):
             self.push(self.rng.uniform(0.0, 0.6) * sum(j.duration for j in self.work) / len(self.names), "down", None)
         self.dispatch(0.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from anime_pipeline.core.naming import asset_name
 from driver.errors import OutputMissing
-from driver.files import file_intact, file_record, sha256_file
+from driver.files import FileRecord, file_intact, file_record, sha256_file
 from driver.story.plan import VIDEO, Job
 from driver.story.storyboard import Shot, Storyboard
 
@@ -84,7 +84,7 @@ class Assets:
                                                             shot.characters, suffix=inp.role,
                                                             ext=src.suffix.lstrip(".").lower())
             place(src, dest)
-            assets[inp.role] = {**file_record(self.run_dir, dest), "source": str(src)}  # type: ignore[typeddict-item]
+            assets[inp.role] = FileRecord(**file_record(self.run_dir, dest), source=str(src))
 
     def select(self, job: Job, rec: JobRecord, att: AttemptRecord, status: Status) -> None:
         """Make ``att``'s files the shot's assets (hard link, else copy; atomic)."""
@@ -94,9 +94,10 @@ class Assets:
             folder = CLIP_DIR if job.stage == VIDEO else KEYFRAME_DIR
             dest = self.run_dir / folder / self.name(job, f["role"], src.suffix.lstrip("."))
             place(src, dest)  # the attempt's verified file, so its recorded hash holds
-            assets[f["role"]] = {"path": dest.relative_to(self.run_dir).as_posix(), "sha256": f["sha256"],
-                                 "bytes": f["bytes"], "attempt": att["attempt"], "job": job.id}
-        if att.get("report_file"):
-            assets[f"{job.id}:report"] = att["report_file"]  # type: ignore[assignment]
+            assets[f["role"]] = FileRecord(path=dest.relative_to(self.run_dir).as_posix(), sha256=f["sha256"],
+                                           bytes=f["bytes"], attempt=att["attempt"], job=job.id)
+        report = att.get("report_file")
+        if report:
+            assets[f"{job.id}:report"] = report
         rec.update({"status": status, "selected_attempt": att["attempt"]})
         self.manifest.save()

@@ -14,6 +14,7 @@ from . import quality
 
 DAILIES_NAME = "dailies.html"
 KEYFRAME_ROLES = ("strip", "first", "hero", "last")
+PROMPT_CHARS = 300  # per prompt on the page; the whole prompt is in the attempt's workflow file
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;background:#16161c;color:#e8e8ee}
@@ -32,6 +33,11 @@ table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #33334a;pa
 
 def _e(x) -> str:
     return html.escape(str(x), quote=True)
+
+
+def _clip(text: str) -> str:
+    """A prompt as the page shows it: escaped, at most PROMPT_CHARS characters."""
+    return _e(text if len(text) <= PROMPT_CHARS else text[:PROMPT_CHARS] + f" … ({len(text):,} characters)")
 
 
 def _blank(x) -> str:
@@ -77,14 +83,16 @@ def _shot(shot, rec: dict, verdict: str | None) -> str:
     selected = next((a for a in video_job.get("attempts", []) if a["attempt"] == video_job.get("selected_attempt")),
                     None)
     err = rec.get("error") or {}
-    prompts = " | ".join(f"{k}: {v}" for k, v in shot.prompts.items() if v and k != "negative")
+    prompts = " | ".join(f"{k}: {_clip(v)}" for k, v in shot.prompts.items() if v and k != "negative")
+    if selected and selected.get("workflow_file"):
+        prompts += f' <a href="{_e(selected["workflow_file"]["path"])}">workflow</a>'
     review = f" review {_badge(verdict)}" if verdict else ""
     return (
         f'<div class="shot" id="{shot.id}"><div class="head"><span class="id">{shot.id}</span>'
         f"{_badge(rec.get('status', 'pending'))}{review}"
         f"<span>{_e(shot.approach)} · {shot.duration_s:g} s · seed {shot.seed} · "
         f"{_e('-'.join(shot.characters) or 'no character')}</span></div>"
-        f'<div class="prompt">{_e(prompts)}</div><div class="media">{"".join(media) or "<i>no images yet</i>"}</div>'
+        f'<div class="prompt">{prompts}</div><div class="media">{"".join(media) or "<i>no images yet</i>"}</div>'
         f"{_gates(selected.get('gate_report') if selected else None)}{_attempts(rec)}"
         + (f'<div class="err">{_e(err.get("code"))}: {_e(err.get("message"))}</div>' if err else "")
         + "</div>")

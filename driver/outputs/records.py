@@ -14,6 +14,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, TypedDict
 
+from driver.files import FileRecord
+
 MANIFEST_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
@@ -33,17 +35,8 @@ class Status(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    __format__ = str.__format__
-
-
-class FileRecord(TypedDict, total=False):
-    path: str        # relative to the run folder
-    sha256: str
-    bytes: int
-    role: str        # outputs of an attempt
-    source: str      # storyboard images copied into the run folder
-    attempt: int     # assets: the attempt that made it
-    job: str
+    def __format__(self, spec: str) -> str:
+        return self.value.__format__(spec)
 
 
 class InputRecord(TypedDict):

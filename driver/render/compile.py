@@ -34,7 +34,7 @@ DEFAULT_TEMPLATES_DIR = REPO_ROOT / "workflows"
 REPORT = "report"  # output role of the AP_QualityReport node
 
 # save-node title -> output role, per template
-OUTPUT_TITLES = {
+OUTPUT_TITLES: dict[str, dict[str, str | None]] = {
     T2I_SDXL: {"Save Keyframe": None}, T2I_UNET: {"Save Keyframe": None},
     TRIPTYCH_SPLIT: {"Save First": "first", "Save Hero": "hero", "Save Last": "last"},
     WAN_FLF: {"Save Video": "video", "Quality Report": REPORT},

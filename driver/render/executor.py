@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
-from PIL import Image
-
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.errors import DriverError, ExecutionFailed, OutputMissing
-from driver.files import file_record, sha256_file
+from driver.files import FileRecord, file_record, sha256_file
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
+from driver.outputs.verify import verify_file
 
 from .compile import REPORT, Compiled
 
@@ -106,14 +104,31 @@ class Executor(ABC):
 
 
 class ComfyExecutor(Executor):
-    """Attempts on one ComfyUI server."""
+    """Attempts on one ComfyUI server. Give it the ``client``, or ``connect`` to make one on
+    first use: a run whose jobs are all unchanged then never connects (and never starts a
+    local ComfyUI)."""
 
-    def __init__(self, client: ComfyClient, *, run_id: str, job_timeout: float, reporter=None):
+    def __init__(self, client: ComfyClient | None = None, *, run_id: str, job_timeout: float, reporter=None,
+                 connect: Callable[[], ComfyClient] | None = None):
         super().__init__()
-        self.client = client
+        if (client is None) == (connect is None):
+            raise TypeError("ComfyExecutor takes a client or a connect function, not both")
+        self._client = client
+        self._connect = connect
         self.run_id = run_id
         self.job_timeout = job_timeout
         self.reporter = reporter
+
+    @property
+    def client(self) -> ComfyClient:
+        if self._client is None:
+            assert self._connect is not None
+            self._client = self._connect()
+        return self._client
+
+    @client.setter
+    def client(self, client: ComfyClient) -> None:
+        self._client = client
 
     @property
     def server(self) -> str:
@@ -122,6 +137,13 @@ class ComfyExecutor(Executor):
     @property
     def client_id(self) -> str:
         return self.client.client_id
+
+    def slot(self, job: Any, server: str | None = None) -> AbstractContextManager[Any]:
+        """One server runs one job at a time: nothing to hold (the farm's pool has slots). Connects first (the
+        scheduler asks for a slot before it records an attempt), so a server that cannot be reached or started
+        leaves no half-written attempt."""
+        self.client  # noqa: B018 - connect (and preflight) on the first job that renders
+        return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
@@ -162,10 +184,10 @@ class ComfyExecutor(Executor):
             log.info("%s is still queued or running on %s; waiting for it", pid, self.server)
             entry = self.client.wait_for(pid, timeout=self.job_timeout)
         else:
-            entry = self.client.history(pid)
-            if entry is None:
+            found = self.client.history(pid)
+            if found is None:
                 return None
-            entry = ComfyClient.check_entry(pid, entry)
+            entry = ComfyClient.check_entry(pid, found)
         return entry, self._timings(entry, t0, None)
 
     @staticmethod
@@ -241,31 +263,6 @@ class ComfyExecutor(Executor):
         return outcome
 
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp"}
-VIDEO_EXT = {".mp4", ".webm", ".mov", ".mkv"}
-
-
-def verify_file(path: Path, frames: int | None = None) -> str | None:
-    """What is wrong with a downloaded output (empty, undecodable, wrong frame count),
-    or None. Videos are checked by demuxing, without decoding."""
-    if path.stat().st_size == 0:
-        return "downloaded empty"
-    ext = path.suffix.lower()
-    try:
-        if ext in IMAGE_EXT:
-            with Image.open(path) as im:
-                im.verify()
-        elif ext in VIDEO_EXT:
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                count = sum(1 for packet in container.demux(stream) if packet.size)
-            if frames is not None and count != frames:
-                return f"has {count} frames, expected {frames}"
-    except (OSError, ValueError, IndexError, av.error.FFmpegError) as exc:
-        return f"cannot be read as {ext.lstrip('.')}: {exc}"
-    return None
-
-
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
@@ -275,6 +272,6 @@ def describe_error(exc: DriverError) -> dict:
     return exc.to_dict()
 
 
-def record_files(run_dir: Path, files: dict[str, Path]) -> list[dict]:
-    return [{"role": role, **file_record(run_dir, p)} for role, p in sorted(files.items())]
+def record_files(run_dir: Path, files: dict[str, Path]) -> list[FileRecord]:
+    return [FileRecord(role=role, **file_record(run_dir, p)) for role, p in sorted(files.items())]
 

@@ -199,6 +199,7 @@ class _Planner:
             kf_jobs, inputs = self.keyframe_inputs(shot, ("hero",))
             if shot.approach == "held_frame_push":
                 p = shot.push
+                assert p is not None  # the storyboard gives every held_frame_push shot its push
                 base.update(duration_s=shot.duration_s, zoom_start=p.zoom_start, zoom_end=p.zoom_end,
                             center_start=list(p.center_start), center_end=list(p.center_end), easing=p.easing)
             template = HELD_PUSH if shot.approach == "held_frame_push" else HELD_STATIC
@@ -216,7 +217,7 @@ class _Planner:
                     "or use triptych_split_flf")
                 return []
             kf_jobs, inputs = self.keyframe_inputs(shot, ("first", "last"))
-            lengths = (total,)
+            lengths: tuple[int, ...] = (total,)
             base["length"] = total
             template = WAN_FLF
         else:

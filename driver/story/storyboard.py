@@ -176,7 +176,8 @@ def parse_storyboard(doc, path: Path, raw_bytes: bytes | None = None) -> Storybo
             push = Push(p.get("zoom_start", base.zoom_start), p.get("zoom_end", base.zoom_end),
                         tuple(p.get("center_start", base.center_start)), tuple(p.get("center_end", base.center_end)),
                         p.get("easing", base.easing))
-        keyframes = {role: _inside(path.parent, rel) for role, rel in (s.get("keyframes") or {}).items()}
+        keyframes = {role: _inside(path.parent, rel) or path.parent / rel  # inside: checked above
+                     for role, rel in (s.get("keyframes") or {}).items()}
         shots.append(Shot(i, s["scene"], s["take"], s["generation_approach"], float(s["duration_s"]), s["seed"],
                           prompts, tuple(s.get("characters_in_shot", [])), keyframes, push, s.get("hero_frame"),
                           s.get("notes", "")))

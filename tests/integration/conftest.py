@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from driver.client import ComfyClient
-from tests.harness.comfy import ServerHandle, find_comfyui, link_model, start_server, tiny_models
+from devkit.harness.comfy import ServerHandle, find_comfyui, link_model, start_server, tiny_models
+from driver.comfy.client import ComfyClient
 
 
 @dataclass

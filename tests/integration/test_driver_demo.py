@@ -12,7 +12,7 @@ from anime_pipeline.core.naming import parse_asset_name
 from driver.cli import main
 from driver.files import sha256_file
 from driver.story.storyboard import REPO_ROOT, load_storyboard
-from tests.harness.media import probe_video
+from devkit.harness.media import probe_video
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,8 @@ def test_demo_renders_end_to_end_and_resumes(comfy, tmp_path):
         n, size, fps = probe_video(run_dir / video["path"])
         assert (n, size, fps) == (shot.frames(24), (432, 768), 24.0)
         att = rec["jobs"][f"{shot.id}-video"]["attempts"][0]
-        assert att["server"] == comfy.url and att["timings"]["execution_s"] > 0 and att["workflow"]
+        assert att["server"] == comfy.url and att["timings"]["execution_s"] > 0
+        assert json.loads((run_dir / att["workflow_file"]["path"]).read_text())  # the submitted workflow
     strip_shot = manifest["shots"]["S02T01"]["assets"]
     assert {"first", "hero", "last"} <= set(strip_shot)
     assert strip_shot["hero"]["path"] == "keyframes/DEMO_EP001_S02_T01_MIRA_hero.png"

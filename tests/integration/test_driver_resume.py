@@ -13,7 +13,7 @@ import pytest
 
 from driver.cli import main
 from driver.story.storyboard import REPO_ROOT
-from tests.harness.comfy import start_server
+from devkit.harness.comfy import start_server
 
 pytestmark = pytest.mark.integration
 

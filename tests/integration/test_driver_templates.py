@@ -15,8 +15,8 @@ from driver.render.preflight import workflow_problems
 from driver.story.storyboard import REPO_ROOT, load_storyboard
 from driver.ui_export import to_ui
 from driver.render.workflow import load_template
-from tests.harness.comfy import PACK_DIR
-from tests.harness.ui2api import convert
+from devkit.harness.comfy import PACK_DIR
+from devkit.harness.ui2api import convert
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +65,8 @@ def test_compiled_episode_workflows_are_accepted_with_stand_in_models(comfy, com
     preflight and the server's own validation once files exist under the configured model
     names (stand-ins: nothing here can run real T2I or 14B WAN weights on a CPU)."""
     from driver.render import preflight
-    from tests.harness.comfy import tiny_models
-    from tests.harness.standins import placeholder_image, provide_stand_ins, withdraw
+    from devkit.harness.comfy import tiny_models
+    from devkit.harness.standins import placeholder_image, provide_stand_ins, withdraw
 
     sb = load_storyboard(REPO_ROOT / "storyboards" / "storyboard_ep_001.json")
     cfg = load_config(REPO_ROOT / "configs" / "project.example.yaml").with_overrides(

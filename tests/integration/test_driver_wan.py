@@ -19,7 +19,7 @@ from PIL import Image
 from driver.cli import main
 from driver.story.plan import derive_seed, segment_seed
 from driver.story.storyboard import REPO_ROOT
-from tests.harness.media import probe_video
+from devkit.harness.media import probe_video
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,10 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
     code = main(["run", str(sb_dir / "tiny.json"), "--server", comfy.url, "--config", str(tmp_path / "cfg.yaml"),
                  "--out", str(run_dir), "--plain"])
     m = json.loads((run_dir / "run_manifest.json").read_text())
+
+    def workflow(att: dict) -> dict:  # the submitted workflow, in its file beside the outputs
+        return json.loads((run_dir / att["workflow_file"]["path"]).read_text())
+
     assert code == 9, comfy.server.log_tail()  # quality_failed: the split shot, after its retake
 
     flf = m["shots"]["S01T01"]
@@ -62,7 +66,7 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
     assert flf["status"] == "done" and att["passed"] and att["gate_report"]["passed"]
     assert {g["name"] for g in att["gate_report"]["gates"]} == {"artifact", "temporal", "keyframe_fidelity"}
     assert probe_video(run_dir / flf["assets"]["video"]["path"]) == (12, (64, 64), 24.0)
-    (length,) = [n["inputs"]["length"] for n in att["workflow"].values()
+    (length,) = [n["inputs"]["length"] for n in workflow(att).values()
                  if n["class_type"] == "WanFirstLastFrameToVideo"]
     assert length == 9  # 9 WAN frames at 16 fps -> 13 at 24 fps, trimmed to 0.5 s = 12
 
@@ -73,10 +77,10 @@ def test_tiny_wan_standard_and_split_flf(comfy, tiny_wan, tmp_path):
     assert [a["status"] for a in attempts] == ["gate_failed", "gate_failed"]
     assert all("seam" in a["gate_report"]["failed_gates"] for a in attempts)
     for a in attempts:
-        seeds = sorted(n["inputs"]["noise_seed"] for n in a["workflow"].values()
+        seeds = sorted(n["inputs"]["noise_seed"] for n in workflow(a).values()
                        if n["class_type"] == "KSamplerAdvanced")
         assert seeds == sorted([a["seed"]] * 2 + [segment_seed(a["seed"], 1)] * 2)  # segment A, segment B
-        lengths = sorted(n["inputs"]["length"] for n in a["workflow"].values()
+        lengths = sorted(n["inputs"]["length"] for n in workflow(a).values()
                          if n["class_type"] == "WanFirstLastFrameToVideo")
         assert lengths == [5, 9]  # 13 WAN frames = 9 + 5 - 1, retimed to 24 fps and trimmed to 18
         assert (run_dir / f"attempts/TINY_EP001_S02_T01_NOCHAR_video_a{a['attempt']}.mp4").is_file()

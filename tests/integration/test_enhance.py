@@ -1,6 +1,6 @@
 """``python -m driver enhance`` against a real ComfyUI on CPU, on inputs built at test time
 from real WAN clips (three shots joined with hard cuts, the middle one on twos) with a
-click track and subtitles (tests/harness/enhance_media.py)."""
+click track and subtitles (devkit/harness/enhance_media.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import plan as retime_plan
+from devkit.harness import enhance_media as em
 from driver.cli import main
 from driver.enhance import render
 from driver.enhance.probe import FrameSource, probe
-from tests.harness import enhance_media as em
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(em.missing_reason() is not None, reason=str(em.missing_reason()))]

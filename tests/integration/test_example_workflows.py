@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.comfy import PACK_DIR, tiny_models
-from tests.harness.standins import placeholder_image, provide_stand_ins, withdraw
-from tests.harness.ui2api import convert
+from devkit.harness.comfy import PACK_DIR, tiny_models
+from devkit.harness.standins import placeholder_image, provide_stand_ins, withdraw
+from devkit.harness.ui2api import convert
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ import pytest
 
 pytest.importorskip("runpod")
 
-from driver.client import ComfyClient  # noqa: E402
+from driver.comfy.client import ComfyClient  # noqa: E402
 from driver.farm.backend import FarmOptions  # noqa: E402
 from driver.farm.errors import BudgetExceeded  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402
-from tests.integration.farm_helpers import assert_complete_and_verified, attempts, farm_run  # noqa: E402
-from tests.standins.runpod_api import RunPodApiStandIn  # noqa: E402
+from devkit.farm_helpers import assert_complete_and_verified, attempts, farm_run  # noqa: E402
+from devkit.standins.runpod_api import RunPodApiStandIn  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

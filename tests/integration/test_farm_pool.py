@@ -12,7 +12,7 @@ import requests
 
 from driver.farm.backend import FarmOptions
 from driver.farm.images import POD_IMAGE
-from tests.integration.farm_helpers import assert_complete_and_verified, attempts, farm_run
+from devkit.farm_helpers import assert_complete_and_verified, attempts, farm_run
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from driver.farm.backend import FarmOptions
-from tests.integration.farm_helpers import assert_complete_and_verified, attempts, farm_run
-from tests.standins.worker_comfyui import WorkerComfyStandIn
+from devkit.farm_helpers import assert_complete_and_verified, attempts, farm_run
+from devkit.standins.worker_comfyui import WorkerComfyStandIn
 
 pytestmark = pytest.mark.integration
 

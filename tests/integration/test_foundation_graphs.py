@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from driver.errors import ExecutionFailed
-from tests.harness.media import saved_video
+from devkit.harness.media import saved_video
 from tests.unit.triptych_strips import CASES, DARK, StripCase
 
 pytestmark = pytest.mark.integration

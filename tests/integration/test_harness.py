@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from anime_pipeline import NODE_CLASS_MAPPINGS
-from tests.harness.media import saved_video
+from devkit.harness.media import saved_video
 
 pytestmark = pytest.mark.integration
 

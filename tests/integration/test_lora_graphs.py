@@ -22,9 +22,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from driver.errors import ExecutionFailed
-from tests.harness.comfy import PACK_DIR
-from tests.harness.ui2api import convert
-from tests.loratools import sdxl_lora, wan_lora, write
+from devkit.harness.comfy import PACK_DIR
+from devkit.harness.ui2api import convert
+from devkit.loratools import sdxl_lora, wan_lora, write
 
 pytestmark = pytest.mark.integration
 

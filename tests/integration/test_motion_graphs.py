@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tests.groundtruth import build as gt
-from tests.harness.media import saved_video
+from devkit.groundtruth import build as gt
+from devkit.harness.media import saved_video
 
 pytestmark = [
     pytest.mark.integration,

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anime_pipeline.core.quality import calibration as cal
+from devkit import calibration as cal
 from anime_pipeline.core.quality.card import read_card
 from anime_pipeline.core.quality.report import parse_stop_message, validate_report
 from driver.errors import ExecutionFailed
-from tests.harness.comfy import CACHE_DIR, link_model
+from devkit.harness.comfy import CACHE_DIR, link_model
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from driver.client import ComfyClient
+from driver.comfy.client import ComfyClient
 from driver.errors import LostContact, PromptRejected
 
 SAVERS = {"SaveImage": "png", "SaveVideo": "mp4"}

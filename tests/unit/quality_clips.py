@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anime_pipeline.core.imaging import from_uint8
-from anime_pipeline.core.quality import calibration as cal
+from devkit import calibration as cal
 
 # A lean subset of cal.WAN_CLIPS for unit tests (benchmarks/eval_gates.py runs them all):
 # anime i2v, a landscape t2v, a dark 3D-cartoon clip, a bright retimed FLF clip.

@@ -41,15 +41,25 @@ def test_dry_run_writes_every_workflow_without_a_server(tmp_path):
     assert {p.name for p in out.iterdir()} == {"dry-run"}
 
 
-def test_no_server_says_so_and_how_to_start_one(tmp_path, caplog):
+def test_no_server_says_so_and_how_to_start_one(tmp_path, caplog, monkeypatch):
+    """Nothing answers and no ComfyUI is installed: exit 13 with the one install command (nothing started,
+    nothing written outside the run folder); with ``local_comfyui: none``, exit 3."""
+    monkeypatch.setenv("AP_COMFYUI_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("COMFYUI_DIR", raising=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     sb = write_storyboard(tmp_path / "sb", [shot(1, 1, "held_frame_static")])
     code = main(["run", str(sb), "--out", str(tmp_path / "run"), "--server", f"http://127.0.0.1:{port}", "--plain"])
-    assert code == 3
-    assert f"no ComfyUI answers at http://127.0.0.1:{port}" in caplog.text and "--comfyui DIR" in caplog.text
+    assert code == 13
+    assert f"no ComfyUI answers at http://127.0.0.1:{port}" in caplog.text
+    assert "`python -m driver comfyui install`" in caplog.text and "--comfyui DIR" in caplog.text
     assert {p.name for p in tmp_path.iterdir()} == {"sb", "run"}
+    config = tmp_path / "none.yaml"
+    config.write_text("local_comfyui: none\n")
+    code = main(["run", str(sb), "--out", str(tmp_path / "run"), "--server", f"http://127.0.0.1:{port}",
+                 "--config", str(config), "--plain"])
+    assert code == 3 and "local_comfyui: none" in caplog.text
 
 
 def test_status(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 
 DRIVER = Path(__file__).resolve().parents[2] / "driver"
 BASE = {"driver", "driver.errors", "driver.files", "driver.config", "driver.validation", "driver.progress"}
-COMFY_MODULES = {"driver.client", "driver.local_server"}  # the ComfyUI connection, moving into driver.comfy
+COMFY_MODULES: set[str] = set()  # top-level modules of the ComfyUI connection (all in driver.comfy now)
 
 #: layer -> the layers it may import (besides itself)
 ALLOWED = {
@@ -105,3 +105,16 @@ def test_the_rules_catch_a_wrong_import(tmp_path):
     assert layer("driver.outputs.manifest") == "outputs" and "render" not in ALLOWED["outputs"]
     assert resolve("driver.render.scheduler.Scheduler") == "driver.render.scheduler"
     assert resolve("driver.nope") is None and resolve("driver") is None
+
+
+def test_modules_and_functions_stay_small():
+    """No driver module over 300 lines, no function over 60 (docstring included)."""
+    too_long = []
+    for path in MODULES:
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 300:
+            too_long.append(f"{module_name(path)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                too_long.append(f"{module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not too_long

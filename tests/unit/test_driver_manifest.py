@@ -32,6 +32,21 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temp file left behind
 
 
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Manifest, dailies and downloads are readable by a teammate as any file the user makes (mkstemp alone
+    made them 0600)."""
+    from driver import files as m
+
+    for mask in (0o022, 0o002, 0o077):
+        old = m._UMASK
+        m._UMASK = mask
+        try:
+            atomic_write_json(tmp_path / f"doc{mask:o}.json", {"a": 1})
+        finally:
+            m._UMASK = old
+        assert (tmp_path / f"doc{mask:o}.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_file_records_detect_changes(tmp_path):
     f = tmp_path / "a.bin"
     f.write_bytes(b"abc")

@@ -253,3 +253,17 @@ def test_dailies_page_links_assets_relatively_and_escapes_text(tmp_path):
     assert 'src="clips/TST_EP007_S02_T01_NOCHAR_video.mp4"' in page
     assert "temporal" in page and "review <span" in page
     assert str(tmp_path) not in page  # opens from the run folder, wherever it is moved
+
+
+def test_dailies_page_stays_small_with_long_prompts(tmp_path):
+    """A prompt is shown clipped, with a link to the attempt's workflow file, which has it whole."""
+    from driver.outputs.dailies import PROMPT_CHARS, write_dailies
+
+    run, server = Run(tmp_path, [dict(SHOTS[1], motion_prompt="walks " * 20_000)]), FakeServer()
+    run(FakeClient(server))
+    page = write_dailies(load_storyboard(run.sb_path), run.manifest, Approvals.load(run.run_dir)).read_text()
+    assert len(page) < 20_000 and "(120,000 characters)" in page and "walks " * (PROMPT_CHARS // 6) in page
+    video = run.job("S01T02")["attempts"][0]
+    assert f'href="{video["workflow_file"]["path"]}"' in page
+    assert "walks " * 20_000 in json.dumps(run.manifest.workflow(video))
+    assert len((run.run_dir / "run_manifest.json").read_text()) < 60_000  # the prompt is not in the manifest

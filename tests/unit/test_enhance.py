@@ -16,12 +16,12 @@ from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase, phase_positions, plan, retime
 from anime_pipeline.core.validate import InputError
 from anime_pipeline.nodes.motion import AnimeRetime, MotionGate
+from devkit.harness.enhance_media import write_video
 from driver.cli import main
 from driver.enhance import plan as eplan
 from driver.enhance.assemble import padded
 from driver.enhance.options import clip_frames, parse_time
 from driver.enhance.probe import probe
-from tests.harness.enhance_media import write_video
 
 LABELS = tuple("mmmhmhmcmmhhmmmmcmmm")  # letters of 21 frames: cuts after 7 and 16
 

@@ -18,7 +18,9 @@ import pytest
 
 pytest.importorskip("runpod")
 
-from driver import runner  # noqa: E402
+from devkit.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
+from devkit.standins.runpod_api import RunPodApiStandIn  # noqa: E402
+from driver import backends  # noqa: E402
 from driver.errors import Cancelled  # noqa: E402
 from driver.farm import backend as farm_backend  # noqa: E402
 from driver.farm import pool_executor  # noqa: E402
@@ -27,8 +29,6 @@ from driver.farm.pool import ServerPool  # noqa: E402
 from driver.farm.pool_executor import PoolExecutor  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE  # noqa: E402
 from driver.outputs.manifest import Manifest  # noqa: E402
-from tests.integration.farm_helpers import assert_complete_and_verified, farm_run  # noqa: E402
-from tests.standins.runpod_api import RunPodApiStandIn  # noqa: E402
 from tests.unit.driver_fakes import png, write_storyboard  # noqa: E402
 from tests.unit.farm_fakes import FarmClient, FarmServer, fake_member  # noqa: E402
 from tests.unit.test_farm_pods import FakeComfy  # noqa: E402
@@ -78,7 +78,7 @@ class PodsRun:
             return m
 
         monkeypatch.setattr(farm_backend, "comfy_member", member)
-        monkeypatch.setattr(runner, "_preflight", lambda *a: None)  # the fakes serve no /object_info
+        monkeypatch.setattr(backends, "preflight", lambda *a: None)  # the fakes serve no /object_info
 
     def backends(self):
         return [("127.0.0.1", c.port) for c in self.comfies]

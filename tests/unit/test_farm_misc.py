@@ -107,7 +107,7 @@ def test_farm_status_and_down_find_pods_by_prefix(monkeypatch, capsys):
     pytest.importorskip("runpod")
     from driver.farm.runpod_api import PodSpec, RunPodApi
     from driver.farm.runpod_pods import PodFleet
-    from tests.standins.runpod_api import RunPodApiStandIn
+    from devkit.standins.runpod_api import RunPodApiStandIn
 
     key = "rpa_CLI_TEST_KEY_0000"
     monkeypatch.setenv("RUNPOD_API_KEY", key)
@@ -123,3 +123,20 @@ def test_farm_status_and_down_find_pods_by_prefix(monkeypatch, capsys):
         assert cli.main(p.parse_args(["farm", "down", "--prefix", "ap-lev", "--runpod-api-url",
                                       standin.api_url])) == 0
         assert [x.name for x in standin.live()] == ["other-project-01"]
+
+
+def test_one_server_list_chosen_in_one_place():
+    """--server wins; --endpoint and --farm never inherit the config's servers (an endpoint
+    run used to fail with exit 2, and every pods pool got http://127.0.0.1:8188 added)."""
+    from driver.backends import choose_servers
+    from driver.config import load_config
+
+    cfg = load_config(None)
+    assert cfg["servers"] == ["http://127.0.0.1:8188"]
+    assert choose_servers(FarmOptions(), cfg).servers == cfg["servers"]
+    assert choose_servers(FarmOptions(servers=["http://a"]), cfg).servers == ["http://a"]
+    endpoint = choose_servers(FarmOptions(endpoint="runpod:x"), cfg)
+    assert endpoint.servers == [] and endpoint.problems() == []
+    pods = choose_servers(FarmOptions(farm="runpod"), cfg)
+    assert pods.servers == [] and pods.wanted()
+    assert choose_servers(FarmOptions(farm="runpod", servers=["http://a"]), cfg).servers == ["http://a"]

@@ -16,8 +16,8 @@ from driver.farm.errors import BudgetExceeded, GpuUnavailable, PodNotReady, RunP
 from driver.farm.redact import install_log_redaction  # noqa: E402
 from driver.farm.runpod_api import PodSpec, RunPodApi  # noqa: E402
 from driver.farm.runpod_pods import TCP_TEMPLATE, PodFleet, find_pods, pod_url, stop_pods  # noqa: E402
-from tests.standins.http import JsonServer  # noqa: E402
-from tests.standins.runpod_api import RunPodApiStandIn  # noqa: E402
+from devkit.standins.http import JsonServer  # noqa: E402
+from devkit.standins.runpod_api import RunPodApiStandIn  # noqa: E402
 
 KEY = "rpa_TESTKEY0123456789abcdef"
 

@@ -14,7 +14,8 @@ from driver.render.compile import Compiler
 from driver.config import load_config
 from driver.farm.errors import NoServerAvailable
 from driver.farm.pool import ServerPool
-from driver.farm.pool_executor import PoolExecutor, plan_priorities
+from driver.farm.dispatch import plan_priorities
+from driver.farm.pool_executor import PoolExecutor
 from driver.outputs.manifest import Manifest
 from driver.story.plan import make_plan, shot_planner
 from driver.progress import Reporter

@@ -23,11 +23,12 @@ from driver.farm.backend import serverless_problems
 from driver.farm.errors import (PackMissing, PayloadTooLarge, RunPodApiError, RunPodAuthError, ServerlessJobFailed,
                                 ServerlessNoOutput, ServerlessTimeout)
 from driver.farm.images import SERVERLESS_IMAGE
-from driver.farm.serverless import EndpointClient, Journal, ServerlessExecutor, parse_endpoint
+from driver.farm.endpoint import EndpointClient, Journal, parse_endpoint
+from driver.farm.serverless import ServerlessExecutor
 from driver.farm.worker_outputs import dropped_outputs, role_of
 from driver.story.plan import make_plan
 from driver.story.storyboard import REPO_ROOT, load_storyboard
-from tests.standins.http import JsonServer
+from devkit.standins.http import JsonServer
 from tests.unit.driver_fakes import _media, png
 
 DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"

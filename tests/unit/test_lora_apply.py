@@ -20,7 +20,7 @@ from anime_pipeline.core.lora.apply import Application, Target, prepare
 from anime_pipeline.core.lora.files import read_lora
 from anime_pipeline.core.lora.stack import LoraRow
 from anime_pipeline.nodes import lora as nodes
-from tests.loratools import key_map_for, sdxl_lora, tiny_wan_weights, wan_lora, write
+from devkit.loratools import key_map_for, sdxl_lora, tiny_wan_weights, wan_lora, write
 
 LX_H = "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors"
 LX_L = "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"

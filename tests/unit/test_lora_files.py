@@ -9,7 +9,7 @@ import torch
 
 from anime_pipeline.core.lora.files import LoraFileCache, check_lora, load_checked, read_lora
 from anime_pipeline.core.lora.paths import resolve_file
-from tests.loratools import wan_lora, write
+from devkit.loratools import wan_lora, write
 
 
 def test_resolve_searches_every_folder_in_order(tmp_path):

@@ -7,7 +7,7 @@ import torch
 
 from anime_pipeline.core.lora.matching import (guess_family, is_text_encoder_key, match_keys, mismatch_message,
                                                 relevant_key_map)
-from tests.loratools import WAN_LINEARS, key_map_for, sdxl_lora, tiny_wan_weights, wan_lora
+from devkit.loratools import WAN_LINEARS, key_map_for, sdxl_lora, tiny_wan_weights, wan_lora
 
 WAN_MAP, WAN_SHAPES = key_map_for(tiny_wan_weights())
 N_WAN_KEYS = 3 * len(WAN_LINEARS)  # up, down, alpha per module

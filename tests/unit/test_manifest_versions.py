@@ -1,6 +1,7 @@
 """Manifests written by earlier drivers still load and resume: ``tests/fixtures/run_v1``
 was written by the driver before the manifest became typed records (version 1, every
-submitted workflow inline)."""
+submitted workflow inline), ``run_v2`` by the first driver writing version 2 (workflows
+in per-attempt files). Each later version adds its own fixture here."""
 
 import json
 import shutil
@@ -18,29 +19,34 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 V1_SHOTS = [*SHOTS, shot(2, 2, "standard_flf", duration_s=2.0)]  # what wrote run_v1 (fixtures/README.md)
 
 
-def _v1_run(tmp_path) -> Run:
+VERSIONS = ["run_v1", "run_v2"]
+
+
+def _old_run(tmp_path, fixture: str = "run_v1") -> Run:
     run = Run(tmp_path, V1_SHOTS)
-    shutil.copytree(FIXTURES / "run_v1", run.run_dir)
+    shutil.copytree(FIXTURES / fixture, run.run_dir)
     assert (tmp_path / "sb" / "storyboard.json").read_bytes() == \
         (FIXTURES / "run_v1_storyboard" / "storyboard.json").read_bytes()
     return run
 
 
-def test_a_version_1_manifest_loads_with_its_records(tmp_path):
-    run = _v1_run(tmp_path)
+@pytest.mark.parametrize("fixture", VERSIONS)
+def test_an_earlier_manifest_loads_with_its_records(tmp_path, fixture):
+    run = _old_run(tmp_path, fixture)
     m = Manifest.load(run.run_dir)
     assert m.data["manifest_version"] == MANIFEST_VERSION
     assert {sid: rec["status"] for sid, rec in m.data["shots"].items()} == {
         "S01T01": Status.DONE, "S01T02": Status.DONE, "S02T01": Status.DONE, "S02T02": Status.FAILED}
     video = m.job_record("S01T02", "S01T02-video")
     assert [a["status"] for a in video["attempts"]] == [Status.GATE_FAILED, Status.DONE]
-    wf = m.workflow(video["attempts"][1])  # inline in version 1
+    wf = m.workflow(video["attempts"][1])  # inline in version 1, a file in version 2
     assert any(n["class_type"] == "AP_QualityReport" for n in wf.values())
     assert m.data["shots"]["S02T02"]["error"]["code"] == "prompt_rejected"
 
 
-def test_a_version_1_run_resumes_and_is_saved_as_the_current_version(tmp_path):
-    run, server = _v1_run(tmp_path), FakeServer()
+@pytest.mark.parametrize("fixture", VERSIONS)
+def test_an_earlier_run_resumes_and_is_saved_as_the_current_version(tmp_path, fixture):
+    run, server = _old_run(tmp_path, fixture), FakeServer()
     result = run(FakeClient(server))
     # only the rejected shot's video is rendered again; everything else is intact
     assert server.submitted == [a["prompt_id"] for a in run.job("S02T02")["attempts"]]
@@ -49,7 +55,7 @@ def test_a_version_1_run_resumes_and_is_saved_as_the_current_version(tmp_path):
     assert saved["manifest_version"] == MANIFEST_VERSION
     old = saved["shots"]["S01T01"]["jobs"]["S01T01-video"]["attempts"][0]
     new = saved["shots"]["S02T02"]["jobs"]["S02T02-video"]["attempts"][0]
-    assert "workflow" in old and "workflow_file" not in old  # kept as written
+    assert ("workflow" in old) == (fixture == "run_v1") and ("workflow_file" in old) == (fixture != "run_v1")
     assert "workflow" not in new and run.manifest.workflow(new) == json.loads(
         (run.run_dir / new["workflow_file"]["path"]).read_text())
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from anime_pipeline.core import motion
-from tests.groundtruth import build as gt
+from devkit.groundtruth import build as gt
 
 pytestmark = pytest.mark.skipif(gt.missing_reason() is not None, reason=str(gt.missing_reason()))
 

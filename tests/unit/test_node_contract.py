@@ -8,7 +8,7 @@ import math
 import pytest
 
 from anime_pipeline import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from tests.harness import node_docs
+from devkit.harness import node_docs
 
 NODES = sorted(NODE_CLASS_MAPPINGS.items())
 
@@ -47,4 +47,4 @@ def test_node_follows_the_pack_conventions(node_id, cls):
 def test_readme_contract_table_is_current():
     block = node_docs.current_block()
     assert block is not None, "custom_nodes/anime_pipeline/README.md lacks the node contract block"
-    assert block == node_docs.render(), "node contract table is stale: run `python -m tests.harness.node_docs --write`"
+    assert block == node_docs.render(), "node contract table is stale: run `python -m devkit.harness.node_docs --write`"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from anime_pipeline.core.quality import calibration as cal
+from devkit import calibration as cal
 from anime_pipeline.core.quality import colour
 from anime_pipeline.core.quality import fidelity as F
 from anime_pipeline.nodes.quality import KeyframeFidelityGate

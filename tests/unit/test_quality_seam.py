@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from anime_pipeline.core.quality import calibration as cal
+from devkit import calibration as cal
 from anime_pipeline.core.quality import seam as S
 from anime_pipeline.nodes.quality import SeamGate
 from tests.unit.quality_clips import OTHER, POSITIVES, clip, image

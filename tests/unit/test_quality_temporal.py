@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anime_pipeline.core.contracts import CUT, MOTION, MotionLabels
-from anime_pipeline.core.quality import calibration as cal
+from devkit import calibration as cal
 from anime_pipeline.core.quality import temporal as T
 from anime_pipeline.nodes.quality import TemporalGate
 from tests.unit.quality_clips import POSITIVES, clip, image

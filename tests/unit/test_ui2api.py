@@ -1,8 +1,8 @@
-"""The UI->API converter used to test the example workflows (tests/harness/ui2api.py)."""
+"""The UI->API converter used to test the example workflows (devkit/harness/ui2api.py)."""
 
 import pytest
 
-from tests.harness.ui2api import ConversionError, convert
+from devkit.harness.ui2api import ConversionError, convert
 
 OBJECT_INFO = {
     "LoadImage": {"input": {"required": {"image": [["a.png", "b.png"], {"image_upload": True}]}},

@@ -128,7 +128,7 @@ def _dis_instance(preset: str, finest_scale: int | None, patch_stride: int | Non
     key = (preset, finest_scale, patch_stride, refine_iters)
     dis = cache.get(key)
     if dis is None:
-        dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        dis = cv2.DISOpticalFlow_create(PRESETS[preset])  # type: ignore[attr-defined]  # not in the stubs
         if finest_scale is not None:
             dis.setFinestScale(int(finest_scale))
         if patch_stride is not None:

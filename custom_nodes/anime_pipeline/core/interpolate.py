@@ -23,44 +23,13 @@ implementing the same method; nothing else changes.
    better prediction where they disagree (it softens such places instead of
    committing to one wrong position); where they agree it changes nothing.
 
-How the defaults were chosen (benchmarks/bench_interp.py, drop-every-other at
-t=1/2 and keep-every-third at t=1/3, 2/3, mean PSNR over the same 8 template
-clips of 350-832 px that the benchmark reports, so the choice is fitted to them;
-no per-clip setting). Figures are mean PSNR at t=1/2 relative to ffmpeg
-``minterpolate``, and cost relative to the previous default (fast preset at
-640 px: +0.31 dB), all measured in one run on a shared 2-core machine:
-
-* the flow's resolution matters more than the search effort: a coarse-to-fine
-  pyramid refined to 160-224 px (``finest_scale=0``) beats the fast preset
-  refined to a quarter of 640 px (+0.47 dB at 192 px, same cost); so does
-  finest scale 1 at 384 px (+0.47 dB, same cost); the medium preset reaches
-  +0.54 dB at ~2x the time; patch stride 3, variational refinement (2-5
-  iterations), patch size 6 or more gradient-descent iterations add at most
-  ~0.04 dB for 1.3-1.6x the time; a median filter on the flow changed nothing;
-  cubic / Lanczos warping lost 0.01-0.04 dB;
-* averaging the 192 px estimate with a 128 px one: +0.56 dB (t=1/2) and
-  +0.91 dB (t=1/3, 2/3) for 1.3-1.5x the previous default's time (sources
-  converted to RGBA once per call, estimates averaged in 8 bits); 224 + 128 px
-  gave +0.02 dB more for ~5 % more time, a third estimate (96 or 112 px) nothing;
-* flow reversal (``intermediate="splat"``) adds ~0.03 dB but ~50 % more time, so it
-  is off; a bilateral re-estimation of the flow at ``t`` (DIS between the two
-  warped frames) and a per-pixel choice among candidate flows by matching cost
-  gave <= +0.03 dB.
-
-The bench's clips are small (no real clip of 720p or more is available offline);
-at 1280x720 the same 192 / 128 px flow is a 6.7x / 10x reduction, not checked for
-quality at that size. It is not coarser than before: the previous default (fast
-preset at 640 px, finest scale 2) stopped refining at 160 px.
-
-Two refinements are available and off by default because they measured worse
-on real clips (benchmarks/bench_interp.py, PSNR and SSIM): ``occlusion_px``
-(forward-backward consistency gives each source a visibility map carried to
-``t``, so a pixel that disappears is taken from the side where it is visible)
-and ``line_guard`` (where the two warped candidates still disagree strongly,
-the temporally nearer one is used instead of an average, so a mis-registered
-line is drawn once instead of twice, at some cost in PSNR). They use the
-``flow_size`` estimate only (no averaging over ``extra_flow_sizes``); with the
-192 px flow they measured -0.12 dB and -0.47 dB at t=1/2 against that estimate alone.
+The defaults, and the two refinements below (off by default: they measured worse
+on real clips), were chosen with ``benchmarks/bench_interp.py``; the figures are in
+``docs/lab_notes.md``. ``occlusion_px`` (forward-backward consistency gives each source
+a visibility map carried to ``t``, so a pixel that disappears is taken from the side
+where it is visible) and ``line_guard`` (where the two warped candidates still disagree
+strongly, the temporally nearer one is used instead of an average, so a mis-registered
+line is drawn once instead of twice) use the ``flow_size`` estimate only.
 """
 
 from __future__ import annotations
@@ -240,7 +209,7 @@ class FlowInterpolator:
             ft0, ft1 = self._phase_flows(f01, f10, t)
             a_t = remap(a8, sampling_map(ft0, h, w))
             b_t = remap(b8, sampling_map(ft1, h, w))
-            wa = np.full(f01.shape[:2], 1 - t, np.float32)
+            wa: np.ndarray = np.full(f01.shape[:2], 1 - t, np.float32)
             if self.occlusion_px > 0:
                 # Visibility of each source pixel, carried to time t along the same flow.
                 v0 = (1 - t) * warp(vis0, ft0) + 1e-3

@@ -22,7 +22,7 @@ three scores (computed a run of frames at a time by :mod:`.motion_features`):
     frames. Only evaluated where ``color_shift >= cut_color`` (NaN elsewhere).
 
 Rules (defaults measured on the frozen ground truth's tuning split, see
-``tests/groundtruth``):
+``devkit/groundtruth``):
 
 * **cut**: ``color_shift >= cut_color and unexplained >= cut_residual``.
   Flash frames need no special case: both intervals around a flash are cuts
@@ -37,10 +37,7 @@ Rules (defaults measured on the frozen ground truth's tuning split, see
   (at least 2: 2 for 320 px frames, 8 for 1280x720). The factor is stated for
   2x: noise of the same grain in source pixels covers fewer thumbnail pixels in
   larger frames, its block maxima sit closer to its median, and the ratio that
-  separates held drawings from motion shrinks. Measured on the tuning split
-  with the same noise in 320x240 frames and in frames enlarged 4x (1280x960,
-  ``bench_gating.py --tune --upscale 4``): the best factors were 4.5 and
-  2.0-2.2, which ``sqrt(2 / downscale)`` maps 4.5 to (2.25 at 8x). Opt-in
+  separates held drawings from motion shrinks. (Measured: ``docs/lab_notes.md``.) Opt-in
   because on noisy clips without holds it labels the slowest motion as hold
   more often than the fixed rule.
 * **motion**: everything else.
@@ -246,7 +243,7 @@ def interval_scores(
 
     pool = _pool()
     with _opencv_single_threaded() if WORKERS > 1 else nullcontext():
-        pending = deque()
+        pending: deque = deque()
         size = chunk_size(n)
         for start in range(0, n - 1, size):
             pending.append(pool.submit(_score_chunk, frames, start, size, thresholds))

@@ -121,7 +121,8 @@ def _thirds_boxes(x0: int, x1: int, y: int, h: int) -> tuple[Box, Box, Box]:
     width = x1 - x0
     cuts = [x0, x0 + math.floor(width / 3 + 0.5), x0 + math.floor(2 * width / 3 + 0.5), x1]
     common = min(b - a for a, b in itertools.pairwise(cuts))
-    return tuple(Box(a + (b - a - common) // 2, y, common, h) for a, b in itertools.pairwise(cuts))
+    left, middle, right = (Box(a + (b - a - common) // 2, y, common, h) for a, b in itertools.pairwise(cuts))
+    return left, middle, right
 
 
 def _place(spans, width: int, score: np.ndarray, tol: float):
@@ -251,9 +252,9 @@ def detect_layout(strip: np.ndarray, mode: str = "auto") -> StripLayout:
     top, bottom = max(top, gtop), max(bottom, gbottom)
     if top + bottom >= height:
         return _thirds_inside_borders(strip, row_spread, tols[0], "auto: panels are flat gutter colour; cut in thirds")
-    rgb = tuple(int(v) for v in np.clip(np.round(gutter * 255), 0, 255))
-    boxes = tuple(Box(x, top, p, height - top - bottom) for x in starts)
-    return StripLayout("auto", boxes, None, rgb)
+    r, g, b = (int(v) for v in np.clip(np.round(gutter * 255), 0, 255))
+    left, middle, right = (Box(x, top, p, height - top - bottom) for x in starts)
+    return StripLayout("auto", (left, middle, right), None, (r, g, b))
 
 
 def fit_frames(frames: torch.Tensor, width: int, height: int, fit: str) -> torch.Tensor:
@@ -318,8 +319,9 @@ def split_triptych(
     layouts, crops = [], []
     for i, strip in enumerate(images):
         layout = detect_layout(strip, mode)
-        boxes = tuple(Box(b.x + trim_margin, b.y + trim_margin, b.w - 2 * trim_margin, b.h - 2 * trim_margin)
-                      for b in layout.boxes)
+        left, middle, right = (Box(b.x + trim_margin, b.y + trim_margin, b.w - 2 * trim_margin,
+                                    b.h - 2 * trim_margin) for b in layout.boxes)
+        boxes = (left, middle, right)
         if boxes[0].w < 1 or boxes[0].h < 1:
             size = f"{layout.boxes[0].w}x{layout.boxes[0].h}"
             problem = f"{trim_margin} px on each side leaves nothing of strip {i}'s {size} panels"

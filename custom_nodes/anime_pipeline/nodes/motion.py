@@ -24,7 +24,7 @@ def _finite(values):
 
 
 def gate_summary(result: MotionLabels) -> dict:
-    """The JSON report of AP_MotionGate (also used by tests and the driver)."""
+    """The JSON report of AP_MotionGate (its ``report`` output)."""
     return {
         "frames": result.n_frames,
         "intervals": len(result.labels),

@@ -84,7 +84,7 @@ def relevant_key_map(lora_keys, key_map: Mapping[str, object]) -> dict:
     ``_lora.up.weight``, ``.alpha``, ``.diff`` ...); a prefix that starts no key yields no
     patch. So the patches from this (much smaller) map are exactly the patches from the
     full one, found without trying every adapter on thousands of absent prefixes."""
-    starts = set()
+    starts: set[str] = set()
     for key in lora_keys:
         starts.update(key[:i] for i, ch in enumerate(key) if ch in "._")
     return {x: v for x, v in key_map.items() if x in starts}

@@ -28,6 +28,7 @@ frame differs from the frames around it:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields
 
 import cv2
@@ -88,15 +89,15 @@ def analysis_step(height: int, width: int) -> int:
 
 def frame_stats(frames: torch.Tensor) -> FrameStats:
     """Measure an IMAGE batch ``[B,H,W,3]`` (non-finite pixels are allowed and reported)."""
-    b = frames.shape[0]
+    b = int(frames.shape[0])
     finite = torch.isfinite(frames.reshape(b, -1).sum(dim=1)).numpy()
     if not finite.all():  # a huge finite value can overflow the sum: check those frames exactly
-        for i in np.flatnonzero(~finite):
-            finite[i] = bool(torch.isfinite(frames[i]).all())
+        for bad in np.flatnonzero(~finite):
+            finite[bad] = bool(torch.isfinite(frames[bad]).all())
     step = analysis_step(frames.shape[1], frames.shape[2])
     small = frames[:, ::step, ::step, :3]
     stats = np.full((6, b), np.nan)
-    thumbs = []
+    thumbs: list[np.ndarray | None] = []
     for i in range(b):
         if not finite[i]:
             thumbs.append(None)
@@ -106,7 +107,7 @@ def frame_stats(frames: torch.Tensor) -> FrameStats:
         np.clip(y, 0.0, 1.0, out=y)
         mean, std = cv2.meanStdDev(y)
         _, lap_std = cv2.meanStdDev(cv2.Laplacian(y, cv2.CV_32F))
-        n = y.size
+        n = int(y.size)
         stats[:, i] = (
             mean[0, 0],
             std[0, 0],
@@ -119,10 +120,11 @@ def frame_stats(frames: torch.Tensor) -> FrameStats:
         th = max(1, round(y.shape[0] * tw / y.shape[1]))
         thumbs.append(cv2.resize(y, (tw, th), interpolation=cv2.INTER_AREA) * 255.0)
     motion = np.full(max(b - 1, 0), np.nan)
-    for i in range(b - 1):
-        if thumbs[i] is not None and thumbs[i + 1] is not None:
-            motion[i] = _block_max(cv2.absdiff(thumbs[i], thumbs[i + 1]))
-    return FrameStats(finite, *stats, motion)
+    for i, (this, after) in enumerate(itertools.pairwise(thumbs)):
+        if this is not None and after is not None:
+            motion[i] = _block_max(cv2.absdiff(this, after))
+    mean_luma, luma_std, dark, blown, crushed, sharpness = stats
+    return FrameStats(finite, mean_luma, luma_std, dark, blown, crushed, sharpness, motion)
 
 
 def neighbour_median(values: np.ndarray, usable: np.ndarray, radius: int = NEIGHBOURS) -> np.ndarray:

@@ -118,7 +118,7 @@ def read_card(data) -> dict:
 
     src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     with Image.open(src) as im:
-        text = im.text.get(TEXT_KEY)
+        text = im.info.get(TEXT_KEY)
     if text is None:
         raise ValueError(f"no {TEXT_KEY!r} text chunk in this PNG")
     return json.loads(text)

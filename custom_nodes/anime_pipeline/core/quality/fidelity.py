@@ -22,6 +22,7 @@ matches nothing: low SSIM and usually a large delta-E.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,8 @@ def keyframe_fidelity_gate(frames: torch.Tensor, start_keyframe: torch.Tensor | 
     (each ``[1,h,w,3]``; at least one must be given)."""
     if start_keyframe is None and end_keyframe is None:
         raise ValueError("keyframe fidelity needs a start_keyframe, an end_keyframe or both")
-    metrics, notes, reasons, failed = {"n_frames": int(frames.shape[0])}, [], [], []
+    metrics: dict[str, Any] = {"n_frames": int(frames.shape[0])}
+    notes, reasons, failed = [], [], []
     for end, key, index in (("start", start_keyframe, 0), ("end", end_keyframe, frames.shape[0] - 1)):
         if key is None:
             continue

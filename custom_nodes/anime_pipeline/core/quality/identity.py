@@ -127,7 +127,7 @@ def face_embedder(app) -> Embedder:
     largest face's normalised ArcFace embedding, or None when no face is found."""
 
     def embed(images: Sequence[torch.Tensor]) -> list:
-        out = []
+        out: list[np.ndarray | None] = []
         for img in images:
             bgr = np.ascontiguousarray(to_uint8(img[None])[0][..., ::-1])
             faces = app.get(bgr)
@@ -209,7 +209,8 @@ def identity_gate(frames: torch.Tensor, references: torch.Tensor, embed: Embedde
     no_face_fraction = len(no_face) / len(sampled)
     too_few_faces = no_face_fraction > th.max_no_face_fraction
     outcome = NO_FACE if too_few_faces else IDENTITY_LOST if lost else PASS
-    notes, reasons = [], []
+    notes: list[str] = []
+    reasons: list[str] = []
     if no_face:
         line = (f"no face found in {len(no_face)} of {len(sampled)} sampled frame(s) {no_face[:12]} "
                 f"(allowed fraction {th.max_no_face_fraction})")
