@@ -14,10 +14,12 @@ Exit codes: one per class of error (``driver.errors``; table in the README)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import __version__, runner
@@ -69,13 +71,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _interrupt_on_termination() -> None:
-    """SIGTERM and SIGHUP unwind like Ctrl-C: the manifest is saved, a local ComfyUI is stopped, the run resumes."""
+@contextlib.contextmanager
+def _interrupt_on_termination():
+    """SIGTERM and SIGHUP unwind like Ctrl-C while a command runs: the manifest is saved, a local ComfyUI is
+    stopped, the run resumes. The previous handlers come back afterwards (tests call :func:`main` in-process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
     def handler(signum, frame):
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _print_status(info: dict) -> None:
@@ -88,7 +100,11 @@ def _print_status(info: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _interrupt_on_termination()
+    with _interrupt_on_termination():
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     reporter = make_reporter(force_plain=args.plain) if args.command == "run" and not args.dry_run else None
     setup_logging(args.verbose, rich_console=reporter.console if isinstance(reporter, RichReporter) else None)
     try:
