@@ -131,33 +131,39 @@ def chunk_file_bytes(info: VideoProbe, frames: int = 3) -> int:
     return math.ceil(size / max(1, len(sample)) * UPLOAD_SAFETY)
 
 
-def _span(steps: list[Step]) -> tuple[int, int]:
+def _span(steps: list[Step], n: int) -> tuple[int, int]:
+    """Source frames ``lo .. hi`` the steps are made from: at least two (the gate needs an
+    interval; an extra frame changes nothing, the chunk's phase places its outputs)."""
     lo = min(min(s.a for s in steps), math.floor(steps[0].position))
     hi = max(max(s.b for s in steps), math.ceil(steps[-1].position))
+    if hi == lo:
+        lo, hi = (lo - 1, hi) if lo > 0 else (lo, hi + 1)
     return lo, hi
 
 
 def make_chunks(labels: tuple[str, ...], n: int, fps_in: Fraction, fps_out: Fraction, mode: str,
                 budget: Budget) -> list[Chunk]:
     """Chunks of the retime's output frames: split at cuts and where ``budget`` would be passed."""
+    if n < 2:
+        raise OptionsInvalid(f"the input has {n} frame(s); retiming needs at least 2")
     steps = plan(n, fps_in, fps_out, labels, mode)[: total_outputs(n, fps_in, fps_out)]
     shot_of = np.concatenate([[0], np.cumsum([lab == "cut" for lab in labels])]).astype(int)
     chunks: list[Chunk] = []
     current: list[Step] = []
 
     def close() -> None:
-        lo, hi = _span(current)
+        lo, hi = _span(current, n)
         chunks.append(Chunk(len(chunks), current[0].k, len(current), lo, hi, int(shot_of[current[0].a])))
 
     for step in steps:
         if current:
             same_shot = shot_of[step.a] == shot_of[current[0].a]
-            lo, hi = _span(current + [step])
+            lo, hi = _span(current + [step], n)
             if same_shot and budget.fits(hi - lo + 1, len(current) + 1):
                 current.append(step)
                 continue
             close()
-        lo, hi = _span([step])
+        lo, hi = _span([step], n)
         if not budget.fits(hi - lo + 1, 1):
             raise OptionsInvalid(f"one output frame needs more than the chunk budget ({budget.memory / 2**20:.0f} MB "
                                  f"of frames, {budget.upload / 2**20:.0f} MB upload): raise --memory-budget")

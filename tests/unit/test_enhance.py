@@ -215,3 +215,18 @@ def test_bad_mid_frame_is_replaced_and_counted():
     summary = AnimeRetime().retime(frames, 24.0, 48.0, "keep_holds", MotionLabels(labels, 6),
                                    fallback_threshold=GUARD_THRESHOLD)[2]
     assert json.loads(summary)["replaced"] == []  # the real interpolator on a ramp: nothing replaced
+
+
+def test_every_chunk_has_two_source_frames():
+    # 24 -> 12 with a one-frame budget per output: each chunk would be a single frame
+    labels = labels_of("mmcmmcm")
+    budget = eplan.Budget(1 << 40, 1 << 40, 1, 1, 1, max_frames=2)
+    chunks = eplan.make_chunks(labels, 8, Fraction(24), Fraction(12), "keep_holds", budget)
+    assert all(c.n_src == 2 for c in chunks) and chunks[0].src_lo == 0
+    frames = torch.rand(8, 4, 4, 3)
+    whole, _ = retime(frames, 24, 12, labels, interpolator=Blend())
+    parts = [retime(frames[c.src_lo:c.src_hi + 1], 24, 12, labels[c.src_lo:c.src_hi], interpolator=Blend(),
+                    phase=Phase(c.src_lo, c.first_out, c.n_out))[0] for c in chunks]
+    assert torch.equal(torch.cat(parts), whole)
+    with pytest.raises(Exception, match="at least 2"):
+        eplan.make_chunks((), 1, Fraction(24), Fraction(48), "keep_holds", budget)
