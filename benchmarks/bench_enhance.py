@@ -37,6 +37,7 @@ from benchmarks.pyav_filters import run_chain
 from devkit.harness import enhance_media as em
 from devkit.harness.comfy import find_comfyui, start_server
 from driver.cli import main as driver_main
+from driver.enhance.probe import FrameSource, probe
 
 SIZES = {720: (1280, 720), 1080: (1920, 1080)}
 
@@ -117,6 +118,9 @@ def quality(preds: list[np.ndarray], truth: np.ndarray, cuts) -> tuple[float, fl
 def run_size(url: str, pid: int, size: int, budget: float, tmp: Path) -> None:
     frames, cuts, _ = em.source_frames(size=SIZES[size])
     src = em.write_video(tmp / f"in{size}.mkv", frames, Fraction(24), subtitles=False)
+    # each method against the input as it decodes it: ours with the HD matrix (BT.709, the file is
+    # untagged), the peer with swscale's default (BT.601)
+    truth_ours = np.stack(list(FrameSource(probe(src))))
     truth = np.stack([f.to_ndarray(format="rgb24") for f in av.open(str(src)).decode(video=0)])
     for scale in (1, 2) if size == 720 else (1,):
         t_ours, mem = ours(url, src, tmp / f"ours{size}_{scale}.mkv", 48, scale, budget, pid)
@@ -126,13 +130,13 @@ def run_size(url: str, pid: int, size: int, budget: float, tmp: Path) -> None:
               f"minterpolate {n / t_peer:.2f} src fps ({t_peer:.1f} s); speed ratio {t_peer / t_ours:.2f}x")
         if scale == 1:
             ours_frames = rendered(tmp / f"ours{size}_{scale}.mkv")
-            print(f"  blended cut frames: ours {blended(ours_frames, truth, cuts, 2)}, "
+            print(f"  blended cut frames: ours {blended(ours_frames, truth_ours, cuts, 2)}, "
                   f"minterpolate {blended(peer_frames, truth, cuts, 2)} (of {len(cuts)} cuts x 1 frame)")
             print(f"  ComfyUI peak RSS above idle {mem / 2**20:.0f} MB; chunk budget {budget * 1024:.0f} MB")
-    half = em.write_video(tmp / f"half{size}.mkv", truth[::2], Fraction(12), subtitles=False)
+    half = em.write_video(tmp / f"half{size}.mkv", frames[::2], Fraction(12), subtitles=False)
     ours(url, half, tmp / f"oursq{size}.mkv", 24, 1, budget, pid)
     _, peer_frames = peers(half, tmp / f"peerq{size}.mkv", 24, 1)
-    po, so = quality(rendered(tmp / f"oursq{size}.mkv"), truth, cuts)
+    po, so = quality(rendered(tmp / f"oursq{size}.mkv"), truth_ours, cuts)
     pp, sp = quality(peer_frames, truth, cuts)
     print(f"  drop-every-other {size}p: ours PSNR {po:.2f} SSIM {so:.4f}; minterpolate PSNR {pp:.2f} SSIM {sp:.4f}")
 
