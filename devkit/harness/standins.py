@@ -24,6 +24,7 @@ MODEL_INPUTS = {
     ("DualCLIPLoader", "clip_name1"): "text_encoders",
     ("DualCLIPLoader", "clip_name2"): "text_encoders",
     ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
 }
 MODEL_EXT = (".safetensors", ".sft", ".ckpt", ".pt", ".pth")
 

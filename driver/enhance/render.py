@@ -25,7 +25,7 @@ from anime_pipeline.core.chunkio import write_chunk
 from anime_pipeline.core.retime import GUARD_THRESHOLD
 from driver.comfy.client import ComfyClient
 from driver.errors import OutputMissing
-from driver.render.workflow import Binder, load_template
+from driver.render.workflow import Binder, find, load_template
 
 from .plan import Chunk
 
@@ -51,9 +51,7 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     """The chunk's workflow: ``name`` is the uploaded chunk, ``letters`` its frames' labels."""
     b = Binder(template, TEMPLATE.name)
     b.set("Chunk In", chunk=name)
-    b.set("Motion Gate", labels_given=letters)
-    b.set("Retime", fps_in=float(s.fps_in), fps_out=float(s.fps_out), mode=s.mode, frame_offset=chunk.src_lo,
-          output_offset=chunk.first_out, max_outputs=chunk.n_out, fallback_threshold=s.fallback)
+    b.set("Retime", fps_in=float(s.fps_in), fps_out=float(s.fps_out), mode=s.mode)
     if s.upscale_model:
         b.set("Upscale Model", model_name=s.upscale_model)
     else:
@@ -64,8 +62,18 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     else:
         b.set("Resize", width=s.out_size[0], height=s.out_size[1])
     b.set("Chunk Out", bits=str(s.bits), filename_prefix=f"ap_enhance/{s.run_id}/c{chunk.index:05d}")
-    b.require("Retime", "Chunk Out")
-    return b.result()
+    b.require("Motion Gate", "Retime", "Chunk Out")
+    prompt = b.result()
+    # socket-only inputs (no widget, so absent from the template): set on the titled nodes
+    _add(prompt, "Motion Gate", labels_given=letters)
+    _add(prompt, "Retime", frame_offset=chunk.src_lo, output_offset=chunk.first_out, max_outputs=chunk.n_out,
+         fallback_threshold=s.fallback)
+    return prompt
+
+
+def _add(prompt: dict, title: str, **inputs) -> None:
+    for nid in find(prompt, title):
+        prompt[nid]["inputs"].update(inputs)
 
 
 class Windows:

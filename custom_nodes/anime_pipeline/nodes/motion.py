@@ -68,7 +68,7 @@ class MotionGate:
                     "1280x720; the summary reports adaptive_factor_effective).")}),
             },
             "optional": {
-                "labels_given": ("STRING", {"default": "", "tooltip": (
+                "labels_given": ("STRING", {"default": "", "forceInput": True, "tooltip": (
                     "Labels decided elsewhere (e.g. once for a whole video that is retimed in chunks, so every "
                     "chunk uses the same labels): one letter per interval, c = cut, h = hold, m = motion. When set, "
                     "nothing is measured and the thresholds are not used; empty = classify the frames.")}),
@@ -133,15 +133,16 @@ class AnimeRetime:
                 "labels": (LABELS_TYPE, {"tooltip": (
                     "Cut/hold/motion labels from AP_MotionGate for these frames; computed with the default "
                     "thresholds when not connected.")}),
-                "frame_offset": ("INT", {"default": 0, "min": 0, "max": 10**9, "tooltip": (
+                "frame_offset": ("INT", {"default": 0, "min": 0, "max": 10**9, "forceInput": True, "tooltip": (
                     "Chunked retime of a long clip: index, in the long clip, of this chunk's first frame. With "
                     "output_offset the chunk gives exactly the long clip's output frames (0 = a clip on its own).")}),
-                "output_offset": ("INT", {"default": 0, "min": 0, "max": 10**9, "tooltip": (
+                "output_offset": ("INT", {"default": 0, "min": 0, "max": 10**9, "forceInput": True, "tooltip": (
                     "Chunked retime: index, in the long clip's output, of this chunk's first output frame; it sits "
                     "at source frame output_offset x fps_in / fps_out - frame_offset of this chunk.")}),
-                "max_outputs": ("INT", {"default": 0, "min": 0, "max": 10**9, "tooltip": (
+                "max_outputs": ("INT", {"default": 0, "min": 0, "max": 10**9, "forceInput": True, "tooltip": (
                     "Stop after this many output frames (0 = every frame up to the chunk's last one).")}),
-                "fallback_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip": (
+                "fallback_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.1, "forceInput": True,
+                                                 "tooltip": (
                     f"Bad mid-frame fallback: an interpolated frame whose error against its two sources "
                     f"((|m-a| + |m-b|) / |a-b|, ~0.5-1 for a good in-between) passes this is replaced by a copy of "
                     f"the nearer source and listed in the summary's 'replaced'. 0 = off; {GUARD_THRESHOLD} is "
