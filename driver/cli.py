@@ -7,6 +7,8 @@
     python -m driver review RUN_DIR [--port N] [--host H] [--token T] [--by NAME] [--no-browser]
     python -m driver farm up|status|down ...   (render farm: ``driver.farm.cli``)
     python -m driver comfyui install|status|start|uninstall|where   (managed ComfyUI: ``driver.comfy.cli``)
+    python -m driver enhance INPUT --out OUTPUT [--fps F | --fps-multiplier M] [--scale S] [--preset P] ...
+                                               (video files: ``driver.enhance.cli``)
 
 Exit codes: one per class of error (``driver.errors``; table in the README)."""
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from . import __version__, runner
 from .comfy import cli as comfy_cli
+from .enhance import cli as enhance_cli
 from .errors import DriverError
 from .farm import cli as farm_cli
 from .progress import RichReporter, make_reporter, setup_logging
@@ -74,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     rv.add_argument("--no-browser", action="store_true", help="print the URL only")
     farm_cli.add_farm_command(sub, common)
     comfy_cli.add_command(sub, common)
+    enhance_cli.add_command(sub, common)
     return p
 
 
@@ -138,6 +142,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return farm_cli.main(args)
         if args.command == "comfyui":
             return comfy_cli.main(args)
+        if args.command == "enhance":
+            return enhance_cli.main(args)
         opts = runner.RunOptions(args.storyboard, args.config, args.out, args.only, args.stage, args.dry_run,
                                  args.max_retakes, args.comfyui, args.cpu,
                                  farm=farm_cli.options_from_args(args, args.server))

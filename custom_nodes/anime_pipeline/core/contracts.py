@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 CUT, HOLD, MOTION = "cut", "hold", "motion"
 LABELS = (CUT, HOLD, MOTION)
+LETTERS = {label[0]: label for label in LABELS}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,22 @@ class MotionLabels:
         bad = sorted(set(self.labels) - set(LABELS))
         if bad:
             raise ValueError(f"MotionLabels: unknown label(s) {bad}; expected {list(LABELS)}")
+
+    @classmethod
+    def from_letters(cls, letters: str, n_frames: int) -> MotionLabels:
+        """Labels given as one letter per interval (``c`` cut, ``h`` hold, ``m`` motion;
+        whitespace ignored), e.g. decided once for a whole video and given to each chunk."""
+        text = "".join(letters.split())
+        bad = sorted(set(text) - set(LETTERS))
+        if bad:
+            raise ValueError(f"unknown label letter(s) {bad}; expected one of {sorted(LETTERS)} per interval")
+        if len(text) != max(n_frames - 1, 0):
+            raise ValueError(f"{len(text)} label letters for {n_frames} frames (expected {max(n_frames - 1, 0)})")
+        return cls(labels=tuple(LETTERS[c] for c in text), n_frames=n_frames, thresholds={"given": 1.0})
+
+    def letters(self) -> str:
+        """The labels as one letter per interval (see :meth:`from_letters`)."""
+        return "".join(label[0] for label in self.labels)
 
     def indices(self, label: str) -> list[int]:
         return [i for i, lab in enumerate(self.labels) if lab == label]

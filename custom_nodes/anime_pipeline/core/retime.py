@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import torch
 
@@ -44,14 +45,15 @@ log = logging.getLogger(__name__)
 MODES = ("keep_holds", "smooth")
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 _MAX_DENOMINATOR = 10000
+Rate = float | Fraction  # a frame rate: a float (29.97) or an exact fraction
 
 
-def rational(fps: float) -> Fraction:
+def rational(fps: Rate) -> Fraction:
     """A frame rate as an exact fraction (``29.97 -> 2997/100``, ``24000/1001`` kept)."""
     return Fraction(fps).limit_denominator(_MAX_DENOMINATOR)
 
 
-def output_count(n: int, fps_in: float, fps_out: float) -> int:
+def output_count(n: int, fps_in: Rate, fps_out: Rate) -> int:
     """``floor((n - 1) * fps_out / fps_in) + 1`` in exact arithmetic (``0`` for no frames)."""
     if n <= 0:
         return 0
@@ -67,6 +69,7 @@ class Step:
     a: int
     b: int
     t: Fraction
+    replaced: bool = False  # an interpolation the bad mid-frame fallback replaced by this copy
 
     @property
     def is_copy(self) -> bool:
@@ -77,18 +80,54 @@ def _copy(k: int, p: Fraction, i: int) -> Step:
     return Step(k, p, i, i, Fraction(0))
 
 
-def plan(n: int, fps_in: float, fps_out: float, labels: Sequence[str], mode: str = "keep_holds") -> list[Step]:
-    """The recipe of every output frame (pure arithmetic; see the module doc)."""
+@dataclass(frozen=True)
+class Phase:
+    """Where a clip's frames sit in a longer clip it was cut from (see :func:`phase_positions`).
+
+    ``frame_offset`` is the index of this clip's frame 0 in the long clip and
+    ``output_offset`` the index, in the long clip's output, of this clip's first output
+    frame; ``max_outputs`` (0 = no limit) stops after that many frames. The default is a
+    clip on its own."""
+
+    frame_offset: int = 0
+    output_offset: int = 0
+    max_outputs: int = 0
+
+
+def phase_positions(n: int, fps_in: Rate, fps_out: Rate, phase: Phase = Phase()) -> list[Fraction]:
+    """Source positions (in this clip's frames) of its output frames: long-clip output
+    ``phase.output_offset + j`` sits at ``(output_offset + j) * fps_in / fps_out -
+    frame_offset``, for every ``j`` whose position lies in ``0 .. n - 1`` (at most
+    ``max_outputs``). A chunk of a long clip retimed with its phase gives exactly the long
+    clip's output frames at those indices."""
+    if min(phase.frame_offset, phase.output_offset, phase.max_outputs) < 0:
+        raise ValueError(f"phase offsets must be >= 0, got {phase}")
+    ratio = rational(fps_in) / rational(fps_out)
+    first = phase.output_offset * ratio - phase.frame_offset
+    if first < 0:
+        at = float(first + phase.frame_offset)
+        raise ValueError(f"output frame {phase.output_offset} sits at source frame {at:.3f}, "
+                         f"before this clip's first frame {phase.frame_offset}")
+    if n <= 0:
+        return []
+    count = math.floor((n - 1 - first) / ratio) + 1 if first <= n - 1 else 0
+    if phase.max_outputs:
+        count = min(count, phase.max_outputs)
+    return [first + j * ratio for j in range(count)]
+
+
+def plan(n: int, fps_in: Rate, fps_out: Rate, labels: Sequence[str], mode: str = "keep_holds",
+         phase: Phase = Phase()) -> list[Step]:
+    """The recipe of every output frame (pure arithmetic; see the module doc); ``phase``
+    places the clip inside a longer one (:func:`phase_positions`)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if len(labels) != max(n - 1, 0):
         raise ValueError(f"{len(labels)} labels for {n} frames (expected {max(n - 1, 0)})")
-    ratio = rational(fps_in) / rational(fps_out)
     # Drawing anchors for smooth mode: frame 0 and every frame that follows a non-hold interval.
     anchors = [0] + [j + 1 for j, lab in enumerate(labels) if lab != HOLD]
     steps = []
-    for k in range(output_count(n, fps_in, fps_out)):
-        p = k * ratio
+    for k, p in enumerate(phase_positions(n, fps_in, fps_out, phase)):
         i = math.floor(p)
         phi = p - i
         if phi != 0 and labels[i] == CUT:
@@ -110,8 +149,32 @@ def plan(n: int, fps_in: float, fps_out: float, labels: Sequence[str], mode: str
     return steps
 
 
-def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode: str) -> dict:
-    """Counts and notes for the node's JSON summary."""
+#: Bad mid-frame fallback (``retime(guard=...)``): an interpolated frame whose
+#: :func:`mid_frame_error` passes this is replaced by a copy of the nearer source. Measured
+#: with the OpenCV DIS interpolator at t = 1/2 on 1147 pairs of 40 template clips (every
+#: third interval, 320x240): p50 0.52, p99 1.07, max 1.19; broken frames (noise, black,
+#: inverted, another clip, a blotch over a third of the frame) scored 34-100.
+GUARD_THRESHOLD = 3.0
+_GUARD_EPS = 2.0 / 255
+
+
+def mid_frame_error(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
+    """How far an interpolated frame ``m`` strays from its two sources, relative to their
+    distance: ``(|m - a| + |m - b|) / (|a - b| + eps)`` on quarter-size luma means; ~0.5-1
+    for a frame between its sources (1 for a plain blend), far more for a broken one."""
+    def luma(x: np.ndarray) -> np.ndarray:
+        y = cv2.cvtColor(np.ascontiguousarray(x, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+        return cv2.resize(y, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+
+    ya, yb, ym = luma(a), luma(b), luma(m)
+    num = cv2.norm(ym, ya, cv2.NORM_L1) + cv2.norm(ym, yb, cv2.NORM_L1)
+    return float(num / ya.size / (cv2.norm(ya, yb, cv2.NORM_L1) / ya.size + _GUARD_EPS))
+
+
+def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode: str,
+              replaced: Sequence[int] = ()) -> dict:
+    """Counts and notes for the node's JSON summary (``replaced``: output frames the bad
+    mid-frame fallback turned into copies; counted as copied)."""
     notes = []
     if n == 1:
         notes.append("single-frame clip: the output is copies of that frame")
@@ -125,6 +188,7 @@ def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode
         "mode": mode,
         "copied": len(steps) - interp,
         "interpolated": interp,
+        "replaced": sorted(replaced),
         "notes": notes,
     }
 
@@ -153,18 +217,23 @@ def retime(
     interpolator: Interpolator,
     progress: Callable[[int, int], None] | None = None,
     workers: int = WORKERS,
+    phase: Phase = Phase(),
+    guard: float = 0.0,
 ) -> tuple[torch.Tensor, list[Step]]:
     """Retime an IMAGE batch ``[N,H,W,C]``; returns the new batch and its plan.
 
     Interpolations of different source pairs run on ``workers`` threads, each writing its
     own slice of the preallocated output (``workers=1`` for an interpolator that must not
     be called concurrently; an interpolator whose ``concurrent`` attribute is false, such as
-    a learned model, always gets one); at most ``2 * workers`` are in flight."""
+    a learned model, always gets one); at most ``2 * workers`` are in flight. ``phase`` retimes a
+    chunk of a longer clip as that clip's retime would (:func:`phase_positions`). With
+    ``guard > 0`` an interpolated frame whose :func:`mid_frame_error` exceeds it is replaced
+    by a copy of the nearer source; its step becomes that copy with ``replaced=True``."""
     if not getattr(interpolator, "concurrent", True):
         workers = 1
     seq = labels.labels if isinstance(labels, MotionLabels) else tuple(labels)
     n = frames.shape[0]
-    steps = plan(n, fps_in, fps_out, seq, mode)
+    steps = plan(n, fps_in, fps_out, seq, mode, phase)
     if n == 1:
         log.info("retime: single-frame clip, output is %d copy(ies) of it", len(steps))
     src = frames.detach().cpu().float().contiguous().numpy()
@@ -178,6 +247,11 @@ def retime(
         else:
             interpolator.interpolate(src[s.a], src[s.b], [float(steps[j].t) for j in range(k, end)], out=dst[k:end])
             np.clip(dst[k:end], 0.0, 1.0, out=dst[k:end])
+            for j in range(k, end) if guard > 0 else ():
+                if not mid_frame_error(src[s.a], src[s.b], dst[j]) <= guard:  # NaN counts as broken
+                    near = s.a if steps[j].t < Fraction(1, 2) else s.b
+                    np.copyto(dst[j], src[near])
+                    steps[j] = Step(j, steps[j].position, near, near, Fraction(0), replaced=True)
         return end
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

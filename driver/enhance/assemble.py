@@ -1,0 +1,155 @@
+"""The final encode: rendered chunks concatenated at a constant frame rate, every audio and
+subtitle stream of the input copied with timestamps aligned to the video, written to a
+temporary file beside the target and moved into place when complete.
+
+The only lossy step of the command. RGB -> YUV uses the input's tagged matrix and range
+(BT.709 for HD, BT.601 for SD when untagged) and the output carries the input's colour
+tags; a source deeper than 8 bits is encoded at 10 bits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, VideoReformatter
+
+from driver.errors import DiskFull
+
+from .probe import VideoProbe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    codec: str = "libx264"  # or libx265
+    crf: int = 18
+    preset: str = "medium"
+
+
+@dataclass(frozen=True)
+class Span:
+    """The part of the input the output covers: its first frame (constant-rate index) and
+    its duration in seconds."""
+
+    first_frame: int
+    seconds: float
+
+
+def pixel_format(info: VideoProbe, width: int, height: int) -> str:
+    """4:2:0 (10-bit for deeper sources); 4:4:4 when the size is odd (4:2:0 needs even sizes)."""
+    chroma = "yuv444p" if width % 2 or height % 2 else "yuv420p"
+    return chroma + ("10le" if info.bits > 8 else "")
+
+
+def temp_path(target: Path) -> Path:
+    return target.with_name(f".{target.stem}.partial{target.suffix}")
+
+
+def _video_stream(out, info: VideoProbe, fps: Fraction, size: tuple[int, int], enc: Encoding):
+    stream = out.add_stream(enc.codec, rate=fps, options={"crf": str(enc.crf), "preset": enc.preset})
+    stream.width, stream.height = size
+    stream.pix_fmt = pixel_format(info, *size)
+    stream.time_base = 1 / fps
+    cc = stream.codec_context
+    cc.color_range = 2 if info.full_range else 1
+    if info.colorspace != 2:
+        cc.colorspace, cc.color_primaries, cc.color_trc = info.colorspace, info.color_primaries, info.color_trc
+    return stream
+
+
+def _copy_streams(out, src, info: VideoProbe, warnings: list[str]) -> dict:
+    """Output streams for every audio and subtitle stream of ``src`` the container can hold."""
+    mapping = {}
+    for s in src.streams:
+        if s.type not in ("audio", "subtitle"):
+            continue
+        try:
+            mapping[s.index] = out.add_stream_from_template(s)
+        except (ValueError, av.error.FFmpegError) as exc:
+            warnings.append(f"{s.type} stream {s.index} ({s.codec_context.name}) dropped: "
+                            f"{Path(out.name).suffix or 'the'} container cannot hold it ({exc})")
+    return mapping
+
+
+def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterator[tuple[float, av.Packet]]:
+    """(output time, packet) of the copied streams, shifted by ``offset`` s and trimmed to ``seconds``."""
+    if not mapping:
+        return
+    streams = [s for s in src.streams if s.index in mapping]
+    for packet in src.demux(streams):
+        if packet.pts is None or packet.size == 0:
+            continue
+        tb = packet.stream.time_base
+        shift = round(Fraction(offset).limit_denominator(10**6) / tb)
+        t = float((packet.pts - shift) * tb)
+        if t < -1e-6 or t >= seconds - 1e-6:
+            continue
+        packet.pts -= shift
+        packet.dts = packet.pts if packet.dts is None else packet.dts - shift
+        packet.stream = mapping[packet.stream.index]
+        yield t, packet
+
+
+def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter):
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
+    return reformatter.reformat(frame, format=pix_fmt, dst_colorspace=info.matrix,
+                                dst_color_range=ColorRange.JPEG if info.full_range else ColorRange.MPEG)
+
+
+def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: int, fps: Fraction,
+           size: tuple[int, int], span: Span, enc: Encoding = Encoding()) -> list[str]:
+    """Encode exactly ``total`` frames (the last one repeated when ``frames`` runs short) to
+    ``target`` with the input's audio and subtitles over ``span``; returns warnings."""
+    tmp = temp_path(target)
+    warnings: list[str] = []
+    offset = info.start_time + span.first_frame / info.fps
+    try:
+        with av.open(str(tmp), "w") as out, av.open(info.path) as src:
+            video = _video_stream(out, info, fps, size, enc)
+            others = _other_packets(src, _copy_streams(out, src, info, warnings), offset, span.seconds)
+            pending = next(others, None)
+            reformatter, last, frame = VideoReformatter(), None, None
+            for k, rgb in enumerate(padded(frames, total)):
+                if rgb is not last or frame is None:  # a held last frame is converted once
+                    frame, last = _rgb_to_frame(rgb, info, video.pix_fmt, reformatter), rgb
+                frame.pts = k
+                for packet in video.encode(frame):
+                    while pending is not None and pending[0] <= float(packet.pts * video.time_base):
+                        out.mux(pending[1])
+                        pending = next(others, None)
+                    out.mux(packet)
+            out.mux(video.encode(None))
+            while pending is not None:
+                out.mux(pending[1])
+                pending = next(others, None)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno == 28:  # ENOSPC
+            raise DiskFull(f"no space left writing {tmp}: free some and rerun (rendered chunks are kept)") from None
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    return warnings
+
+
+def padded(frames: Iterable[np.ndarray], total: int) -> Iterator[np.ndarray]:
+    """``frames`` cut or padded (last frame held) to exactly ``total``."""
+    k, last = 0, None
+    for rgb in frames:
+        if k == total:
+            return
+        last = rgb
+        k += 1
+        yield rgb
+    if last is None:
+        raise ValueError("no frames to encode")
+    for _ in range(total - k):
+        yield last

@@ -1,0 +1,29 @@
+"""The enhance command's errors (exit codes 22-24, after the managed-ComfyUI ones, 13-19, and
+the review app's, 20-21; a full disk is :class:`driver.errors.DiskFull`, 17)."""
+
+from __future__ import annotations
+
+from driver.errors import DriverError
+
+
+class InputUnreadable(DriverError):
+    """The input is not a video this command can read: not a media file, truncated or
+    corrupt, no video stream, or a codec FFmpeg cannot decode."""
+
+    code = "input_unreadable"
+    exit_code = 22
+
+
+class OutputRefused(DriverError):
+    """The output path exists (without ``--overwrite``) or is the input itself."""
+
+    code = "output_refused"
+    exit_code = 23
+
+
+class OptionsInvalid(DriverError):
+    """An option does not fit the input: ``--clip`` outside the duration, a bad frame
+    rate, scale or preset value."""
+
+    code = "options_invalid"
+    exit_code = 24

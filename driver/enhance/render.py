@@ -1,0 +1,151 @@
+"""Chunks rendered as ComfyUI jobs from ``workflows/enhance_chunk.api.json``, one after
+another on one server, with lossless chunk files both ways (``AP_LoadChunk`` /
+``AP_SaveChunk``: FFV1, 8 or 16 bits).
+
+The template is bound by node title (``driver.render.workflow``): ``Chunk In``,
+``Motion Gate`` (the whole input's labels given), ``Retime`` (rates, mode and the chunk's
+phase), ``Upscale Model`` + ``Upscale`` (removed when no model is configured), ``Resize``
+(to the exact output size; removed at scale 1 without a model) and ``Chunk Out``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from anime_pipeline.core.chunkio import write_chunk
+from anime_pipeline.core.retime import GUARD_THRESHOLD
+from driver.comfy.client import ComfyClient
+from driver.errors import OutputMissing
+from driver.render.workflow import Binder, find, load_template
+
+from .plan import Chunk
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "workflows" / "enhance_chunk.api.json"
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """What every chunk of a run shares."""
+
+    fps_in: Fraction
+    fps_out: Fraction
+    mode: str  # keep_holds | smooth
+    bits: int
+    out_size: tuple[int, int]  # (width, height)
+    in_size: tuple[int, int]
+    upscale_model: str | None = None
+    run_id: str = "run"
+    fallback: float = GUARD_THRESHOLD  # bad mid-frame fallback threshold (0 = off)
+
+
+def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings) -> dict:
+    """The chunk's workflow: ``name`` is the uploaded chunk, ``letters`` its frames' labels."""
+    b = Binder(template, TEMPLATE.name)
+    b.set("Chunk In", chunk=name)
+    b.set("Retime", fps_in=float(s.fps_in), fps_out=float(s.fps_out), mode=s.mode)
+    if s.upscale_model:
+        b.set("Upscale Model", model_name=s.upscale_model)
+    else:
+        b.bypass("Upscale", {0: "image"})
+        b.bypass("Upscale Model")
+    if s.out_size == s.in_size and not s.upscale_model:
+        b.bypass("Resize", {0: "image"})
+    else:
+        b.set("Resize", width=s.out_size[0], height=s.out_size[1])
+    b.set("Chunk Out", bits=str(s.bits), filename_prefix=f"ap_enhance/{s.run_id}/c{chunk.index:05d}")
+    b.require("Motion Gate", "Retime", "Chunk Out")
+    prompt = b.result()
+    # socket-only inputs (no widget, so absent from the template): set on the titled nodes
+    _add(prompt, "Motion Gate", labels_given=letters)
+    _add(prompt, "Retime", frame_offset=chunk.src_lo, output_offset=chunk.first_out, max_outputs=chunk.n_out,
+         fallback_threshold=s.fallback)
+    return prompt
+
+
+def _add(prompt: dict, title: str, **inputs) -> None:
+    for nid in find(prompt, title):
+        prompt[nid]["inputs"].update(inputs)
+
+
+class Windows:
+    """Consecutive, possibly overlapping ranges of one sequential frame stream (chunks ask
+    for ``lo .. hi`` in increasing order; frames already passed are kept only while a later
+    range may still need them)."""
+
+    def __init__(self, frames: Iterator[np.ndarray]):
+        self.frames = frames
+        self.buffer: deque[tuple[int, np.ndarray]] = deque()
+        self.next = 0
+
+    def get(self, lo: int, hi: int) -> list[np.ndarray]:
+        while self.buffer and self.buffer[0][0] < lo:
+            self.buffer.popleft()
+        while self.next <= hi:
+            frame = next(self.frames, None)
+            if frame is None:
+                raise OutputMissing(f"the input ended at frame {self.next}, before frame {hi} of the plan")
+            if self.next >= lo:
+                self.buffer.append((self.next, frame))
+            self.next += 1
+        return [f for i, f in self.buffer if lo <= i <= hi]
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+
+
+class ChunkRunner:
+    """Renders chunks on one server: upload, submit, follow, download, check."""
+
+    def __init__(self, client: ComfyClient, settings: ChunkSettings, *, timeout: float = 3600.0):
+        self.client, self.settings, self.timeout = client, settings, timeout
+        self.template = load_template(TEMPLATE)
+
+    def workflow(self, chunk: Chunk, letters: str, name: str = "dry-run.mkv") -> dict:
+        return bind(self.template, chunk, name, letters, self.settings)
+
+    def render(self, chunk: Chunk, frames: list[np.ndarray], letters: str, work: Path,
+               on_submit=None) -> tuple[Path, str, dict]:
+        """Render one chunk; returns (downloaded output file, prompt id, the retime's report)."""
+        src = work / f"in_{chunk.index:05d}.mkv"
+        write_chunk(src, iter(frames), self.settings.fps_in, self.settings.bits)
+        try:
+            name = self.client.upload_image(src, subfolder=f"ap_enhance/{self.settings.run_id}",
+                                            name=f"c{chunk.index:05d}_{uuid.uuid4().hex[:8]}.mkv")
+        finally:
+            src.unlink(missing_ok=True)
+        prompt_id = uuid.uuid4().hex
+        if on_submit is not None:
+            on_submit(prompt_id)
+        entry = self.client.run(self.workflow(chunk, letters, name), prompt_id=prompt_id, timeout=self.timeout)
+        refs = [r for r in ComfyClient.output_files(entry) if r.get("ui_key") == "chunks"]
+        if len(refs) != 1:
+            raise OutputMissing(f"chunk {chunk.index}: expected one saved chunk, the server reported {len(refs)}")
+        dest = self.client.download(refs[0], work / f"out_{chunk.index:05d}.mkv")
+        got = count_frames(dest)
+        if got != chunk.n_out:
+            dest.unlink(missing_ok=True)
+            raise OutputMissing(f"chunk {chunk.index}: the server returned {got} frames, expected {chunk.n_out}")
+        return dest, prompt_id, _report(entry)
+
+
+def _report(entry: dict) -> dict:
+    """The retime summary Chunk Out returned (``ui.reports``), reduced to its counts."""
+    for ui in (entry.get("outputs") or {}).values():
+        for text in ui.get("reports", []):
+            try:
+                doc = json.loads(text)
+            except (TypeError, ValueError):
+                continue
+            return {k: doc.get(k) for k in ("frames_in", "frames_out", "copied", "interpolated", "replaced")}
+    return {}
