@@ -2,7 +2,7 @@
 
 Run with ComfyUI's Python (it calls ComfyUI's own nodes and comfy.utils.tiled_scale):
 
-    COMFYUI_DIR=/path/to/ComfyUI $COMFYUI_PYTHON benchmarks/bench_enhance.py [--device cpu|cuda]
+    PYTHONPATH=/path/to/ComfyUI:.:custom_nodes $COMFYUI_PYTHON -m benchmarks.bench_enhance [--device cpu|cuda]
         [--frames 6] [--model compact|anime6b] [--pairs 3] [--repeat 2] [--skip-upscale] [--skip-interp]
 
 1. Upscale: the same 1280x720 clip (``--frames``, a soft panning texture) and the same model
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -41,11 +40,10 @@ W, H = 1280, 720
 
 
 def _setup(device: str):
-    root = os.environ.get("COMFYUI_DIR")
-    if not root:
-        sys.exit("set COMFYUI_DIR to the ComfyUI folder (and run with its Python)")
-    sys.path[0:0] = [str(REPO), root, str(REPO / "custom_nodes")]
-    import comfy.cli_args
+    try:  # run with ComfyUI's Python, the ComfyUI folder and custom_nodes/ on PYTHONPATH (module docstring)
+        import comfy.cli_args
+    except ImportError:
+        sys.exit("run with ComfyUI's Python and PYTHONPATH=<ComfyUI folder>:.:custom_nodes, from the repository root")
 
     comfy.cli_args.args.cpu = device == "cpu"
     import cv2
@@ -56,7 +54,7 @@ def _setup(device: str):
 def _clip(n: int):
     import torch
 
-    from tests.unit.synthetic_clips import panning_texture
+    from devkit.synthetic_clips import panning_texture
 
     return torch.from_numpy(panning_texture(n, H, W, seed=1))
 

@@ -28,14 +28,12 @@ from driver.story.plan import (
 )
 from driver.story.storyboard import REPO_ROOT, Storyboard
 
+from . import learned
 from .workflow import (
     Binder,
     TemplateError,
-    add_node,
-    link,
     load_template,
     replace_with_one,
-    splice,
     titled_outputs,
     workflow_hash,
 )
@@ -219,30 +217,7 @@ class Compiler:
         b.set("Retime", fps_in=float(p["wan_fps"]), fps_out=float(p["fps"]))
         b.set("Fit Frames", batch_index=0, length=p["frames"])
         b.set("Save Video", filename_prefix=f"{prefix}_video")
-        self._enhance_video(b, p)
-
-    # -------------------------------------------------- optional learned stages (issue 14)
-    # Added to the compiled prompt only when the profile names a model, so a profile without
-    # them compiles to exactly the template's graph (byte-identical to before these existed).
-    def _upscaler(self, b: Binder, key: str, title: str) -> str | None:
-        name = self.profile["video"].get(key)
-        return add_node(b.prompt, "UpscaleModelLoader", {"model_name": name}, title) if name else None
-
-    @staticmethod
-    def _upscale(b: Binder, loader: str, source: str, slot: int, width: int, height: int, title: str) -> None:
-        splice(b.prompt, source, slot, "AP_UpscaleVideo", {"upscale_model": [loader, 0], "target_width": width,
-               "target_height": height, "fit": "crop"}, "images", title)
-
-    def _enhance_video(self, b: Binder, p: dict) -> None:
-        """``interpolator`` -> the retime's learned interpolator; ``delivery_upscale_model`` ->
-        the retimed, trimmed clip upscaled to the delivery size."""
-        name = self.profile["video"].get("interpolator")
-        if name:
-            link(b.prompt, "Retime", "interpolator", add_node(b.prompt, "AP_LoadInterpolator", {"model_name": name},
-                                                              "Interpolator"))
-        loader = self._upscaler(b, "delivery_upscale_model", "Delivery Upscale Model")
-        if loader:
-            self._upscale(b, loader, "Fit Frames", 0, p["width"], p["height"], "Delivery Upscale")
+        learned.enhance_video(b, self.profile["video"], p)
 
     # ------------------------------------------------------------------ binders
     def _bind_t2i(self, b: Binder, job: Job, seed: int, prefix: str) -> None:
@@ -268,11 +243,11 @@ class Compiler:
 
     def _bind_triptych_split(self, b, job, seed, inputs, prefix):
         b.set("Strip", image=inputs["strip"])
-        loader = self._upscaler(b, "keyframe_upscale_model", "Keyframe Upscale Model")
+        loader = learned.upscaler(b, self.profile["video"], "keyframe_upscale_model", "Keyframe Upscale Model")
         if loader:  # panels at their split size, upscaled, then fitted to the keyframe size
             b.set("Triptych Split", target_width=0, target_height=0)
             for slot, role in enumerate(("first", "hero", "last")):
-                self._upscale(b, loader, "Triptych Split", slot, job.params["width"], job.params["height"],
+                learned.upscale(b, loader, "Triptych Split", slot, job.params["width"], job.params["height"],
                               f"Upscale {role.title()}")
         else:
             b.set("Triptych Split", target_width=job.params["width"], target_height=job.params["height"])

@@ -8,6 +8,7 @@ quality_failed after rendering, as in test_driver_wan.py."""
 
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import pytest
@@ -50,8 +51,11 @@ def test_split_and_standard_flf_with_keyframe_and_delivery_upscaling(comfy, tiny
     code, m, run_dir = render(comfy, tmp_path, sb_dir, doc, cfg)
     assert code == 9, comfy.server.log_tail()  # the split shot's seam gate, as in test_driver_wan
 
+    def workflow(att: dict) -> dict:  # the submitted workflow, in its file beside the outputs (manifest v2)
+        return json.loads((run_dir / att["workflow_file"]["path"]).read_text())
+
     (split_att,) = m["shots"]["S02T01"]["jobs"]["S02T01-kf-split"]["attempts"]
-    types = _types(split_att["workflow"])
+    types = _types(workflow(split_att))
     assert [types[f"Upscale {r}"] for r in ("First", "Hero", "Last")] == ["AP_UpscaleVideo"] * 3
     assert types["Keyframe Upscale Model"] == "UpscaleModelLoader"
     for role in ("first", "hero", "last"):
@@ -61,11 +65,11 @@ def test_split_and_standard_flf_with_keyframe_and_delivery_upscaling(comfy, tiny
     flf = m["shots"]["S01T01"]
     (att,) = flf["jobs"]["S01T01-video"]["attempts"]
     assert flf["status"] == "done" and att["passed"]
-    types = _types(att["workflow"])
+    types = _types(workflow(att))
     assert (types["Interpolator"], types["Delivery Upscale"]) == ("AP_LoadInterpolator", "AP_UpscaleVideo")
     assert probe_video(run_dir / flf["assets"]["video"]["path"]) == (12, (64, 64), 24.0)
 
     (split,) = m["shots"]["S02T01"]["jobs"]["S02T01-video"]["attempts"]
-    assert split["status"] == "gate_failed" and "Delivery Upscale" in _types(split["workflow"])
+    assert split["status"] == "gate_failed" and "Delivery Upscale" in _types(workflow(split))
     assert probe_video(run_dir / f"attempts/ENH_EP001_S02_T01_NOCHAR_video_a{split['attempt']}.mp4") == \
         (18, (64, 64), 24.0)

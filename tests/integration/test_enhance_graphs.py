@@ -22,7 +22,7 @@ import pytest
 
 from driver.errors import ExecutionFailed
 from tests.integration.test_foundation_graphs import Graph, upload
-from tests.unit.synthetic_clips import panning_texture
+from devkit.synthetic_clips import panning_texture
 
 pytestmark = pytest.mark.integration
 TOL = 1e-5

@@ -17,7 +17,7 @@ from driver.cli import main
 from driver.outputs.approvals import Approvals
 from driver.review.serve import make_server, running
 from driver.story.storyboard import REPO_ROOT
-from devkit.harness.browser import VIEWPORT, PageLog, find_chromium, launch
+from devkit.harness.browser import VIEWPORT, PageLog
 from tests.integration.test_driver_wan import OPEN_GATES, tiny_wan_storyboard
 
 pytestmark = pytest.mark.integration
@@ -26,18 +26,10 @@ DEMO = REPO_ROOT / "storyboards" / "demo" / "demo.json"
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    path, why = find_chromium()
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p, path)
-        yield browser
-        browser.close()
+def chromium(browser):
+    """The session's headless Chromium (tests/conftest.py): one Playwright per process (a second sync Playwright
+    inside the first one's loop is refused)."""
+    return browser
 
 
 def _port() -> int:

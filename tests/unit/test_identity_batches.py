@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from anime_pipeline.core.quality import identity as I
-from tests.unit.synthetic_clips import random_frames
+from devkit.synthetic_clips import random_frames
 
 B = I.CLIP_BATCH
 LENGTHS = [1, 2, B - 1, B, B + 1, 2 * B, 2 * B + 1, 17, 33, 81]

@@ -19,7 +19,7 @@ import torch
 
 from anime_pipeline.core.interpolate import LinearBlend
 from anime_pipeline.core.retime import output_count, retime
-from tests.unit.synthetic_clips import random_frames
+from devkit.synthetic_clips import random_frames
 
 LENGTHS = [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 81]
 RATES = [(16.0, 24.0), (16.0, 32.0), (24.0, 16.0), (16.0, 30.0), (24000 / 1001, 30.0), (16.0, 16.0)]

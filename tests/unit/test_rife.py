@@ -11,7 +11,7 @@ import torch
 from anime_pipeline.core.retime import plan, retime
 from anime_pipeline.core.rife import LAYOUTS, RifeFormatError, RifeInterpolator, detect_layout, load_ifnet
 from devkit.harness import tiny_enhance_models as tm
-from tests.unit.synthetic_clips import random_frames
+from devkit.synthetic_clips import random_frames
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))

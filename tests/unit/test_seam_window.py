@@ -14,7 +14,7 @@ import torch
 from anime_pipeline.core.motion import is_cut
 from anime_pipeline.core.quality import seam as S
 from anime_pipeline.core.quality import temporal as T
-from tests.unit.synthetic_clips import panning_texture
+from devkit.synthetic_clips import panning_texture
 
 W = S.WINDOW
 H_, W_ = 64, 96

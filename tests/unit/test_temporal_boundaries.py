@@ -10,7 +10,7 @@ import torch
 
 from anime_pipeline.core.contracts import CUT, MOTION, MotionLabels
 from anime_pipeline.core.quality import temporal as T
-from tests.unit.synthetic_clips import panning_texture
+from devkit.synthetic_clips import panning_texture
 
 H_, W_ = 64, 96
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from anime_pipeline.core.errors import InputError
 from anime_pipeline.core.upscale import GIB, UpscaleError, plan_upscale, upscale_frames
-from tests.unit.synthetic_clips import random_frames
+from devkit.synthetic_clips import random_frames
 
 FREE = 64 * GIB
 
