@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -140,8 +141,6 @@ class Home:
 
     def prune(self, version: str, keep: Path | None = None) -> None:
         """Remove the builds of ``version`` other than ``keep`` (failed or replaced ones)."""
-        import shutil
-
         builds = self.version_dir(version) / "builds"
         for b in sorted(builds.iterdir()) if builds.is_dir() else []:
             if keep is None or b.resolve() != keep.resolve():

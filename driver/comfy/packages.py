@@ -158,9 +158,11 @@ def install_requirements(pip: Pip, root: Path, pack_requirements: Path) -> None:
     constraints = write_constraints(pip, pinned_torch(pip.python))
     reqs = comfy_requirements(root, pip.log_path.with_name("comfyui-requirements.txt"))
     pip.run(["-r", str(reqs), "-c", str(constraints)], "ComfyUI's requirements")
-    install_pack_requirements(pip, pack_requirements)
+    install_pack_requirements(pip, pack_requirements, constraints)
 
 
-def install_pack_requirements(pip: Pip, pack_requirements: Path) -> None:
-    constraints = write_constraints(pip, pinned_torch(pip.python))
+def install_pack_requirements(pip: Pip, pack_requirements: Path, constraints: Path | None = None) -> None:
+    """The pack's requirements, torch pinned (``constraints``: a file already written for this venv, else one is
+    written from what is installed)."""
+    constraints = constraints or write_constraints(pip, pinned_torch(pip.python))
     pip.run(["-r", str(pack_requirements), "-c", str(constraints)], f"the pack's requirements ({pack_requirements})")
