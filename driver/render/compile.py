@@ -21,6 +21,8 @@ from driver.story.plan import (
     TEMPLATE_KEYS,
     TRIPTYCH_SPLIT,
     WAN_FLF,
+    WAN_JOIN,
+    WAN_SEGMENT,
     WAN_SPLIT_FLF,
     Job,
     derive_seed,
@@ -28,7 +30,7 @@ from driver.story.plan import (
 )
 from driver.story.storyboard import REPO_ROOT, Storyboard
 
-from . import learned
+from . import learned, long_shot
 from .workflow import (
     Binder,
     TemplateError,
@@ -48,6 +50,7 @@ OUTPUT_TITLES: dict[str, dict[str, str | None]] = {
     WAN_FLF: {"Save Video": "video", "Quality Report": REPORT},
     WAN_SPLIT_FLF: {"Save Video": "video", "Quality Report": REPORT},
     HELD_PUSH: {"Save Video": "video"}, HELD_STATIC: {"Save Video": "video"},
+    WAN_SEGMENT: dict.fromkeys(long_shot.SEGMENT_TITLES), WAN_JOIN: {"Save Video": "video", "Quality Report": REPORT},
 }
 
 
@@ -118,7 +121,8 @@ class Compiler:
 
     def lora_files(self, job: Job) -> list[str]:
         """The character LoRA files the registry gives this job (for preflight)."""
-        kind = {T2I_SDXL: "t2i", T2I_UNET: "t2i", WAN_FLF: "video", WAN_SPLIT_FLF: "video"}.get(job.template)
+        kind = {T2I_SDXL: "t2i", T2I_UNET: "t2i", WAN_FLF: "video", WAN_SPLIT_FLF: "video",
+                WAN_SEGMENT: "video"}.get(job.template)
         names = [self.sb.characters[c] for c in job.params.get("characters", ())]
         if kind is None or not names or self.registry is None:
             return []
@@ -136,11 +140,13 @@ class Compiler:
         seed = derive_seed(job.seed, attempt)
         b = Binder(self.template(job.template), self.template_path(job.template).name)
         prefix = f"ap/{self.run_id}/{job.id}_a{attempt}"
-        getattr(self, f"_bind_{job.template}")(b, job, seed, inputs, prefix)
+        bind = long_shot.BINDERS.get(job.template) or getattr(type(self), f"_bind_{job.template}")
+        bind(self, b, job, seed, inputs, prefix)
         for title, values in self.config["template_overrides"].get(job.template, {}).items():
             b.set(title, **values)  # project-wide settings, e.g. gate thresholds
         prompt = b.result()
-        titles = {t: (role or job.outputs[0]) for t, role in OUTPUT_TITLES[job.template].items()}
+        titles = long_shot.output_titles(job) if job.template == WAN_SEGMENT else \
+            {t: (role or job.outputs[0]) for t, role in OUTPUT_TITLES[job.template].items()}
         outputs = titled_outputs(prompt, titles)
         sha = workflow_hash(prompt)
         pid = f"{self.run_id}-{job.id}-a{attempt}-{sha[:8]}"

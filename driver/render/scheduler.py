@@ -1,18 +1,17 @@
 """Runs the plan's jobs in dependency order on a backend, resumably, with retakes and
 the keyframe review stop.
 
-Resume rule: a job is skipped only when the sha256 of its freshly compiled workflow
-(attempt 1, inputs named by their content hash) equals the manifest's, and every output
-file it recorded still has its recorded sha256. An attempt recorded as submitted is
-looked up on its server before anything is submitted again.
+Resume rule: a job is skipped only when the sha256 of its freshly compiled workflow (attempt 1, inputs named
+by their content hash) equals the manifest's, and every output file it recorded still has its recorded
+sha256. An attempt recorded as submitted is looked up on its server before anything is submitted again.
 
-Retakes: a gated job (WAN video with ``AP_QualityReport``) whose report fails is
-rendered again with a seed derived from the shot seed and the attempt number, up to
-``max_retakes`` times; the first passing attempt becomes the asset; when none passes the
-best-scoring one does and the shot fails with ``quality_failed``.
+Retakes: a gated job (WAN video with ``AP_QualityReport``) whose report fails is rendered again with a seed
+derived from the shot seed and the attempt number, up to ``max_retakes`` times; the first passing attempt
+becomes the asset; when none passes the best-scoring one does and the shot fails with ``quality_failed``.
+A long shot's join retakes the segments its report points at instead (``driver.render.chain``).
 
-A failure of one shot (rejected prompt, node error, missing output) is recorded and the
-run goes on with the others; losing the server stops the run (rerun to resume)."""
+A failure of one shot (rejected prompt, node error, missing output) is recorded and the run goes on with
+the others; losing the server stops the run (rerun to resume)."""
 
 from __future__ import annotations
 
@@ -29,9 +28,10 @@ from driver.outputs.approvals import VIDEO as CLIP
 from driver.outputs.assets import Assets
 from driver.outputs.manifest import Manifest
 from driver.outputs.records import AttemptRecord, JobRecord, ShotRecord, Status
-from driver.story.plan import KEYFRAMES, T2I_SDXL, T2I_UNET, VIDEO, Job
+from driver.story.plan import KEYFRAMES, T2I_SDXL, T2I_UNET, VIDEO, WAN_JOIN, Job
 from driver.story.storyboard import Shot, Storyboard
 
+from .chain import ensure_join
 from .compile import REPORT, Compiled, Compiler
 from .executor import Executor, describe_error, record_files
 
@@ -179,7 +179,7 @@ class Scheduler:
         True when anything was rendered."""
         rendered = False
         for job in jobs:
-            rendered |= self._ensure(job, retake)
+            rendered |= ensure_join(self, job, retake) if job.template == WAN_JOIN else self._ensure(job, retake)
         return rendered
 
     def _intact(self, job: Job, rec: JobRecord) -> bool:

@@ -7,6 +7,8 @@ job, in dependency order::
     standard_flf        [kf-first: T2I] [kf-last: T2I]                      -> video: WAN FLF
     held_frame_push     [kf-hero: T2I]                                      -> video: AP_HeldFramePush
     held_frame_static   [kf-hero: T2I]                                      -> video: still held
+    keyframed_flf       [kf-keyK: T2I]... -> seg1..segN: WAN FLF segment    -> video: join (driver.story.long_shot)
+    continuation_flf    [kf-first] [kf-last] -> seg1 -> seg2 -> ... segN    -> video: join
 
 Bracketed jobs are skipped when the storyboard gives the keyframe image. Frame counts:
 every final clip has ``round(duration_s x fps)`` frames. WAN renders at its own fps
@@ -27,7 +29,8 @@ from anime_pipeline.core.segments import floor_wan_length, is_wan_length, plan_s
 from driver.config import Config
 from driver.errors import ConfigError
 
-from .storyboard import Shot, Storyboard
+from .long_shot import long_shot_jobs
+from .storyboard import LONG_APPROACHES, Shot, Storyboard
 
 KEYFRAMES, VIDEO = "keyframes", "video"
 STAGES = (KEYFRAMES, VIDEO)
@@ -37,7 +40,9 @@ T2I_SDXL, T2I_UNET = "t2i_sdxl", "t2i_unet"
 TRIPTYCH_SPLIT = "triptych_split"
 WAN_FLF, WAN_SPLIT_FLF = "wan22_flf", "wan22_split_flf"
 HELD_PUSH, HELD_STATIC = "held_push", "held_static"
-TEMPLATE_KEYS = (T2I_SDXL, T2I_UNET, TRIPTYCH_SPLIT, WAN_FLF, WAN_SPLIT_FLF, HELD_PUSH, HELD_STATIC)
+WAN_SEGMENT, WAN_JOIN = "wan22_segment", "wan22_join"
+TEMPLATE_KEYS = (T2I_SDXL, T2I_UNET, TRIPTYCH_SPLIT, WAN_FLF, WAN_SPLIT_FLF, HELD_PUSH, HELD_STATIC, WAN_SEGMENT,
+                 WAN_JOIN)
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,9 @@ class _Planner:
                                   frames=frames, seed=shot.seed)]
         wan_fps = v["fps"]
         total = wan_length_for(frames, wan_fps, d.fps)
+        if shot.approach in LONG_APPROACHES:
+            base.update(negative=shot.prompts["negative"], wan_fps=wan_fps)
+            return long_shot_jobs(self, shot, base, total)
         base.update(motion=shot.prompts["motion"], negative=shot.prompts["negative"], wan_fps=wan_fps)
         if shot.approach == "standard_flf":
             seg_max = floor_wan_length(v["max_segment"])
@@ -214,7 +222,7 @@ class _Planner:
                 self.problems.append(
                     f"{shot.path}.duration_s: {shot.duration_s} s needs {total} WAN frames at {wan_fps:g} fps, "
                     f"more than one FLF segment holds ({seg_max}, {(seg_max - 1) / wan_fps:.2f} s); shorten the shot "
-                    "or use triptych_split_flf")
+                    "or use triptych_split_flf, keyframed_flf or continuation_flf")
                 return []
             kf_jobs, inputs = self.keyframe_inputs(shot, ("first", "last"))
             lengths: tuple[int, ...] = (total,)

@@ -21,8 +21,10 @@ from driver.validation import raise_if_problems, schema_problems
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "storyboards" / "schema.json"
 
-APPROACHES = ("triptych_split_flf", "standard_flf", "held_frame_push", "held_frame_static")
-WAN_APPROACHES = ("triptych_split_flf", "standard_flf")
+APPROACHES = ("triptych_split_flf", "standard_flf", "held_frame_push", "held_frame_static", "keyframed_flf",
+              "continuation_flf")
+WAN_APPROACHES = ("triptych_split_flf", "standard_flf", "keyframed_flf", "continuation_flf")
+LONG_APPROACHES = ("keyframed_flf", "continuation_flf")  # chains of N segments: one job each plus a join
 KEYFRAME_ROLES = ("strip", "first", "hero", "last")
 
 
@@ -70,6 +72,8 @@ class Shot:
     push: Push | None = None
     hero_frame: float | int | None = None
     notes: str = ""
+    key_times: tuple[float, ...] = ()  # keyframed_flf: the time of keyframe role key1, key2, ...
+    segment_prompts: tuple[str, ...] = ()  # keyframed_flf / continuation_flf: one per segment, or one for all
 
     @property
     def id(self) -> str:
@@ -120,6 +124,46 @@ def _inside(folder: Path, rel: str) -> Path | None:
     return resolved if resolved.is_relative_to(folder.resolve()) else None
 
 
+def key_role(k: int) -> str:
+    """The role (asset suffix) of keyframe ``k`` (0-based) of a keyframed_flf shot."""
+    return f"key{k + 1}"
+
+
+def _keyframe_files(shot: dict) -> list[tuple[str, str]]:
+    """(JSON path suffix, relative path) of every image the shot names."""
+    kf = shot.get("keyframes") or {}
+    if isinstance(kf, list):
+        return [(f"keyframes[{k}].image", item["image"]) for k, item in enumerate(kf) if "image" in item]
+    return [(f"keyframes.{role}", rel) for role, rel in kf.items()]
+
+
+def _keyframe_list_problems(shot: dict, where: str, fps: float) -> list[str]:
+    """keyframed_flf: times in order, the first at 0 s and the last at duration_s, at most one
+    keyframe per frame."""
+    items, duration = shot["keyframes"], shot["duration_s"]
+    problems = []
+    times = [item["at_s"] for item in items]
+    if times[0] != 0:
+        problems.append(f"{where}.keyframes[0].at_s: the first keyframe must be at 0 s, not {times[0]}")
+    if times[-1] != duration:
+        problems.append(f"{where}.keyframes[{len(times) - 1}].at_s: the last keyframe must be at the shot's end "
+                        f"(duration_s {duration}), not {times[-1]}")
+    for k, t in enumerate(times):
+        if t > duration:
+            problems.append(f"{where}.keyframes[{k}].at_s: {t} s is outside the shot (0..{duration} s)")
+        elif k and t <= times[k - 1]:
+            problems.append(f"{where}.keyframes[{k}].at_s: {t} s is not after keyframes[{k - 1}] ({times[k - 1]} s); "
+                            "list keyframes in time order")
+    n = frames_for(duration, fps)
+    if len(times) > n:
+        problems.append(f"{where}.keyframes: {len(times)} keyframes but the shot has only {n} frames")
+    segs = len(times) - 1
+    if len(shot.get("segment_prompts", [])) not in (0, 1, segs):
+        problems.append(f"{where}.segment_prompts: {len(shot['segment_prompts'])} prompts for {segs} segments; "
+                        f"give one per segment ({segs}) or one for all")
+    return problems
+
+
 def _cross_field_problems(doc: dict, folder: Path) -> list[str]:
     problems = []
     declared = set(doc.get("characters") or {})
@@ -137,13 +181,15 @@ def _cross_field_problems(doc: dict, folder: Path) -> list[str]:
                 known = ", ".join(sorted(declared)) or "none declared"
                 problems.append(f"{where}.characters_in_shot[{j}]: {code!r} is not declared in characters "
                                 f"(known: {known})")
-        for role, rel in (shot.get("keyframes") or {}).items():
+        for key, rel in _keyframe_files(shot):
             path = _inside(folder, rel)
             if path is None:
-                problems.append(f"{where}.keyframes.{role}: {rel!r} leaves the storyboard's folder; "
+                problems.append(f"{where}.{key}: {rel!r} leaves the storyboard's folder; "
                                 "give a path relative to the storyboard, inside its folder")
             elif not path.is_file():
-                problems.append(f"{where}.keyframes.{role}: file not found: {rel} (looked in {folder})")
+                problems.append(f"{where}.{key}: file not found: {rel} (looked in {folder})")
+        if shot["generation_approach"] == "keyframed_flf":
+            problems += _keyframe_list_problems(shot, where, fps)
         hero = shot.get("hero_frame")
         if isinstance(hero, int) and not isinstance(hero, bool) and hero >= 1:
             n = frames_for(shot["duration_s"], fps)
@@ -176,11 +222,17 @@ def parse_storyboard(doc, path: Path, raw_bytes: bytes | None = None) -> Storybo
             push = Push(p.get("zoom_start", base.zoom_start), p.get("zoom_end", base.zoom_end),
                         tuple(p.get("center_start", base.center_start)), tuple(p.get("center_end", base.center_end)),
                         p.get("easing", base.easing))
+        kf = s.get("keyframes") or {}
+        key_times: tuple[float, ...] = ()
+        if isinstance(kf, list):  # keyframed_flf: roles key1..keyN, each an image or a prompt
+            key_times = tuple(float(item["at_s"]) for item in kf)
+            prompts.update({key_role(k): item["prompt"] for k, item in enumerate(kf) if "prompt" in item})
+            kf = {key_role(k): item["image"] for k, item in enumerate(kf) if "image" in item}
         keyframes = {role: _inside(path.parent, rel) or path.parent / rel  # inside: checked above
-                     for role, rel in (s.get("keyframes") or {}).items()}
+                     for role, rel in kf.items()}
         shots.append(Shot(i, s["scene"], s["take"], s["generation_approach"], float(s["duration_s"]), s["seed"],
                           prompts, tuple(s.get("characters_in_shot", [])), keyframes, push, s.get("hero_frame"),
-                          s.get("notes", "")))
+                          s.get("notes", ""), key_times, tuple(s.get("segment_prompts", ()))))
     raw = raw_bytes if raw_bytes is not None else json.dumps(doc, sort_keys=True).encode()
     characters = {code: (c or {}).get("registry", code) for code, c in (doc.get("characters") or {}).items()}
     return Storyboard(path, hashlib.sha256(raw).hexdigest(), doc["project"], doc["episode"], doc.get("title", ""),

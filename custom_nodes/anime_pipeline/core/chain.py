@@ -21,9 +21,15 @@ frame from B in the output), ``dropped_frame`` (index in B of the dropped frame:
 ``luma_jump`` (absolute difference of mean BT.601 luma across the seam, 0..1 units),
 ``ssim_across_seam`` (luma SSIM of the two output frames at the seam) and
 ``hero_similarity`` (luma SSIM of A's last and B's first input frames).
+
+Longer chains (the segments of a long shot): ``concat_chain`` joins ``N`` segments left to
+right, and ``chain_reports`` accumulates the seam reports of a chain of concat nodes into
+the one list the seam gate reads, each ``seam_index`` counted in the joined clip.
 """
 
 from __future__ import annotations
+
+import json
 
 import cv2
 import numpy as np
@@ -128,3 +134,41 @@ def concat_segments(
     frames = torch.cat([a, b_out])
     report = seam_report(frames, a.shape[0], a[-1], b[0], 0 if drop_shared_hero else None)
     return frames, report
+
+
+def chain_reports(previous: str | None, report: dict) -> list[dict]:
+    """The seam reports of a chain so far (``previous``: the JSON of the concat before,
+    one object or a list) followed by ``report``: the accumulated list the seam gate reads."""
+    if previous is None or not previous.strip():
+        return [report]
+    try:
+        data = json.loads(previous)
+    except ValueError as exc:
+        raise InputError("previous_report", f"not valid JSON ({exc})") from None
+    records = data if isinstance(data, list) else [data]
+    if not all(isinstance(r, dict) and isinstance(r.get("seam_index"), int) for r in records):
+        raise InputError("previous_report", "expected AP_FLFChainConcat seam report(s) with a seam_index")
+    return [*records, report]
+
+
+def concat_chain(
+    segments: list[torch.Tensor],
+    drop_shared_hero: bool = True,
+    smooth_frames: int = 0,
+    color_match: str = "off",
+    *,
+    node: str | None = None,
+) -> tuple[torch.Tensor, list[dict]]:
+    """Join ``N >= 1`` segments pairwise, left to right (``((s1 + s2) + s3) + ...``, exactly
+    what a chain of ``AP_FLFChainConcat`` nodes does), dropping each shared frame once.
+
+    Returns the frames (``sum(len) - (N - 1)`` with ``drop_shared_hero``) and one seam
+    report per join, each ``seam_index`` counted in the joined clip."""
+    if not segments:
+        raise InputError("segments", "no segment to join", node)
+    frames = check_images(segments[0], "segment_1", node=node)
+    reports = []
+    for seg in segments[1:]:
+        frames, report = concat_segments(frames, seg, drop_shared_hero, smooth_frames, color_match, node=node)
+        reports.append(report)
+    return frames, reports

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import logging
 
-from ..core.chain import COLOR_MATCH, concat_segments
+from ..core.chain import COLOR_MATCH, chain_reports, concat_segments
+from ..core.errors import InputError
 from ..core.push import EASINGS, SAMPLINGS, held_frame_push
 from ..core.segments import DEFAULT_MAX_SEGMENT, MIN_SEGMENT, WAN_FPS, plan_split_flf
 from ._progress import progress_callback
@@ -103,6 +104,12 @@ class FLFChainConcat:
                     "linearly to none at B's last frame (B's end keyframe stays as generated, so a B that "
                     "contributes only that frame is unchanged); all: the same correction on every frame of B.")}),
             },
+            "optional": {
+                "previous_report": ("STRING", {"forceInput": True, "tooltip": (
+                    "For chains of more than two segments: the seam_report of the concat that made segment_a. "
+                    "This node's seam_report then lists every seam of the chain so far (a JSON list), which one "
+                    "Seam Gate judges in one go.")}),
+            },
         }
 
     RETURN_TYPES = ("IMAGE", "STRING")
@@ -122,10 +129,18 @@ class FLFChainConcat:
         "changes the frame count. Segments of different sizes are an error (no silent resize)."
     )
 
-    def concat(self, segment_a, segment_b, drop_shared_hero=True, smooth_frames=0, color_match="off"):
+    def concat(self, segment_a, segment_b, drop_shared_hero=True, smooth_frames=0, color_match="off",
+               previous_report=None):
+        node = "AP_FLFChainConcat"
         frames, report = concat_segments(segment_a, segment_b, drop_shared_hero, smooth_frames, color_match,
-                                         node="AP_FLFChainConcat")
-        return (frames, json.dumps(report, indent=2))
+                                         node=node)
+        if previous_report is None:
+            return (frames, json.dumps(report, indent=2))
+        try:
+            reports = chain_reports(previous_report, report)
+        except InputError as exc:
+            raise InputError("previous_report", str(exc).partition(": ")[2], node) from None
+        return (frames, json.dumps(reports, indent=2))
 
 
 def _unit(default: float, tip: str) -> tuple:
