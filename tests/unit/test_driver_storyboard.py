@@ -23,7 +23,8 @@ def test_shipped_storyboards_are_valid(path):
 def test_episode_example_uses_every_approach():
     sb = load_storyboard(EXAMPLES[0])
     assert {s.approach for s in sb.shots} == {"triptych_split_flf", "standard_flf", "held_frame_push",
-                                              "held_frame_static"}
+                                              "held_frame_static", "keyframed_flf", "continuation_flf"}
+    assert any(s.approach == "keyframed_flf" and s.duration_s > 10 for s in sb.shots)
 
 
 def test_demo_needs_no_diffusion_model():
