@@ -6,8 +6,7 @@ every join). When it fails, only the segments the failures point at are rendered
 
 * a failed seam in a **keyframed** shot: the two segments around it;
 * a failed seam in a **continuation** shot: the segment after it, and every later
-  segment with it (their first frames are the previous segments' last frames, so they
-  change: the resume rule renders them again);
+  segment with it (their first frames are the previous segments' last frames);
 * another gate's failed frames: the segments those frames come from (all of them when a
   gate names no frame).
 
@@ -110,16 +109,18 @@ def ensure_join(s: Scheduler, join: Job, retake: bool = False) -> bool:
         rec["retake_from"] = first
     rec.update({"spec_sha256": spec, "status": Status.PENDING, "selected_attempt": None})
     segments = [j for j in s.jobs_for(s.sb.shot(join.shot)) if j.template == WAN_SEGMENT]
+    report = None
     for r in range(1 + s.max_retakes):
         if r:
-            redo = segments_to_retake(att["gate_report"], join.params)
+            redo = segments_to_retake(report, join.params)
             log.info("%s failed its gates: rendering segment(s) %s again", join.id, [k + 1 for k in redo])
             for k, seg in enumerate(segments):
-                s._ensure(seg, retake=k == redo[0] or (k in redo and join.params["chain"] != CONTINUATION))
+                s._ensure(seg, retake=k in redo)
         names, inputs = _inputs(s, join)
         rec["spec_sha256"] = s.compiler.compile(join, 1, names).sha256
         att = s._attempt(join, rec, first + r, names, inputs)
-        drift = identity_drift(att.get("gate_report"), join.params["lengths"])
+        report = att.get("gate_report")
+        drift = identity_drift(report, join.params["lengths"])
         if drift is not None:
             log.info("%s attempt %d: identity drift first -> last segment %+.4f", join.id, first + r, drift)
         if att["passed"]:

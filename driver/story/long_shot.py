@@ -73,16 +73,17 @@ def long_shot_jobs(planner: _Planner, shot: Shot, base: dict, total: int) -> lis
     if plan is None or prompts is None:
         return []
     n = len(plan.lengths)
+    firsts: list[Input | None]
+    lasts: list[Input | None]
     if shot.approach == KEYFRAMED:
         kf_jobs, kf = planner.keyframe_inputs(shot, tuple(key_role(k) for k in range(n + 1)))
-        firsts: list[Input | None] = list(kf[:-1])
-        lasts: list[Input | None] = list(kf[1:])
-        refs = (kf[0], kf[-1])
-    else:
+        firsts, lasts = list(kf[:-1]), list(kf[1:])
+    else:  # the first segment starts on the first keyframe, the last ends on the last one (if any)
         roles = ("first", "last") if ("last" in shot.keyframes or "last" in shot.prompts) else ("first",)
         kf_jobs, kf = planner.keyframe_inputs(shot, roles)
-        firsts, lasts = [kf[0]] + [None] * (n - 1), [None] * (n - 1) + [kf[1] if len(kf) > 1 else None]
-        refs = (kf[0], kf[1] if len(kf) > 1 else None)
+        firsts = [kf[0], *([None] * (n - 1))]
+        lasts = [*([None] * (n - 1)), kf[1] if len(kf) > 1 else None]
+    refs: tuple[Input, Input | None] = (kf[0], kf[-1] if len(kf) > 1 else None)
     jobs: list[Job] = []
     d = planner.sb.delivery
     for k, length in enumerate(plan.lengths):

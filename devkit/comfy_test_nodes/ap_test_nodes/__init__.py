@@ -9,6 +9,13 @@ chosen tile and overlap), ``AP_TestMaxDiff`` reports the largest absolute differ
 IMAGE batches, and ``AP_TestOOMUpscaleModel`` wraps an upscale model so that calls on more
 than ``max_frames`` frames or tiles larger than ``max_tile`` pixels raise ComfyUI's
 out-of-memory exception (an injected OOM).
+
+The long-shot retake tests render segments without a model: ``AP_TestBlendClip`` (titled
+``First-Last Frame`` in their segment graph) blends ``length`` frames from the start image to
+the end image (or holds the start), and ``AP_TestSeedGlitch`` (titled ``Sampler High`` /
+``Sampler Low``, so the driver sets its seed) inverts the first or last quarter of the clip
+when its seed is one of ``glitch_seeds``: a segment "replaced by another clip" whose join
+the seam gate must catch.
 """
 
 import json
@@ -145,11 +152,64 @@ class AP_TestBreakInterpolation:
         return {"ui": {"text": [f"armed {count}"]}, "result": (f"armed {count}",)}
 
 
-NODE_CLASS_MAPPINGS = {"AP_TestZeroConditioning": AP_TestZeroConditioning, "AP_TestTiledScale": AP_TestTiledScale,
+class AP_TestBlendClip:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"start_image": ("IMAGE",), "width": ("INT", {"default": 64, "min": 8, "max": 4096}),
+                             "height": ("INT", {"default": 64, "min": 8, "max": 4096}),
+                             "length": ("INT", {"default": 17, "min": 1, "max": 4096}),
+                             "batch_size": ("INT", {"default": 1, "min": 1, "max": 1})},
+                "optional": {"end_image": ("IMAGE",)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "anime_pipeline/testing"
+    DESCRIPTION = "TEST ONLY: `length` frames blending linearly from start_image to end_image (or holding start)."
+
+    def run(self, start_image, width, height, length, batch_size, end_image=None):
+        def fit(img):
+            return torch.nn.functional.interpolate(img[:1].movedim(-1, 1), size=(height, width), mode="bilinear",
+                                                   align_corners=False).movedim(1, -1)
+
+        a = fit(start_image)
+        b = fit(end_image) if end_image is not None else a
+        t = torch.linspace(0, 1, length).view(-1, 1, 1, 1)
+        return ((1 - t) * a + t * b,)
+
+
+class AP_TestSeedGlitch:
+    @classmethod
+    def INPUT_TYPES(cls):
+        widget = ("STRING", {"default": ""})
+        return {"required": {"images": ("IMAGE",), "noise_seed": ("INT", {"default": 0, "min": 0,
+                                                                         "max": 0xFFFFFFFFFFFFFFFF}),
+                             "glitch_seeds": ("STRING", {"default": ""}),
+                             "glitch": (["start", "end"], {"default": "end"})},
+                "optional": {k: widget for k in ("add_noise", "steps", "cfg", "sampler_name", "scheduler",
+                                                 "start_at_step", "end_at_step", "return_with_leftover_noise")}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "anime_pipeline/testing"
+    DESCRIPTION = "TEST ONLY: with a seed in glitch_seeds, the first (or last) quarter of the clip is inverted."
+
+    def run(self, images, noise_seed, glitch_seeds, glitch, **_):
+        if str(noise_seed) not in glitch_seeds.split(","):
+            return (images,)
+        out, k = images.clone(), max(2, images.shape[0] // 4)
+        part = slice(0, k) if glitch == "start" else slice(images.shape[0] - k, None)
+        out[part] = 1 - out[part]
+        return (out,)
+
+
+NODE_CLASS_MAPPINGS = {"AP_TestBlendClip": AP_TestBlendClip, "AP_TestSeedGlitch": AP_TestSeedGlitch,
+                       "AP_TestZeroConditioning": AP_TestZeroConditioning, "AP_TestTiledScale": AP_TestTiledScale,
                        "AP_TestMaxDiff": AP_TestMaxDiff, "AP_TestOOMUpscaleModel": AP_TestOOMUpscaleModel,
                        "AP_TestBreakInterpolation": AP_TestBreakInterpolation}
 NODE_DISPLAY_NAME_MAPPINGS = {"AP_TestZeroConditioning": "Test Zero Conditioning (AP, tests only)",
                               "AP_TestTiledScale": "Test Tiled Scale (AP, tests only)",
                               "AP_TestMaxDiff": "Test Max Diff (AP, tests only)",
                               "AP_TestOOMUpscaleModel": "Test OOM Upscale Model (AP, tests only)",
-                              "AP_TestBreakInterpolation": "Test Break Interpolation (AP, tests only)"}
+                              "AP_TestBreakInterpolation": "Test Break Interpolation (AP, tests only)",
+                              "AP_TestBlendClip": "Test Blend Clip (AP, tests only)",
+                              "AP_TestSeedGlitch": "Test Seed Glitch (AP, tests only)"}
