@@ -145,8 +145,8 @@ class Compiler:
         for title, values in self.config["template_overrides"].get(job.template, {}).items():
             b.set(title, **values)  # project-wide settings, e.g. gate thresholds
         prompt = b.result()
-        titles = long_shot.output_titles(job) if job.template == WAN_SEGMENT else \
-            {t: (role or job.outputs[0]) for t, role in OUTPUT_TITLES[job.template].items()}
+        titles = long_shot.output_titles(job) or {t: (role or job.outputs[0])
+                                                  for t, role in OUTPUT_TITLES[job.template].items()}
         outputs = titled_outputs(prompt, titles)
         sha = workflow_hash(prompt)
         pid = f"{self.run_id}-{job.id}-a{attempt}-{sha[:8]}"

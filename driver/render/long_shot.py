@@ -1,5 +1,6 @@
 """Binding the jobs of a long shot (``driver.story.long_shot``): its segments
-(``workflows/wan22_segment.api.json``) and its join (``workflows/wan22_join.api.json``).
+(``workflows/wan22_segment.api.json``), its join (``workflows/wan22_join.api.json``) and the
+split of its keyframe strip (``workflows/strip_split.api.json``).
 
 The join template holds two ``AP_LoadChunk`` loaders (``Segment 1``, ``Segment 2``) and one
 ``AP_FLFChainConcat`` (``Chain Concat``); for ``N`` segments the driver adds ``Segment 3``
@@ -13,16 +14,38 @@ from __future__ import annotations
 
 import copy
 
-from driver.story.plan import WAN_JOIN, WAN_SEGMENT, Job, segment_seed
+from driver.story.plan import STRIP_SPLIT, WAN_JOIN, WAN_SEGMENT, Job, segment_seed
 
 from .workflow import Binder, add_node, consumers, find
 
 SEGMENT_TITLES = {"Save Segment": 0, "Save End Frame": 1}  # save title -> index in the job's outputs
 
 
-def output_titles(job: Job) -> dict[str, str]:
-    """Save-node title -> output role, for a segment job (the join's are fixed)."""
-    return {t: job.outputs[k] for t, k in SEGMENT_TITLES.items() if k < len(job.outputs)}
+def output_titles(job: Job) -> dict[str, str] | None:
+    """Save-node title -> output role of a segment or strip-split job (None for others: fixed titles)."""
+    if job.template == STRIP_SPLIT:
+        return {f"Save Panel {k + 1}": role for role, k in job.params["panel_roles"].items()}
+    if job.template == WAN_SEGMENT:
+        return {t: job.outputs[k] for t, k in SEGMENT_TITLES.items() if k < len(job.outputs)}
+    return None
+
+
+def bind_strip_split(c, b: Binder, job: Job, seed: int, inputs: dict[str, str], prefix: str) -> None:
+    """One ``Panel k`` / ``Save Panel k`` pair (copies of ``Panel`` / ``Save Panel``) per panel the shot uses."""
+    p = job.params
+    b.set("Strip", image=inputs["strip"])
+    b.set("Strip Split", panels=p["panels"], target_width=p["width"], target_height=p["height"])
+    b.require("Panel", "Save Panel")
+    if b.problems:
+        return
+    prompt = b.prompt
+    (pick,), (save,) = find(prompt, "Panel"), find(prompt, "Save Panel")
+    for role, k in p["panel_roles"].items():
+        new = add_node(prompt, prompt[pick]["class_type"], {**copy.deepcopy(prompt[pick]["inputs"]),
+                                                            "batch_index": k, "length": 1}, f"Panel {k + 1}")
+        add_node(prompt, prompt[save]["class_type"], {**copy.deepcopy(prompt[save]["inputs"]), "images": [new, 0],
+                                                      "filename_prefix": f"{prefix}_{role}"}, f"Save Panel {k + 1}")
+    del prompt[save], prompt[pick]
 
 
 def _keyframes(b: Binder, job: Job, inputs: dict[str, str]) -> None:
@@ -85,4 +108,4 @@ def bind_join(c, b: Binder, job: Job, seed: int, inputs: dict[str, str], prefix:
     c._finish_video(b, job, prefix)
 
 
-BINDERS = {WAN_SEGMENT: bind_segment, WAN_JOIN: bind_join}
+BINDERS = {WAN_SEGMENT: bind_segment, WAN_JOIN: bind_join, STRIP_SPLIT: bind_strip_split}

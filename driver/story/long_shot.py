@@ -1,6 +1,7 @@
 """Jobs of a long shot: a chain of N first-last-frame segments, one job each, plus a join.
 
-    keyframed_flf     [kf-keyK: T2I]... -> seg1 (key1 -> key2), seg2 (key2 -> key3), ... -> video: join
+    keyframed_flf     [kf-keyK: T2I]... [kf-split: AP_StripSplit] -> seg1 (key1 -> key2), seg2 (key2 -> key3),
+                      ... -> video: join
     continuation_flf  [kf-first: T2I] [kf-last: T2I] -> seg1 (first ->) -> seg2 (seg1's last frame ->)
                       ... -> segN (segN-1's last frame -> [last]) -> video: join
 
@@ -64,6 +65,30 @@ def _prompts(planner: _Planner, shot: Shot, count: int) -> list[str] | None:
     return list(given)
 
 
+def keyed_inputs(planner: _Planner, shot: Shot, count: int) -> tuple[list[Job], list[Input]]:
+    """Keyframe jobs and inputs of a keyframed shot: its images, T2I jobs for its prompts, and
+    one strip split (``AP_StripSplit``) for the keyframes that take their panel of the strip."""
+    from .plan import KEYFRAMES, STRIP_SPLIT, Input, Job
+
+    d, jobs, inputs = planner.sb.delivery, [], []
+    from_strip = [key_role(k) for k in range(count) if key_role(k) not in shot.keyframes
+                  and key_role(k) not in shot.prompts]
+    split = Job(f"{shot.id}-kf-split", shot.id, KEYFRAMES, STRIP_SPLIT,
+                {"width": d.keyframe_width, "height": d.keyframe_height, "panels": count,
+                 "panel_roles": {role: int(role[3:]) - 1 for role in from_strip}},
+                (Input("strip", file=str(shot.keyframes.get("strip"))),), outputs=tuple(from_strip), seed=shot.seed)
+    for k in range(count):
+        role = key_role(k)
+        if role in shot.keyframes:
+            inputs.append(Input(role, file=str(shot.keyframes[role])))
+        elif role in shot.prompts:
+            jobs.append(planner._t2i_job(shot, role, shot.prompts[role], d.keyframe_width, d.keyframe_height))
+            inputs.append(Input(role, job=jobs[-1].id))
+        else:
+            inputs.append(Input(role, job=split.id))
+    return jobs + ([split] if from_strip else []), inputs
+
+
 def long_shot_jobs(planner: _Planner, shot: Shot, base: dict, total: int) -> list[Job]:
     """Keyframe, segment and join jobs of a keyframed or continuation shot."""
     from .plan import VIDEO, WAN_JOIN, WAN_SEGMENT, Input, Job, retimed_count
@@ -76,7 +101,7 @@ def long_shot_jobs(planner: _Planner, shot: Shot, base: dict, total: int) -> lis
     firsts: list[Input | None]
     lasts: list[Input | None]
     if shot.approach == KEYFRAMED:
-        kf_jobs, kf = planner.keyframe_inputs(shot, tuple(key_role(k) for k in range(n + 1)))
+        kf_jobs, kf = keyed_inputs(planner, shot, n + 1)
         firsts, lasts = list(kf[:-1]), list(kf[1:])
     else:  # the first segment starts on the first keyframe, the last ends on the last one (if any)
         roles = ("first", "last") if ("last" in shot.keyframes or "last" in shot.prompts) else ("first",)

@@ -40,9 +40,9 @@ T2I_SDXL, T2I_UNET = "t2i_sdxl", "t2i_unet"
 TRIPTYCH_SPLIT = "triptych_split"
 WAN_FLF, WAN_SPLIT_FLF = "wan22_flf", "wan22_split_flf"
 HELD_PUSH, HELD_STATIC = "held_push", "held_static"
-WAN_SEGMENT, WAN_JOIN = "wan22_segment", "wan22_join"
+WAN_SEGMENT, WAN_JOIN, STRIP_SPLIT = "wan22_segment", "wan22_join", "strip_split"
 TEMPLATE_KEYS = (T2I_SDXL, T2I_UNET, TRIPTYCH_SPLIT, WAN_FLF, WAN_SPLIT_FLF, HELD_PUSH, HELD_STATIC, WAN_SEGMENT,
-                 WAN_JOIN)
+                 WAN_JOIN, STRIP_SPLIT)
 
 
 @dataclass(frozen=True)

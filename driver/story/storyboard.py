@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from anime_pipeline.core.errors import InputError
 from anime_pipeline.core.naming import shot_id
+from anime_pipeline.core.panels import detect_panels
 from driver.errors import ConfigError
 from driver.validation import raise_if_problems, schema_problems
 
@@ -132,9 +137,29 @@ def key_role(k: int) -> str:
 def _keyframe_files(shot: dict) -> list[tuple[str, str]]:
     """(JSON path suffix, relative path) of every image the shot names."""
     kf = shot.get("keyframes") or {}
+    strip = [("keyframe_strip", shot["keyframe_strip"])] if "keyframe_strip" in shot else []
     if isinstance(kf, list):
-        return [(f"keyframes[{k}].image", item["image"]) for k, item in enumerate(kf) if "image" in item]
+        return strip + [(f"keyframes[{k}].image", item["image"]) for k, item in enumerate(kf) if "image" in item]
     return [(f"keyframes.{role}", rel) for role, rel in kf.items()]
+
+
+def _strip_problems(shot: dict, where: str, folder: Path) -> list[str]:
+    """A keyframe strip must be readable and split into as many panels as keyframes."""
+    unsourced = [k for k, item in enumerate(shot["keyframes"]) if "image" not in item and "prompt" not in item]
+    if "keyframe_strip" not in shot:
+        return [f"{where}.keyframes[{k}]: give an image, a prompt, or the shot a keyframe_strip" for k in unsourced]
+    path = _inside(folder, shot["keyframe_strip"])
+    if not unsourced or path is None or not path.is_file():
+        return []  # unused, or reported as a missing / outside file
+    try:
+        with Image.open(path) as img:
+            strip = np.asarray(img.convert("RGB"), np.float32) / 255
+        detect_panels(strip, len(shot["keyframes"]))
+    except OSError as exc:
+        return [f"{where}.keyframe_strip: cannot read {shot['keyframe_strip']}: {exc}"]
+    except InputError as exc:
+        return [f"{where}.keyframe_strip: {shot['keyframe_strip']}: {str(exc).partition(': ')[2]}"]
+    return []
 
 
 def _keyframe_list_problems(shot: dict, where: str, fps: float) -> list[str]:
@@ -189,7 +214,7 @@ def _cross_field_problems(doc: dict, folder: Path) -> list[str]:
             elif not path.is_file():
                 problems.append(f"{where}.{key}: file not found: {rel} (looked in {folder})")
         if shot["generation_approach"] == "keyframed_flf":
-            problems += _keyframe_list_problems(shot, where, fps)
+            problems += _keyframe_list_problems(shot, where, fps) + _strip_problems(shot, where, folder)
         hero = shot.get("hero_frame")
         if isinstance(hero, int) and not isinstance(hero, bool) and hero >= 1:
             n = frames_for(shot["duration_s"], fps)
@@ -228,6 +253,7 @@ def parse_storyboard(doc, path: Path, raw_bytes: bytes | None = None) -> Storybo
             key_times = tuple(float(item["at_s"]) for item in kf)
             prompts.update({key_role(k): item["prompt"] for k, item in enumerate(kf) if "prompt" in item})
             kf = {key_role(k): item["image"] for k, item in enumerate(kf) if "image" in item}
+            kf.update({"strip": s["keyframe_strip"]} if "keyframe_strip" in s else {})
         keyframes = {role: _inside(path.parent, rel) or path.parent / rel  # inside: checked above
                      for role, rel in kf.items()}
         shots.append(Shot(i, s["scene"], s["take"], s["generation_approach"], float(s["duration_s"]), s["seed"],

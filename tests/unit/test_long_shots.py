@@ -201,3 +201,50 @@ def test_identity_drift_first_vs_last_segment():
                          "metrics": {"similarity": {"0": 0.9, "40": 0.8, "100": 0.5, "200": 0.6, "240": 0.4}}}]}
     assert identity_drift(report, [81, 81, 81]) == pytest.approx(0.85 - 0.5)
     assert identity_drift({"gates": []}, [81, 81]) is None
+
+
+def test_keyframes_from_a_strip_are_split_by_one_job(tmp_path):
+    strip, _ = _strip(4)
+    from PIL import Image
+
+    Image.fromarray((strip * 255).round().astype(np.uint8)).save(tmp_path / "strip.png")
+    keys = [{"at_s": 0}, {"at_s": 5}, {"at_s": 10, "prompt": "c"}, {"at_s": 15}]
+    sb = _sb(tmp_path, [keyframed(keyframes=keys, keyframe_strip="strip.png")])
+    plan = make_plan(sb, load_config(None))
+    ids = {j.id: j for j in plan.jobs}
+    split = ids["S01T01-kf-split"]
+    assert split.template == "strip_split" and split.outputs == ("key1", "key2", "key4")
+    assert split.inputs[0].file.endswith("strip.png") and ids["S01T01-kf-key3"].template.startswith("t2i")
+    assert [i.job for i in ids["S01T01-seg3"].inputs] == ["S01T01-kf-key3", "S01T01-kf-split"]
+    compiled = Compiler(sb, load_config(None), "RUN").compile(split)
+    titles = {n["_meta"]["title"]: n for n in compiled.prompt.values()}
+    assert {t for t in titles if t.startswith("Save Panel")} == {"Save Panel 1", "Save Panel 2", "Save Panel 4"}
+    assert titles["Panel 4"]["inputs"]["batch_index"] == 3 and titles["Strip Split"]["inputs"]["panels"] == 4
+    assert sorted(compiled.outputs.values()) == ["key1", "key2", "key4"]
+
+
+def test_strip_errors_name_the_json_path(tmp_path):
+    noise = np.random.default_rng(1).integers(0, 255, (40, 200, 3), np.uint8)
+    from PIL import Image
+
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    png(tmp_path / "k.png")
+    keys = [{"at_s": 0}, {"at_s": 5}, {"at_s": 10}, {"at_s": 15}]
+    with pytest.raises(ConfigError) as err:
+        load_storyboard(write_storyboard(tmp_path, [keyframed(keyframes=keys, keyframe_strip="noise.png")]))
+    assert any(p.startswith("shots[0].keyframe_strip: noise.png: no 3 gutters") for p in err.value.problems)
+    with pytest.raises(ConfigError) as err:
+        load_storyboard(write_storyboard(tmp_path, [keyframed(keyframes=keys)]))
+    assert "shots[0].keyframes[1]: give an image, a prompt, or the shot a keyframe_strip" in err.value.problems
+
+
+def test_strip_split_node_returns_the_panels_at_one_size():
+    from anime_pipeline.nodes.image import StripSplit
+
+    strip, boxes = _strip(5)
+    panels, report = StripSplit().split(torch.from_numpy(strip)[None], 5, target_width=32, target_height=24)
+    assert panels.shape == (5, 24, 32, 3)
+    info = json.loads(report)
+    assert [(b["x"], b["y"], b["w"], b["h"]) for b in info["boxes"]] == boxes and info["output_size"] == [32, 24]
+    with pytest.raises(InputError, match="AP_StripSplit.strip"):
+        StripSplit().split(torch.rand(1, 30, 200, 3), 4)

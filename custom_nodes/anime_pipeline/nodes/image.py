@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
+import torch
+
+from ..core.errors import InputError
+from ..core.imaging import fit_frames, target_size
+from ..core.panels import MAX_PANELS, detect_panels
 from ..core.triptych import FITS, MODES, split_triptych
+from ..core.validate import check_images
 
 CATEGORY = "anime_pipeline/image"
 MAX_SIZE = 16384
@@ -72,5 +78,53 @@ class TriptychSplit:
         return (first, hero, last, panels, json.dumps(report, indent=2))
 
 
-NODE_CLASS_MAPPINGS = {"AP_TriptychSplit": TriptychSplit}
-NODE_DISPLAY_NAME_MAPPINGS = {"AP_TriptychSplit": "Triptych Split (AP)"}
+class StripSplit:
+    """One strip of N keyframe panels side by side (a long shot's keyframes) -> N images."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "strip": ("IMAGE", {"tooltip": "One strip: N panels side by side, left to right in time order, "
+                                               "separated by gutters of one uniform colour."}),
+                "panels": ("INT", {"default": 4, "min": 2, "max": MAX_PANELS, "tooltip": (
+                    "How many panels the strip holds. The strip is refused when N - 1 gutters leaving N "
+                    "near-equal panels cannot be found (no guessed cut).")}),
+            },
+            "optional": target_size_inputs("the output panels", "the detected", "panels"),
+        }
+
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("panels", "boxes")
+    OUTPUT_TOOLTIPS = (
+        "The N panels as one batch, left to right, all at one size.",
+        "JSON: the gutter colour, the panel boxes (x, y, w, h in strip pixels), the output size and fit.",
+    )
+    FUNCTION = "split"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Split a strip of N keyframe panels (N = 2..16, e.g. the four keyframes of a long keyframed shot) into its "
+        "panels, with the triptych split's gutter and border detection generalised to N panels. A strip whose "
+        "gutters cannot be found is an error. Optional resize to the keyframe size with crop / pad / stretch."
+    )
+
+    def split(self, strip, panels, target_width=0, target_height=0, fit="crop"):
+        node = "AP_StripSplit"
+        strip = check_images(strip, "strip", node=node)
+        if strip.shape[0] != 1:
+            raise InputError("strip", f"one strip at a time, got a batch of {strip.shape[0]}", node)
+        if fit not in FITS:
+            raise InputError("fit", f"must be one of {list(FITS)}, got {fit!r}", node)
+        try:
+            layout = detect_panels(strip[0].detach().cpu().numpy(), int(panels))
+        except InputError as exc:
+            raise InputError(exc.input_name, str(exc).partition(": ")[2], node) from None
+        crops = torch.stack([strip[0, b.y:b.y + b.h, b.x:b.x + b.w] for b in layout.boxes])
+        w, h = target_size(crops.shape[2], crops.shape[1], target_width, target_height)
+        out = fit_frames(crops, w, h, fit).contiguous()
+        report = {**layout.to_dict(), "output_size": [w, h], "fit": fit if (w, h) != crops.shape[2:0:-1] else None}
+        return (out, json.dumps(report, indent=2))
+
+
+NODE_CLASS_MAPPINGS = {"AP_TriptychSplit": TriptychSplit, "AP_StripSplit": StripSplit}
+NODE_DISPLAY_NAME_MAPPINGS = {"AP_TriptychSplit": "Triptych Split (AP)", "AP_StripSplit": "Strip Split (AP)"}
