@@ -16,7 +16,7 @@ from PIL import Image
 from driver.comfy.client import ComfyClient
 from driver.errors import LostContact, PromptRejected
 
-SAVERS = {"SaveImage": "png", "SaveVideo": "mp4"}
+SAVERS = {"SaveImage": "png", "SaveVideo": "mp4", "AP_SaveChunk": "mkv"}
 
 
 def _media(kind: str, digest: str, frames: int) -> bytes:

@@ -248,3 +248,50 @@ def test_strip_split_node_returns_the_panels_at_one_size():
     assert [(b["x"], b["y"], b["w"], b["h"]) for b in info["boxes"]] == boxes and info["output_size"] == [32, 24]
     with pytest.raises(InputError, match="AP_StripSplit.strip"):
         StripSplit().split(torch.rand(1, 30, 200, 3), 4)
+
+
+class SeamFailingClient:
+    """A FakeClient whose next join reports fail the seam gate at the given seams, in turn."""
+
+    def __new__(cls, server, seams: list[int]):
+        from tests.unit.driver_fakes import FakeClient
+
+        class Client(FakeClient):
+            def _execute(self, prompt, prompt_id):
+                entry = super()._execute(prompt, prompt_id)
+                for nid, node in prompt.items():
+                    if node["class_type"] == "AP_QualityReport" and seams and "-video-" in prompt_id:
+                        gate = {"name": "seam", "passed": False, "failed_frames": [seams.pop(0)]}
+                        entry["outputs"][nid] = {"ap_quality_report": [{"version": 1, "passed": False,
+                                                                        "gates": [gate]}]}
+                return entry
+        return Client(server)
+
+
+@pytest.mark.parametrize("approach, seam, retaken", [("keyframed_flf", 161, [1, 2, 2]),
+                                                     ("continuation_flf", 81, [1, 2, 2])])
+def test_retakes_by_segment_and_resume_per_segment(tmp_path, approach, seam, retaken):
+    from tests.unit.driver_fakes import FakeServer
+    from tests.unit.test_driver_resume import Run
+
+    for k in range(4):
+        png(tmp_path / "sb" / f"k{k}.png", colour=(40 * k, 90, 200))
+    if approach == "keyframed_flf":
+        s = keyframed(keyframes=[{"at_s": 5.0 * k, "image": f"k{k}.png"} for k in range(4)])
+    else:
+        s = continuation(duration_s=15.0, keyframes={"first": "k0.png"})
+        s.pop("first_prompt")
+    run, server = Run(tmp_path, [s]), FakeServer()
+    result = run(SeamFailingClient(server, [seam]), max_retakes=1)
+    sid = next(iter(run.manifest.data["shots"]))
+    assert not result.failures and run.shot(sid)["status"] == "done"
+    renders = [len(run.job(sid, f"seg{k}")["attempts"])  # superseded: rendered before its first frame changed
+               + sum(len(x["attempts"]) for x in run.job(sid, f"seg{k}").get("superseded", [])) for k in (1, 2, 3)]
+    assert renders == retaken
+    join = run.job(sid)
+    assert [a["status"] for a in join["attempts"]] == ["gate_failed", "done"] and join["selected_attempt"] == 2
+    seeds = [a["seed"] for a in run.job(sid, "seg2")["attempts"]]
+    assert seeds[0] != seeds[1]  # the retake renders with a new seed
+    before = list(server.submitted)
+    again = run(SeamFailingClient(server, []), max_retakes=1)
+    assert server.submitted == before and again.rendered == 0  # resume: every segment and the join skipped
