@@ -23,6 +23,11 @@ from .records import AttemptRecord, ShotRecord
 log = logging.getLogger(__name__)
 
 KEYFRAME_ROLES = ("strip", "first", "hero", "last")
+
+
+def key_roles(assets: dict) -> tuple[str, ...]:
+    """A keyframed long shot's keyframe roles (``key1``, ``key2``, ...) among ``assets``, in order."""
+    return tuple(sorted((r for r in assets if r[3:].isdigit() and r.startswith("key")), key=lambda r: int(r[3:])))
 PROMPT_CHARS = 300  # per prompt on the page; the whole prompt is in the attempt's workflow file
 VIDEO_EXT = (".mp4", ".webm", ".mov", ".mkv")
 
@@ -85,7 +90,8 @@ def _shot(sid: str, shot, rec: ShotRecord, approvals: Approvals) -> dict[str, An
         "workflow": workflow["path"] if workflow else None,  # the selected clip's submitted workflow
         "characters": list(shot.characters) if shot else [], "notes": shot.notes if shot else "",
         "status": rec.get("status", "pending"), "error": (rec.get("error") or {}).get("message"),
-        "keyframes": [{"role": r, "path": assets[r]["path"]} for r in KEYFRAME_ROLES if r in assets],
+        "keyframes": [{"role": r, "path": assets[r]["path"]} for r in KEYFRAME_ROLES + key_roles(assets)
+                      if r in assets],
         "video": {"path": video["path"], "attempt": video.get("attempt")} if video else None,
         "jobs": jobs,
         "failing_gates": sorted({g["name"] for a in selected for g in a["gates"] if g["passed"] is False}),

@@ -295,3 +295,9 @@ def test_retakes_by_segment_and_resume_per_segment(tmp_path, approach, seam, ret
     before = list(server.submitted)
     again = run(SeamFailingClient(server, []), max_retakes=1)
     assert server.submitted == before and again.rendered == 0  # resume: every segment and the join skipped
+
+
+def test_review_lists_a_keyframed_shots_keyframes_in_order():
+    from driver.outputs.review_state import key_roles
+
+    assert key_roles({"key10": {}, "key2": {}, "video": {}, "keyx": {}, "key1": {}}) == ("key1", "key2", "key10")
