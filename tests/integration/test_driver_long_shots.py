@@ -9,7 +9,8 @@ keeps its one clip (exit 9), which is what their frame counts are checked on. Th
 tests render their segments with a test graph instead (the shipped segment template with
 the WAN sampling replaced by ``AP_TestBlendClip`` and ``AP_TestSeedGlitch`` from
 devkit/comfy_test_nodes): smooth blends between the keyframes, except the segment whose
-first-attempt seed is glitched (a quarter of it inverted: "another clip")."""
+first-attempt seed is glitched (a quarter of it inverted: "another clip"). The keyframed one
+takes its keyframes from a 4-panel strip (``AP_StripSplit``)."""
 
 from __future__ import annotations
 
@@ -145,7 +146,11 @@ def test_a_failed_join_retakes_exactly_the_segments_around_it(comfy, sb, tmp_pat
     seed = 31
     images = [keyframe(sb / f"k{i}.png", 30 * i) for i in range(4)]
     if approach == "keyframed_flf":  # segment 2 ends on another clip: the join 2 -> 3 breaks
-        shot = {"keyframes": [{"at_s": t, "image": images[t]} for t in range(4)], "motion_prompt": "moves"}
+        strip = np.full((72, 4 * 64 + 3 * 6 + 8, 3), 255, np.uint8)  # the keyframes as one strip (AP_StripSplit)
+        for i, name in enumerate(images):
+            strip[4:68, 4 + 70 * i:68 + 70 * i] = np.asarray(Image.open(sb / name))
+        Image.fromarray(strip).save(sb / "strip.png")
+        shot = {"keyframes": [{"at_s": t} for t in range(4)], "keyframe_strip": "strip.png", "motion_prompt": "moves"}
         glitch, failed_seam, retaken = "end", 33, {1: 1, 2: 2, 3: 2}
     else:  # segment 2 starts on another clip: the join 1 -> 2 breaks; segments 2 and 3 follow
         shot = {"keyframes": {"first": images[0]}, "motion_prompt": "moves"}  # held segments: smooth joins
@@ -165,3 +170,7 @@ def test_a_failed_join_retakes_exactly_the_segments_around_it(comfy, sb, tmp_pat
     assert seam_gate(first)["failed_frames"] == [failed_seam]
     assert second["passed"] and rec["jobs"]["S03T01-video"]["selected_attempt"] == 2
     assert probe_video(run_dir / rec["assets"]["video"]["path"]) == (48, (64, 64), 16.0)
+    if approach == "keyframed_flf":  # the strip's panels are the keyframes, pixel for pixel
+        for i, name in enumerate(images):
+            panel = np.asarray(Image.open(run_dir / rec["assets"][f"key{i + 1}"]["path"]).convert("RGB"))
+            assert np.array_equal(panel, np.asarray(Image.open(sb / name)))
