@@ -23,7 +23,7 @@ from anime_pipeline.core.segment_chain import SegmentChainPlan
 from driver.errors import OutputMissing, QualityFailed
 from driver.files import sha256_file
 from driver.outputs import quality
-from driver.outputs.records import Status
+from driver.outputs.records import JobRecord, Status
 from driver.story.plan import WAN_SEGMENT, Job
 
 if TYPE_CHECKING:
@@ -91,8 +91,6 @@ def _inputs(s: Scheduler, join: Job) -> tuple[dict, list]:
 
 def ensure_join(s: Scheduler, join: Job, retake: bool = False) -> bool:
     """Run ``join`` (its segments already done), retaking segments as its report says."""
-    from .scheduler import _ShotFailed
-
     rec = s.manifest.job(join.shot, join)
     names = s.executor.input_names(_files(s, join))
     spec = s.compiler.compile(join, 1, names).sha256
@@ -126,11 +124,19 @@ def ensure_join(s: Scheduler, join: Job, retake: bool = False) -> bool:
         if att["passed"]:
             s.assets.select(join, rec, att, Status.DONE)
             return True
+    return keep_best(s, join, rec, first)
+
+
+def keep_best(s: Scheduler, job: Job, rec: JobRecord, first: int) -> bool:
+    """No attempt since ``first`` passed: the best-scoring one becomes the asset and the job is
+    ``quality_failed`` (the shot fails when none left a clip)."""
+    from .scheduler import _ShotFailed
+
     best = max((a for a in rec["attempts"][first - 1:] if a["status"] == Status.GATE_FAILED and a["outputs"]),
                key=lambda a: a["score"] or 0.0, default=None)
     if best is None:
         rec["status"] = Status.QUALITY_FAILED
         raise _ShotFailed(QualityFailed("every attempt was stopped by its quality gate; no clip to keep",
-                                        shot=join.shot))
-    s.assets.select(join, rec, best, Status.QUALITY_FAILED)
+                                        shot=job.shot))
+    s.assets.select(job, rec, best, Status.QUALITY_FAILED)
     return True

@@ -31,7 +31,7 @@ from driver.outputs.records import AttemptRecord, JobRecord, ShotRecord, Status
 from driver.story.plan import KEYFRAMES, T2I_SDXL, T2I_UNET, VIDEO, WAN_JOIN, Job
 from driver.story.storyboard import Shot, Storyboard
 
-from .chain import ensure_join
+from .chain import ensure_join, keep_best
 from .compile import REPORT, Compiled, Compiler
 from .executor import Executor, describe_error, record_files
 
@@ -220,14 +220,7 @@ class Scheduler:
             if not job.gated or att["passed"]:
                 self.assets.select(job, rec, att, Status.DONE)
                 return True
-        best = max((a for a in rec["attempts"][first - 1:] if a["status"] == Status.GATE_FAILED and a["outputs"]),
-                   key=lambda a: a["score"] or 0.0, default=None)
-        if best is None:
-            rec["status"] = Status.QUALITY_FAILED
-            raise _ShotFailed(QualityFailed("every attempt was stopped by its quality gate; no clip to keep",
-                                            shot=job.shot))
-        self.assets.select(job, rec, best, Status.QUALITY_FAILED)
-        return True
+        return keep_best(self, job, rec, first)
 
     def _attempt(self, job: Job, rec: JobRecord, n: int, names: dict, inputs: list) -> AttemptRecord:
         compiled = self.compiler.compile(job, n, names)

@@ -27,12 +27,13 @@ from .triptych import (
     MAX_RUNS,
     MIN_PANEL_WIDTH,
     MIN_SPAN_RATIO,
-    NEAR_EQUAL,
     Box,
     _edge_runs,
     _runs,
     _spread,
     _tolerances,
+    border_rows,
+    search_layout,
 )
 
 MAX_CHOICES = 20_000  # gutter choices tried per colour group
@@ -111,29 +112,15 @@ def detect_panels(strip: np.ndarray, panels: int) -> PanelLayout:
     if width < panels * MIN_PANEL_WIDTH:
         raise InputError("strip", f"{width} px wide: {panels} panels need at least {MIN_PANEL_WIDTH} px each")
     row_spread, _ = _spread(strip)
-    cols = _spread(strip.transpose(1, 0, 2))
-    found = None
-    for tol in _tolerances(min(row_spread.min(), cols[0].min())):
-        top, bottom = _edge_runs(row_spread <= tol)
-        if top + bottom >= height:
-            break
-        inner = strip[top:height - bottom]
-        layout = _columns(inner, *_spread(inner.transpose(1, 0, 2)), tol, panels)
-        if layout is None:
-            continue
-        near_equal = layout[0] <= NEAR_EQUAL * layout[2]
-        if near_equal or found is None or layout[0] < found[0][0]:
-            found = (layout, tol, top, bottom)
-        if near_equal:
-            break
+    columns = {(0, 0): _spread(strip.transpose(1, 0, 2))}
+    tols = _tolerances(min(row_spread.min(), columns[(0, 0)][0].min()))
+    found = search_layout(strip, row_spread, columns, tols,
+                          lambda inner, spread, colour, tol: _columns(inner, spread, colour, tol, panels))
     if found is None:
         raise InputError("strip", f"no {panels - 1} gutters of one uniform colour leaving {panels} near-equal "
                          f"panels were found in the {width}x{height} strip")
-    (_, starts, p, gutter), tol, top, bottom = found
-    cols_used = np.concatenate([np.arange(x, x + p) for x in starts])
-    rows = np.percentile(np.abs(strip[:, cols_used] - gutter).max(axis=2), 99, axis=1)
-    gtop, gbottom = _edge_runs(rows <= tol)
-    top, bottom = max(top, gtop), max(bottom, gbottom)
+    top, bottom = border_rows(strip, found)
+    (_, starts, p, gutter), *_ = found
     if top + bottom >= height:
         raise InputError("strip", "the panels are flat gutter colour")
     r, g, b = (int(v) for v in np.clip(np.round(gutter * 255), 0, 255))

@@ -210,6 +210,42 @@ def _thirds_inside_borders(strip: np.ndarray, row_spread: np.ndarray, tol: float
     return StripLayout("thirds", _thirds_boxes(x0, x1, top, height - top - bottom), note)
 
 
+def search_layout(strip: np.ndarray, row_spread: np.ndarray, columns: dict, tols: list[float], find_columns):
+    """Try the tolerances in turn: ``(layout, tol, top, bottom)`` of the tightest whose
+    spans are near-equal, else of the most equal, or None. ``find_columns(inner, spread,
+    colour, tol)`` gives ``(deficit, starts, panel width, gutter colour)`` or None;
+    ``columns`` caches the column spreads per (top, bottom) border."""
+    height = strip.shape[0]
+    found = None
+    for tol in tols:
+        # Rows uniform across the whole strip first (an outer frame of any colour).
+        top, bottom = _edge_runs(row_spread <= tol)
+        if top + bottom >= height:
+            break
+        if (top, bottom) not in columns:
+            columns[(top, bottom)] = _spread(strip[top:height - bottom].transpose(1, 0, 2))
+        layout = find_columns(strip[top:height - bottom], *columns[(top, bottom)], tol)
+        if layout is None:
+            continue
+        # The tightest tolerance whose spans are near-equal wins; if none is, the most equal.
+        near_equal = layout[0] <= NEAR_EQUAL * layout[2]
+        if near_equal or found is None or layout[0] < found[0][0]:
+            found = (layout, tol, top, bottom)
+        if near_equal:
+            break
+    return found
+
+
+def border_rows(strip: np.ndarray, found) -> tuple[int, int]:
+    """Top and bottom border rows of a found layout: the outer frame, widened by rows whose
+    panel pixels all have the gutter colour."""
+    (_, starts, p, gutter), tol, top, bottom = found
+    cols = np.concatenate([np.arange(x, x + p) for x in starts])
+    panel_rows = np.abs(strip[:, cols] - gutter).max(axis=2)
+    gtop, gbottom = _edge_runs(np.percentile(panel_rows, 99, axis=1) <= tol)
+    return max(top, gtop), max(bottom, gbottom)
+
+
 def detect_layout(strip: np.ndarray, mode: str = "auto") -> StripLayout:
     """Panel boxes of one strip ``[H, W, 3]`` float in 0..1.
 
@@ -223,32 +259,12 @@ def detect_layout(strip: np.ndarray, mode: str = "auto") -> StripLayout:
 
     row_spread, _ = _spread(strip)
     columns = {(0, 0): _spread(strip.transpose(1, 0, 2))}
-    floor = min(row_spread.min(), columns[(0, 0)][0].min())
-    tols = _tolerances(floor)
-    found = None
-    for tol in tols:
-        # Rows uniform across the whole strip first (an outer frame of any colour).
-        top, bottom = _edge_runs(row_spread <= tol)
-        if top + bottom >= height:
-            break
-        if (top, bottom) not in columns:
-            columns[(top, bottom)] = _spread(strip[top:height - bottom].transpose(1, 0, 2))
-        layout = _auto_columns(strip[top:height - bottom], *columns[(top, bottom)], tol)
-        if layout is None:
-            continue
-        # The tightest tolerance whose spans are near-equal wins; if none is, the most equal.
-        near_equal = layout[0] <= NEAR_EQUAL * layout[2]
-        if near_equal or found is None or layout[0] < found[0][0]:
-            found = (layout, tol, top, bottom)
-        if near_equal:
-            break
+    tols = _tolerances(min(row_spread.min(), columns[(0, 0)][0].min()))
+    found = search_layout(strip, row_spread, columns, tols, _auto_columns)
     if found is None:
         return _thirds_inside_borders(strip, row_spread, tols[0], NO_GUTTERS)
-    (_, starts, p, gutter), tol, top, bottom = found
-    cols = np.concatenate([np.arange(x, x + p) for x in starts])
-    panel_rows = np.abs(strip[:, cols] - gutter).max(axis=2)
-    gtop, gbottom = _edge_runs(np.percentile(panel_rows, 99, axis=1) <= tol)
-    top, bottom = max(top, gtop), max(bottom, gbottom)
+    top, bottom = border_rows(strip, found)
+    (_, starts, p, gutter), *_ = found
     if top + bottom >= height:
         return _thirds_inside_borders(strip, row_spread, tols[0], "auto: panels are flat gutter colour; cut in thirds")
     r, g, b = (int(v) for v in np.clip(np.round(gutter * 255), 0, 255))
