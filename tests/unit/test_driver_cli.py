@@ -23,7 +23,7 @@ EP1 = REPO_ROOT / "storyboards" / "storyboard_ep_001.json"
 
 def test_validate(capsys, tmp_path):
     assert main(["validate", str(EP1)]) == 0
-    assert "valid (6 shots" in capsys.readouterr().out
+    assert "valid (8 shots" in capsys.readouterr().out
     bad = write_storyboard(tmp_path, [shot(1, 1, "held_frame_static", duration_s=0)])
     assert main(["validate", str(bad)]) == 2
     assert "shots[0].duration_s: expected a number > 0" in capsys.readouterr().err
@@ -34,7 +34,7 @@ def test_dry_run_writes_every_workflow_without_a_server(tmp_path):
     assert main(["run", str(EP1), "--dry-run", "--out", str(out), "--config",
                  str(REPO_ROOT / "configs" / "project.example.yaml")]) == 0
     plan = json.loads((out / "dry-run" / "plan.json").read_text())
-    assert len(plan["jobs"]) == 13 and plan["estimate_gpu_s"] > 0
+    assert len(plan["jobs"]) == 24 and plan["estimate_gpu_s"] > 0
     for job in plan["jobs"]:
         workflow = json.loads((out / "dry-run" / job["workflow"]).read_text())
         assert workflow and all("class_type" in n for n in workflow.values())
