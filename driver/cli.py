@@ -26,7 +26,7 @@ from pathlib import Path
 from . import __version__, runner
 from .comfy import cli as comfy_cli
 from .enhance import cli as enhance_cli
-from .errors import DriverError
+from .errors import DriverError, os_error
 from .farm import cli as farm_cli
 from .progress import RichReporter, make_reporter, setup_logging
 
@@ -151,6 +151,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     except DriverError as exc:
         log.error("%s: %s", exc.code, exc)
         return exc.exit_code
+    except OSError as exc:  # disk full, read-only folder, a file where a folder is named: no traceback
+        err = os_error(exc)
+        log.error("%s: %s", err.code, err)
+        return err.exit_code
     except KeyboardInterrupt:
         log.error("cancelled: finished work is kept; rerun the same command to resume")
         return 130

@@ -8,6 +8,7 @@ its duration, so the cut keeps the storyboard's timing; the manifest lists them.
 from __future__ import annotations
 
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def write_cut(sb: Storyboard, clips: dict[str, Path | None], out: Path, *, crf: 
     Returns per-shot fitting notes and the total frame count."""
     d = sb.delivery
     rate = fps_fraction(d.fps)
-    tmp = out.with_name(f".{out.name}.part.mp4")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part.mp4")  # per process: two writers never share it
     notes: dict[str, str] = {}
     total = 0
     with av.open(str(tmp), mode="w") as container:
