@@ -89,8 +89,8 @@ class Compiler:
             reg = lora_registry.Registry.from_dict(doc, str(path))
         except OSError as exc:
             raise ConfigError(f"lora_registry: cannot read {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:  # JSON or schema problems (RegistryError is a ValueError)
-            raise ConfigError(f"lora_registry: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # JSON or schema problems (RegistryError is a ValueError)
+            raise ConfigError(f"lora_registry: {exc or 'nested too deeply to read'}") from None
         return reg, json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def template_path(self, key: str) -> Path:

@@ -156,6 +156,9 @@ def _cross_field_problems(doc: dict, folder: Path) -> list[str]:
                 problems.append(f"{where}.keyframes.{role}: file not found: {rel} (looked in {folder})")
             else:
                 problems += _image_problems(f"{where}.keyframes.{role}", path)
+        if math.floor(shot["duration_s"] * fps + 0.5) < 1:
+            problems.append(f"{where}.duration_s: {shot['duration_s']} s at {fps} fps is less than one frame "
+                            f"(at least {0.5 / fps:.3g} s)")
         hero = shot.get("hero_frame")
         if isinstance(hero, int) and not isinstance(hero, bool) and hero >= 1:
             n = frames_for(shot["duration_s"], fps)
