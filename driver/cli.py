@@ -101,7 +101,7 @@ def _interrupt_on_termination():
 
 
 def _print_status(info: dict) -> None:
-    print(f"run {info['run_id']}  storyboard {info['storyboard']['path']}  updated {info['updated_at']}")
+    print(f"run {info['run_id']}  storyboard {info['storyboard'].get('path')}  updated {info['updated_at']}")
     print(f"  {'shot':<7} {'status':<16} {'approach':<20} {'keyframes':<12} {'clip':<12} attempts per job")
     for sid, s in info["shots"].items():
         jobs = ", ".join(f"{j} {n}" for j, n in s["attempts"].items()) or "-"

@@ -238,7 +238,7 @@ def build_config(user: dict, base_dir: Path, source: Path | None = None, base: d
         raise ConfigError(f"{where}: expected a mapping of settings at the top level, got {type(user).__name__}")
     raise_if_problems(document_problems(user), where)  # NaN, alias bombs, deep nesting: before anything walks it
     merged = deep_merge(base if base is not None else DEFAULTS, user)
-    if base is None:
+    if base is None and isinstance(merged["model_profiles"], dict):  # not a mapping: the schema says so below
         merged["model_profiles"] = {name: deep_merge(PROFILE_DEFAULTS, p) if isinstance(p, dict) else p
                                     for name, p in merged["model_profiles"].items()}
     raise_if_problems(schema_problems(merged, CONFIG_SCHEMA), where)

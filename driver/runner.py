@@ -176,9 +176,11 @@ def _prepare(opts: RunOptions, held: contextlib.ExitStack) -> _Prepared:
     problems = backend.problems() + server_problems(backend.servers)
     if problems:
         raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
-    if run_dir.exists() and not run_dir.is_dir():
+    existing_part = next((p for p in (run_dir, *run_dir.parents) if p.exists()), run_dir)
+    if not existing_part.is_dir():
         where = "--out" if opts.out is not None else "output_root"
-        raise ConfigError(f"{where}: {run_dir} is a file, not a folder; name a folder for the run")
+        raise ConfigError(f"{where}: {existing_part} is a file, not a folder; name a folder for the run "
+                          f"({run_dir})")
     held.enter_context(folder_lock(run_dir, command=f"driver run {opts.storyboard}"))
     remove_stale_parts(run_dir)
     existing = Manifest.load(run_dir)
@@ -241,7 +243,7 @@ def status(run_dir: Path) -> dict:
                       "clip_review": approvals.verdict(sid, CLIP) if approvals.has(sid, CLIP) else None,
                       "assets": sorted(rec.get("assets", {})), "error": (rec.get("error") or {}).get("message")}
     cut = (manifest.data.get("episode") or {}).get("cut") or {}
-    return {"run_id": manifest.run_id, "storyboard": manifest.data["storyboard"], "shots": shots,
+    return {"run_id": manifest.run_id, "storyboard": manifest.data.get("storyboard") or {}, "shots": shots,
             "counts": dict(sorted(Counter(str(s["status"]) for s in shots.values()).items())),
             "cut": cut.get("path"), "placeholders": cut.get("placeholders") or [],
             "updated_at": manifest.data.get("updated_at")}
