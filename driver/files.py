@@ -81,8 +81,10 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = Fal
                 fh.flush()
                 _datasync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:  # a failed write names no file: name it
+            exc.filename = str(path)
         raise
     return path
 
