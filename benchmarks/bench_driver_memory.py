@@ -7,7 +7,7 @@ process per code version, runs what the driver does with a delivered clip once C
 made it: stream it from a ``/view``-like HTTP server to the attempt folder
 (``ComfyClient.download``), check it (``verify_file``), make it the shot's asset
 (``Assets``-style ``place``) and cut the episode (``write_cut``). Prints each process's
-peak resident memory (``ru_maxrss``) and time. ``--before`` is a git ref whose ``driver``
+peak resident memory (``VmHWM``) and time. ``--before`` is a git ref whose ``driver``
 and pack are extracted (``git archive``) into a temporary folder for the "before" figures
 (default ``main``); the "after" figures are this checkout's."""
 
@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from types import SimpleNamespace
 t0 = time.monotonic()
@@ -40,21 +40,29 @@ from driver.outputs.verify import verify_file
 from driver.outputs import assets
 from driver.outputs.assemble import write_cut
 import av
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def hwm():  # peak resident memory of this process, MB (VmHWM: ru_maxrss would carry the parent's over exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+
+base = hwm()
 with av.open(str(clip)) as c:
     s = c.streams.video[0]; w, h, n = s.width, s.height, s.frames
 dest = work / "attempts" / "clip.mp4"
 dest.parent.mkdir(parents=True, exist_ok=True)
 ComfyClient(url).download({"filename": clip.name, "subfolder": "", "type": "output"}, dest)
-after_download = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after_download = hwm()
 problem = verify_file(dest, n)
 assert problem is None, problem
 assets.place(dest, work / "clips" / "clip.mp4")
 shot = SimpleNamespace(id="S01T01", frames=lambda fps: n)
 sb = SimpleNamespace(delivery=SimpleNamespace(width=w, height=h, fps=8.0), shots=[shot])
 info = write_cut(sb, {"S01T01": work / "clips" / "clip.mp4"}, work / "cut.mp4")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"imports_mb": base / 1024, "download_mb": after_download / 1024, "peak_mb": peak / 1024,
+peak = hwm()
+print(json.dumps({"imports_mb": base, "download_mb": after_download, "peak_mb": peak,
                   "frames": info["frames"], "seconds": round(time.monotonic() - t0, 1)}))
 """
 
