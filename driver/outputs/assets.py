@@ -85,10 +85,11 @@ class Assets:
             src = Path(str(inp.file))
             data = read_image(src)  # opened once: the bytes checked are the bytes copied
             rec = assets.get(inp.role)
-            same = bool(rec) and rec.get("source") == str(src) and rec["sha256"] == hashlib.sha256(data).hexdigest()
+            same = rec is not None and rec.get("source") == str(src) \
+                and rec.get("sha256") == hashlib.sha256(data).hexdigest()
             if same and file_intact(self.run_dir, rec):
                 continue
-            if same:
+            if rec is not None and same:
                 log.warning("%s: the run folder's copy %s is damaged (size or sha256 differ); copied again from %s",
                             shot.id, rec["path"], src)
             dest = self.run_dir / KEYFRAME_DIR / asset_name(self.sb.project, self.sb.episode, shot.scene, shot.take,
