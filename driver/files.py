@@ -83,7 +83,7 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = Fal
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not exc.filename:  # a failed write names no file: name it
+        if isinstance(exc, OSError) and exc.errno and not exc.filename:  # a failed write names no file: name it
             exc.filename = str(path)
         raise
     return path
