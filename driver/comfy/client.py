@@ -123,14 +123,15 @@ class ComfyClient:
                      name: str | None = None) -> str:
         """Upload a file to the server's input folder; returns the name to give ``LoadImage``.
 
-        The file is opened once (never through a symlink swapped in since) and the bytes
-        checked are the bytes sent: an image must decode, and a content-addressed ``name``
-        (``<sha256[:16]>_<role>.png``, :func:`driver.render.executor.upload_name`) must be
-        their hash (:class:`driver.images.SourceRejected` otherwise)."""
+        The file is opened once and the bytes checked are the bytes sent. Under a
+        content-addressed ``name`` (``<sha256[:16]>_<role>.png``, a run's input:
+        :func:`driver.render.executor.upload_name`) it must not have become a symlink, must
+        decode, and must still be that hash (:class:`driver.images.SourceRejected` otherwise)."""
         path = Path(path)
-        data = read_image(path)
         digest = (name or "").partition("_")[0]
-        if len(digest) == 16 and hashlib.sha256(data).hexdigest()[:16] != digest:
+        addressed = len(digest) == 16 and all(c in "0123456789abcdef" for c in digest)  # a run's keyframe
+        data = read_image(path) if addressed else path.read_bytes()  # (enhance chunks: the driver's own files)
+        if addressed and hashlib.sha256(data).hexdigest()[:16] != digest:
             raise SourceRejected(f"{path} changed since the run read it (its workflow was compiled for sha256 "
                                  f"{digest}...); nothing was uploaded: rerun to render the new image")
         resp = self._request(
