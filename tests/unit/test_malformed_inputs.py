@@ -152,6 +152,8 @@ STORYBOARDS = [
     sb_case("point-three", "shots.1.push.center_end", [0.5, 0.5, 0.5], "shots[1].push.center_end"),
     sb_case("point-outside", "shots.1.push.center_start", [1.5, 0.5], "shots[1].push.center_start[0]"),
     sb_case("characters-bad-code", "characters", {"jinx": {}}, "characters"),
+    sb_case("registry-name-comma", "characters.JINX.registry", "jinx, vi", "characters.JINX.registry: 'jinx, vi' is "
+            "not allowed: Name of the character in the LoRA registry"),
     sb_raw("top-list", "[]", "$: expected an object"),
     sb_raw("not-json", "{", "not valid JSON"),
     sb_raw("nan-literal", json.dumps(BASE_SB).replace('"fps": 8', '"fps": NaN'), "delivery.fps: nan"),
