@@ -98,6 +98,7 @@ def test_a_keyframe_swapped_for_a_symlink_mid_run_is_refused(project, comfy, mon
     outside = sb.parent.parent / "secret.png"
     Image.new("RGB", (64, 64), (1, 2, 3)).save(outside)
     target = sb.parent / "keyframes" / "hero1.png"
+    image = target.read_bytes()
     original = Assets.input_files
 
     def swap_then_give(self, job):  # after the storyboard was checked and its images copied
@@ -113,7 +114,11 @@ def test_a_keyframe_swapped_for_a_symlink_mid_run_is_refused(project, comfy, mon
     uploaded = [p for p in comfy.input_dir.rglob("*.png") if _sha(p) == _sha(outside)]
     assert uploaded == []  # the outside file never reached the server
     assert not any(p.is_symlink() for p in out.rglob("*"))  # and no symlink in the run folder
-    assert _statuses(out)["S01T01"] == "done"  # work already done is kept
+    monkeypatch.undo()
+    target.unlink()
+    target.write_bytes(image)  # the storyboard's image back in place: the same command resumes
+    assert main(_argv(sb, cfg, out)) == 0
+    assert set(_statuses(out).values()) == {"done"}
 
 
 def _hanging_server() -> tuple[socket.socket, str]:
