@@ -194,6 +194,10 @@ CONFIGS = [
     cfg_case("gpu-table-nan", "gpu_table: {rtx4090: {wan_ref_s: .nan}}\n", "gpu_table.rtx4090.wan_ref_s: nan"),
     cfg_case("registry-missing", "lora_registry: nope.json\n", "lora_registry: cannot read"),
     cfg_case("registry-not-json", "lora_registry: bad.json\n", "lora_registry"),
+    Case("config-registry-path-escapes", validate, CONFIG, "$.characters.jinx.t2i.file: '../x.safetensors' is "
+         "not allowed: A LoRA file name relative to the loras folder",
+         {"cfg.yaml": "lora_registry: reg.json\n",
+          "reg.json": {"characters": {"jinx": {"t2i": {"file": "../x.safetensors", "trigger": "JNX"}}}}}),
     cfg_case("overrides-unknown", "template_overrides: {nope: {}}\n", "template_overrides: unknown template"),
     cfg_case("output-root-empty", "output_root: ''\n", "output_root"),
     cfg_case("strength-rule", "character_strength_rule: loud\n", "character_strength_rule"),
