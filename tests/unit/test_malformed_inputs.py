@@ -172,8 +172,8 @@ def cfg_case(cid: str, text: str | bytes, named: str, code: int = CONFIG) -> Cas
     return Case(f"config-{cid}", validate, code, named, {"cfg.yaml": text})
 
 
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")) + "servers: *i\n"
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(  # 9**9 values once expanded
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)) + "servers: *i\n"
 CONFIGS = [
     cfg_case("not-utf8", b"output_root: \xff\xfe\n", "not UTF-8"),
     cfg_case("not-yaml", "servers: [\n", "not valid YAML"),
