@@ -27,6 +27,7 @@ from driver.story.plan import (
     segment_seed,
 )
 from driver.story.storyboard import REPO_ROOT, Storyboard
+from driver.validation import document_problems, raise_if_problems
 
 from . import learned
 from .workflow import (
@@ -86,6 +87,7 @@ class Compiler:
             return None, ""
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
+            raise_if_problems(document_problems(doc), f"lora_registry {path}")  # NaN strengths, deep nesting
             reg = lora_registry.Registry.from_dict(doc, str(path))
         except OSError as exc:
             raise ConfigError(f"lora_registry: cannot read {path}: {exc.strerror or exc}") from None
