@@ -21,10 +21,12 @@ from .comfy.finder import find_comfyui
 from .comfy.local import LocalComfy
 from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
+from .farm import cli as farm_cli
 from .farm.backend import FarmOptions, open_backend
 from .farm.dispatch import plan_priorities
 from .render.compile import Compiled, Compiler
 from .render.executor import ComfyExecutor, Executor
+from .render.models import model_set
 from .render.preflight import check as preflight_check
 from .story.plan import Plan
 
@@ -67,7 +69,8 @@ def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitSt
             backend, run_dir=target.run_dir, run_id=target.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
             request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
             check_server=lambda c: preflight(c, target.compiled(), target.compiler), compiled=target.compiled,
-            priorities=plan_priorities(target.plan.jobs))
+            priorities=plan_priorities(target.plan.jobs), affinity=farm_cli.load_costs(cfg),
+            models={c.job.id: model_set(c.prompt) for c in target.compiled()})
 
     def connect() -> ComfyClient:  # one server, found or started locally, once a job needs rendering
         client = _connect(backend.servers[0] if backend.servers else None, target, stack)

@@ -23,6 +23,7 @@ from driver.progress import LockedReporter
 from driver.render.compile import Compiled
 from driver.render.executor import ComfyExecutor
 
+from .affinity import Affinity
 from .errors import RunPodAuthError
 from .pool import Member, ServerPool
 from .pool_executor import PoolExecutor
@@ -126,11 +127,13 @@ def serverless_problems(compiled: list[Compiled]) -> list[str]:
 def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: float, request_timeout_s: float,
                  stack: contextlib.ExitStack, check_server: Callable[[ComfyClient], None],
                  compiled: Callable[[], list[Compiled]], reporter=None,
-                 priorities: dict[str, float] | None = None) -> PoolExecutor:
+                 priorities: dict[str, float] | None = None, models: dict | None = None,
+                 affinity: Affinity | None = None) -> PoolExecutor:
     """Start what the options ask for and return the executor for the scheduler.
     ``check_server(client)`` is the driver's preflight of one ComfyUI server (raises
     PreflightFailed); ``compiled()`` gives the plan's workflows for the serverless
-    checks."""
+    checks. ``models`` (job id -> model set) and ``affinity`` (load costs) let each
+    ComfyUI server keep its models loaded (not for an endpoint: RunPod picks its workers)."""
     problems = fo.problems()
     if problems:
         raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
@@ -165,13 +168,14 @@ def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: 
             assert isinstance(member.executor, ComfyExecutor)  # every member here is a ComfyUI server
             check_server(member.executor.client)
     pool = ServerPool(members, health_interval_s=fo.health_interval_s, down_after=fo.down_after,
-                      all_down_timeout_s=fo.all_down_timeout_s, rejoin_check=check)
+                      all_down_timeout_s=fo.all_down_timeout_s, rejoin_check=check,
+                      affinity=None if fo.endpoint else affinity)
     pool.preflight(check)
     if fleet is not None:
         pool.hooks.append(fleet.check_budget)
     stack.enter_context(pool)
     executor = stack.enter_context(PoolExecutor(pool, job_timeout_s=job_timeout_s, lost_after_s=fo.lost_after_s,
-                                                priorities=priorities))
+                                                priorities=priorities, models=models))
     executor.reporter = locked  # the scheduler's calls go through the same lock as the servers' events
     parts.update(pool=pool, executor=executor, started=time.monotonic())
     return executor

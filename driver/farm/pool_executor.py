@@ -43,7 +43,8 @@ POOL_LABEL = "pool"
 
 class PoolExecutor(Executor):
     def __init__(self, pool: ServerPool, *, job_timeout_s: float = 3600.0, lost_after_s: float = 30.0,
-                 priorities: dict[str, float] | None = None, threads: int | None = None):
+                 priorities: dict[str, float] | None = None, threads: int | None = None,
+                 models: dict[str, Any] | None = None):
         super().__init__()
         kinds = {m.kind for m in pool.members.values()}
         if len(kinds) > 1:
@@ -51,6 +52,7 @@ class PoolExecutor(Executor):
         self.pool = pool
         self.job_timeout_s, self.lost_after_s = job_timeout_s, lost_after_s
         self.priorities = dict(priorities or {})
+        self.models = dict(models or {})  # job id -> model set (driver.render.models), for the pool's affinity
         self.threads = threads
         self._first = next(iter(pool.members.values()))
         self._tls = threading.local()
@@ -93,6 +95,7 @@ class PoolExecutor(Executor):
             yield held.member
             return
         self._tls.priority = self.priorities.get(job.id, 0.0) if job is not None else 0.0
+        self._tls.models = self.models.get(job.id) if job is not None else None
         with self._unlocked():
             self._tls.lease = self._take(pin=server)
         try:
@@ -144,13 +147,15 @@ class PoolExecutor(Executor):
     def map_shots(self, shots: Iterable[Any], fn: Callable[[Any], None], *,
                   key: Callable[[Any], float] | None = None) -> None:
         """Run ``fn(shot)`` for every shot on up to ``threads`` threads (default: the
-        pool's slots + 2). The first error that escapes ``fn`` (a shot's own failures are
-        recorded by the scheduler and do not escape) stops the run: no new job starts, and
-        it is raised here once bookkeeping is quiet. Ctrl-C does the same."""
+        pool's slots + 2; with the pool's affinity one per shot, so the dispatcher sees
+        every job that is ready and can keep each server on its models). The first
+        error that escapes ``fn`` (a shot's own failures are recorded by the scheduler
+        and do not escape) stops the run: no new job starts, and it is raised here once
+        bookkeeping is quiet. Ctrl-C does the same."""
         shots = sorted(shots, key=key) if key else list(shots)
         todo = iter(shots)
         errors: list[BaseException] = []
-        n = min(len(shots), self.threads or self.pool.capacity + 2) or 1
+        n = min(len(shots), self.threads or (len(shots) if self.pool.affinity else self.pool.capacity + 2)) or 1
 
         changed = threading.Event()
 
@@ -242,7 +247,8 @@ class PoolExecutor(Executor):
         """Lease a slot and upload the pending inputs there; a member that fails the
         upload is reported unreachable and another is tried."""
         while True:
-            lease = self.pool.acquire(priority=getattr(self._tls, "priority", 0.0), pin=pin)
+            lease = self.pool.acquire(priority=getattr(self._tls, "priority", 0.0), pin=pin,
+                                      models=getattr(self._tls, "models", None))
             try:
                 self._push_inputs(lease.member)
                 return lease
