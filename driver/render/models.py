@@ -145,13 +145,16 @@ def predicted_loads(sequence: list[ModelSet | None]) -> int:
     return total
 
 
-def ran_and_cached(prompt: dict, history_entry: dict) -> dict[str, list[str]]:
+def ran_and_cached(prompt: dict, history_entry: dict) -> dict[str, list[str]] | None:
     """Which of the prompt's loader nodes ran and which came from the cache, from the
     ``execution_cached`` event ComfyUI sends on the websocket and keeps in the history
-    entry's status messages (so a recovered attempt has it too). Node ids, sorted."""
-    cached: set[str] = set()
+    entry's status messages (so a recovered attempt has it too). Node ids, sorted; None
+    when the entry has no such event."""
+    cached: set[str] | None = None
     for msg in (history_entry.get("status") or {}).get("messages", []):
         if isinstance(msg, (list, tuple)) and len(msg) == 2 and msg[0] == "execution_cached":
-            cached |= {str(n) for n in (msg[1] or {}).get("nodes", [])}
+            cached = (cached or set()) | {str(n) for n in (msg[1] or {}).get("nodes", [])}
+    if cached is None:
+        return None
     loader_ids = sorted(models_of(prompt).nodes, key=str)
     return {"ran": [n for n in loader_ids if n not in cached], "cached": [n for n in loader_ids if n in cached]}
