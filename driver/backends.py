@@ -24,10 +24,12 @@ from .comfy.finder import find_comfyui
 from .comfy.local import LocalComfy
 from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
+from .farm import cli as farm_cli
 from .farm.backend import Context, FarmOptions, open_backend
 from .farm.dispatch import plan_priorities
 from .render.compile import Compiled, Compiler
 from .render.executor import Executor
+from .render.models import model_set
 from .render.preflight import check as preflight_check
 from .story.plan import Plan
 
@@ -70,7 +72,9 @@ def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitSt
                   request_timeout_s=cfg["timeouts"]["request_s"], stack=stack,
                   check_server=lambda c: preflight(c, target.compiled(), target.compiler), compiled=target.compiled,
                   resolve_urls=partial(_one_or_local, target, stack) if backend.local_fallback() else None)
-    return open_backend(backend, ctx, reporter=reporter, priorities=plan_priorities(target.plan.jobs))
+    models = {c.job.id: model_set(c.prompt) for c in target.compiled()}
+    return open_backend(backend, ctx, reporter=reporter, priorities=plan_priorities(target.plan.jobs),
+                        affinity=farm_cli.load_costs(cfg), models=models)
 
 
 def _one_or_local(target: Target, stack: contextlib.ExitStack, urls: list[str]) -> list[str]:

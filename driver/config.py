@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .validation import raise_if_problems, schema_problems
+from .validation import document_problems, raise_if_problems, schema_problems
 
 WAN_VIDEO_DEFAULTS = {
     "unet_high": "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
@@ -95,8 +95,13 @@ DEFAULTS = {
         # Published figures (ComfyUI's WAN 2.2 14B FLF template notes: RTX 4090D, fp8 +
         # 4-step LoRA, 81 frames at 640x640 ~ 108 s). Estimates scale linearly with
         # frames x pixels x steps: a rough planning figure, not a promise.
-        "rtx4090": {"wan_ref_s": 108.0, "wan_ref": [81, 640, 640, 4], "t2i_s_per_mp_step": {"sdxl": 0.13, "unet": 1.6}},
+        "rtx4090": {"wan_ref_s": 108.0, "wan_ref": [81, 640, 640, 4], "t2i_s_per_mp_step": {"sdxl": 0.13, "unet": 1.6},
+                    "vram_gb": 24, "ram_gb": 62},
     },
+    # model loads (driver.farm.affinity has the sourced default figures): where the models
+    # live, the ComfyUI cache the servers run with, and how far (estimated seconds of a job's
+    # critical path) a job that needs no reload may go ahead of a more urgent one
+    "scheduling": {"affinity": True, "max_delay_s": 120.0, "storage": "network_volume", "comfyui_cache": "default"},
 }
 
 _NUM = {"type": "number"}
@@ -167,7 +172,12 @@ CONFIG_SCHEMA = {
             "type": "object", "additionalProperties": False, "required": ["wan_ref_s", "wan_ref", "t2i_s_per_mp_step"],
             "properties": {"wan_ref_s": _POS,
                            "wan_ref": {"type": "array", "items": _INT1, "minItems": 4, "maxItems": 4},
-                           "t2i_s_per_mp_step": {"type": "object", "additionalProperties": _POS}}}},
+                           "t2i_s_per_mp_step": {"type": "object", "additionalProperties": _POS},
+                           "vram_gb": _POS, "ram_gb": _POS,
+                           "load_gbps": {"type": "object", "additionalProperties": _POS}}}},
+        "scheduling": {"type": "object", "additionalProperties": False, "properties": {
+            "affinity": {"type": "boolean"}, "max_delay_s": {"type": "number", "minimum": 0},
+            "storage": _STR, "comfyui_cache": {"enum": ["default", "lru"]}}},
     },
 }
 
@@ -236,8 +246,9 @@ def build_config(user: dict, base_dir: Path, source: Path | None = None, base: d
     where = source.name if source else "config"
     if not isinstance(user, dict):
         raise ConfigError(f"{where}: expected a mapping of settings at the top level, got {type(user).__name__}")
+    raise_if_problems(document_problems(user), where)  # NaN, alias bombs, deep nesting: before anything walks it
     merged = deep_merge(base if base is not None else DEFAULTS, user)
-    if base is None:
+    if base is None and isinstance(merged["model_profiles"], dict):  # not a mapping: the schema says so below
         merged["model_profiles"] = {name: deep_merge(PROFILE_DEFAULTS, p) if isinstance(p, dict) else p
                                     for name, p in merged["model_profiles"].items()}
     raise_if_problems(schema_problems(merged, CONFIG_SCHEMA), where)
@@ -257,6 +268,10 @@ def load_config(path: str | Path | None) -> Config:
         user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path.name} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config {path.name}: nested too deeply to read") from None
     return build_config(user, path.resolve().parent, path.resolve())

@@ -9,7 +9,12 @@ Format history (``manifest_version``; the driver reads every earlier version):
    file record of ``attempts/<job id>_a<n>.workflow.json``); v1 attempts keep theirs
    inline until they are submitted again.
 3. jobs may carry ``retake_from``: the first attempt of the series a reviewer's clip
-   retake started (earlier attempts are kept and stay playable)."""
+   retake started (earlier attempts are kept and stay playable).
+4. attempts rendered on a ComfyUI server may carry ``loaders``: which of the workflow's
+   loader nodes ran (read their model files) and which came from ComfyUI's cache
+   (its ``execution_cached`` event), node ids: ``{"ran": [...], "cached": [...]}``, so a
+   run's real model loads can be compared with the estimate. Absent in earlier
+   versions; null where the backend cannot tell (RunPod Serverless)."""
 
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ from typing import Any, TypedDict
 
 from driver.files import FileRecord
 
-MANIFEST_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+MANIFEST_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class Status(str, Enum):
@@ -69,6 +74,7 @@ class AttemptRecord(TypedDict, total=False):
     error: dict[str, Any] | None
     started_at: str
     finished_at: str
+    loaders: dict[str, list[str]] | None   # version 4: {"ran": [node ids], "cached": [node ids]}
 
 
 class JobRecord(TypedDict, total=False):
@@ -102,3 +108,32 @@ class ManifestData(TypedDict, total=False):
     shots: dict[str, ShotRecord]
     episode: dict[str, Any]
     farm: dict[str, Any]
+
+
+_FILE = {"type": "object",
+         "properties": {"path": {"type": "string", "minLength": 1}, "sha256": {"type": "string"},
+                        "bytes": {"type": "integer", "minimum": 0}}}
+_ATTEMPT = {"type": "object", "properties": {
+    "attempt": {"type": "integer", "minimum": 1}, "prompt_id": {"type": "string"},
+    "outputs": {"type": "array", "items": _FILE}, "inputs": {"type": "array", "items": {"type": "object"}},
+    "workflow_file": {"oneOf": [{"type": "null"}, _FILE]}, "report_file": {"oneOf": [{"type": "null"}, _FILE]},
+    "status": {"enum": [s.value for s in Status]}}}
+_JOB = {"type": "object", "properties": {
+    "attempts": {"type": "array", "items": _ATTEMPT}, "status": {"enum": [s.value for s in Status]},
+    "selected_attempt": {"type": ["integer", "null"]}, "retake_from": {"type": "integer"}}}
+#: The shape a manifest must have to be read (every version): the types of what the driver
+#: indexes (a shot's missing ``assets`` / ``jobs`` are added empty on load). Other fields
+#: are not checked; a manifest of another shape is refused with the JSON path.
+READ_SCHEMA = {
+    "type": "object", "required": ["manifest_version", "run_id", "shots"],
+    "properties": {
+        "manifest_version": {"enum": list(READABLE_VERSIONS)},
+        "run_id": {"type": "string", "minLength": 1},
+        "shots": {"type": "object", "additionalProperties": {
+            "type": "object", "properties": {
+                "status": {"enum": [s.value for s in Status]}, "keyframe_round": {"type": "integer", "minimum": 1},
+                "assets": {"type": "object", "additionalProperties": _FILE},
+                "jobs": {"type": "object", "additionalProperties": _JOB}}}},
+        "episode": {"type": "object", "properties": {"cut": {"oneOf": [{"type": "null"}, _FILE]}}},
+    },
+}

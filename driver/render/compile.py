@@ -29,6 +29,7 @@ from driver.story.plan import (
     segment_seed,
 )
 from driver.story.storyboard import REPO_ROOT, Storyboard
+from driver.validation import document_problems, raise_if_problems
 
 from . import learned, long_shot
 from .workflow import (
@@ -89,11 +90,12 @@ class Compiler:
             return None, ""
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
+            raise_if_problems(document_problems(doc), f"lora_registry {path}")  # NaN strengths, deep nesting
             reg = lora_registry.Registry.from_dict(doc, str(path))
         except OSError as exc:
             raise ConfigError(f"lora_registry: cannot read {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:  # JSON or schema problems (RegistryError is a ValueError)
-            raise ConfigError(f"lora_registry: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # JSON or schema problems (RegistryError is a ValueError)
+            raise ConfigError(f"lora_registry: {exc or 'nested too deeply to read'}") from None
         return reg, json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def template_path(self, key: str) -> Path:
@@ -121,8 +123,7 @@ class Compiler:
 
     def lora_files(self, job: Job) -> list[str]:
         """The character LoRA files the registry gives this job (for preflight)."""
-        kind = {T2I_SDXL: "t2i", T2I_UNET: "t2i", WAN_FLF: "video", WAN_SPLIT_FLF: "video",
-                WAN_SEGMENT: "video"}.get(job.template)
+        kind = {T2I_SDXL: "t2i", T2I_UNET: "t2i", **dict.fromkeys(long_shot.LORA_VIDEO, "video")}.get(job.template)
         names = [self.sb.characters[c] for c in job.params.get("characters", ())]
         if kind is None or not names or self.registry is None:
             return []
@@ -145,8 +146,7 @@ class Compiler:
         for title, values in self.config["template_overrides"].get(job.template, {}).items():
             b.set(title, **values)  # project-wide settings, e.g. gate thresholds
         prompt = b.result()
-        titles = long_shot.output_titles(job) or {t: (role or job.outputs[0])
-                                                  for t, role in OUTPUT_TITLES[job.template].items()}
+        titles = long_shot.output_titles(job, OUTPUT_TITLES)
         outputs = titled_outputs(prompt, titles)
         sha = workflow_hash(prompt)
         pid = f"{self.run_id}-{job.id}-a{attempt}-{sha[:8]}"

@@ -30,6 +30,7 @@ from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, repor
 from driver.outputs.verify import verify_file
 
 from .compile import REPORT, Compiled
+from .models import ran_and_cached
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Outcome:
     report: dict | None = None
     timings: dict = field(default_factory=dict)
     stopped_by_gate: bool = False  # AP_QualityReport(policy=stop) raised: no video
+    loaders: dict | None = None    # loader node ids that ran / came from the cache (driver.render.models)
 
 
 def upload_name(path: Path, role: str) -> str:
@@ -241,6 +243,7 @@ class ComfyExecutor(Executor):
         entry, timings = got
         outcome = self.collect(compiled, entry, dest_for)
         outcome.timings = {**timings, **outcome.timings}
+        outcome.loaders = ran_and_cached(compiled.prompt, entry)
         return outcome
 
 

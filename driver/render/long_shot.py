@@ -14,20 +14,22 @@ from __future__ import annotations
 
 import copy
 
-from driver.story.plan import STRIP_SPLIT, WAN_JOIN, WAN_SEGMENT, Job, segment_seed
+from driver.story.plan import STRIP_SPLIT, WAN_FLF, WAN_JOIN, WAN_SEGMENT, WAN_SPLIT_FLF, Job, segment_seed
 
 from .workflow import Binder, add_node, consumers, find
 
 SEGMENT_TITLES = {"Save Segment": 0, "Save End Frame": 1}  # save title -> index in the job's outputs
+LORA_VIDEO = (WAN_FLF, WAN_SPLIT_FLF, WAN_SEGMENT)  # templates whose character LoRAs are the video kind
 
 
-def output_titles(job: Job) -> dict[str, str] | None:
-    """Save-node title -> output role of a segment or strip-split job (None for others: fixed titles)."""
+def output_titles(job: Job, fixed: dict[str, dict[str, str | None]]) -> dict[str, str]:
+    """Save-node title -> output role: per job for a segment or strip split, else the template's
+    ``fixed`` titles (a None role is the job's first output)."""
     if job.template == STRIP_SPLIT:
         return {f"Save Panel {k + 1}": role for role, k in job.params["panel_roles"].items()}
     if job.template == WAN_SEGMENT:
         return {t: job.outputs[k] for t, k in SEGMENT_TITLES.items() if k < len(job.outputs)}
-    return None
+    return {t: role or job.outputs[0] for t, role in fixed[job.template].items()}
 
 
 def bind_strip_split(c, b: Binder, job: Job, seed: int, inputs: dict[str, str], prefix: str) -> None:
