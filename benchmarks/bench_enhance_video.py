@@ -37,6 +37,7 @@ from benchmarks.pyav_filters import run_chain
 from devkit.harness import enhance_media as em
 from devkit.harness.comfy import find_comfyui, start_server
 from driver.cli import main as driver_main
+from driver.enhance.output import frames_of
 from driver.enhance.probe import FrameSource, probe
 
 SIZES = {720: (1280, 720), 1080: (1920, 1080)}
@@ -89,13 +90,8 @@ def ours(url: str, src: Path, out: Path, fps_out: int, scale: int, budget: float
 
 
 def rendered(out: Path) -> list[np.ndarray]:
-    import json
-
-    from anime_pipeline.core.chunkio import iter_chunk
-
-    work = out.with_name(f"{out.stem}.enhance")
-    doc = json.loads((work / "enhance.json").read_text())
-    return [f for r in doc["chunks"] for _, f in zip(range(r["n_out"]), iter_chunk(work / r["file"]), strict=False)]
+    """Our frames just before the final encode."""
+    return list(frames_of(out.with_name(f"{out.stem}.enhance")))
 
 
 def blended(frames: list[np.ndarray], src: np.ndarray, cuts, ratio: int) -> int:

@@ -4,7 +4,9 @@ temporary file beside the target and moved into place when complete.
 
 The only lossy step of the command. RGB -> YUV uses the input's tagged matrix and range
 (BT.709 for HD, BT.601 for SD when untagged) and the output carries the input's colour
-tags; a source deeper than 8 bits is encoded at 10 bits.
+tags; a source deeper than 8 bits is encoded at 10 bits. Frames smaller than the output
+size (``--scale`` without an upscale model) are resized in the same conversion (swscale
+lanczos).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, VideoReformatter
+from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
 
 from driver.errors import DiskFull
 
@@ -98,10 +100,14 @@ def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterato
         yield t, packet
 
 
-def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter):
+def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter,
+                  size: tuple[int, int]):
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
+    resize = (frame.width, frame.height) != size
     return reformatter.reformat(frame, format=pix_fmt, dst_colorspace=info.matrix,
-                                dst_color_range=ColorRange.JPEG if info.full_range else ColorRange.MPEG)
+                                dst_color_range=ColorRange.JPEG if info.full_range else ColorRange.MPEG,
+                                width=size[0] if resize else None, height=size[1] if resize else None,
+                                interpolation=Interpolation.LANCZOS if resize else None)
 
 
 def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: int, fps: Fraction,
@@ -119,7 +125,7 @@ def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: 
             reformatter, last, frame = VideoReformatter(), None, None
             for k, rgb in enumerate(padded(frames, total)):
                 if rgb is not last or frame is None:  # a held last frame is converted once
-                    frame, last = _rgb_to_frame(rgb, info, video.pix_fmt, reformatter), rgb
+                    frame, last = _rgb_to_frame(rgb, info, video.pix_fmt, reformatter, size), rgb
                 frame.pts = k
                 for packet in video.encode(frame):
                     while pending is not None and pending[0] <= float(packet.pts * video.time_base):

@@ -157,6 +157,10 @@ class AnimeRetime:
                     f"((|m-a| + |m-b|) / |a-b|, ~0.5-1 for a good in-between) passes this is replaced by a copy of "
                     f"the nearer source and listed in the summary's 'replaced'. 0 = off; {GUARD_THRESHOLD} is "
                     f"calibrated on real clips (good frames stayed under 1.2, broken ones scored 34+).")}),
+                "interpolated_only": ("BOOLEAN", {"default": False, "forceInput": True, "tooltip": (
+                    "Return only the interpolated frames, in order (a replaced one as its copy), not the copies of "
+                    "source frames: for a caller that holds the source frames and places the copies itself (the "
+                    "driver's enhance command). The summary still describes every output frame.")}),
             },
         }
 
@@ -178,7 +182,7 @@ class AnimeRetime:
     )
 
     def retime(self, frames, fps_in, fps_out, mode, labels=None, interpolator=None, frame_offset=0,
-               output_offset=0, max_outputs=0, fallback_threshold=0.0):
+               output_offset=0, max_outputs=0, fallback_threshold=0.0, interpolated_only=False):
         node = "AP_AnimeRetime"
         frames = check_images(frames, "frames", node=node, min_frames=1)
         fps_in = check_positive(fps_in, "fps_in", node=node)
@@ -203,7 +207,7 @@ class AnimeRetime:
                                               f"inside this chunk's {n} frames", node)
         guard = check_positive(fallback_threshold, "fallback_threshold", node=node, allow_zero=True)
         run = functools.partial(retime, frames, fps_in, fps_out, labels, mode=mode, progress=progress_callback(),
-                                phase=phase, guard=guard)
+                                phase=phase, guard=guard, interpolated_only=bool(interpolated_only))
         if interpolator is None:
             out, steps = run(interpolator=FlowInterpolator())
         elif not isinstance(interpolator, RifeInterpolator):
