@@ -13,6 +13,7 @@ every finished chunk.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -28,7 +29,7 @@ from driver.comfy.client import ComfyClient
 from driver.files import atomic_write_json, now, sha256_file
 
 from . import assemble, output
-from .options import Options, check, clip_frames, fps_out
+from .options import PRESETS, Options, check, clip_frames, fps_out
 from .plan import Budget, Chunk, analyse, chunk_file_bytes, make_budget, make_chunks, total_outputs
 from .probe import FrameSource, VideoProbe, probe
 from .render import ChunkRunner, ChunkSettings, Windows
@@ -163,7 +164,8 @@ class Enhance:
         runner = ChunkRunner(client, ChunkSettings(self.info.fps, self.fps_out, self.opts.retime_mode(),
                                                    self.info.rgb_bits, self.out_size(),
                                                    (self.info.width, self.info.height), self.opts.model(),
-                                                   self.work.name, self.opts.fallback_threshold))
+                                                   self.work.name, self.opts.fallback_threshold,
+                                                   PRESETS[self.opts.preset].fast_flow))
         source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
         windows, chunk_dir = Windows(iter(source)), self.work / "chunks"
         chunk_dir.mkdir(exist_ok=True)
@@ -197,24 +199,69 @@ class Enhance:
         return r.get("status") == "done" and path.is_file() and sha256_file(path) == r.get("sha256")
 
     # ------------------------------------------------------------------ assembling
-    def frames(self) -> Iterator[np.ndarray]:
-        """The rendered frames in output order: what the final encode gets."""
+    def frames(self, wait=None) -> Iterator[np.ndarray]:
+        """The rendered frames in output order: what the final encode gets (``wait(record)``
+        returns once that chunk is rendered)."""
         source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
-        yield from output.output_frames(self.work, self.doc, iter(source))
+        yield from output.output_frames(self.work, self.doc, iter(source), wait)
 
-    def assemble(self) -> None:
-        n_in = self.doc["frames_in"]
-        span = assemble.Span(self.first, n_in / self.info.fps)
+    def encode(self, wait=None) -> tuple[list[str], float]:
+        """The final encode (warnings, seconds); ``wait`` as for :meth:`frames`."""
+        span = assemble.Span(self.first, self.doc["frames_in"] / self.info.fps)
         t0 = time.monotonic()
-        warnings = assemble.encode(self.opts.out, self.info, self.frames(), self.doc["frames_out"], self.fps_out,
+        warnings = assemble.encode(self.opts.out, self.info, self.frames(wait), self.doc["frames_out"], self.fps_out,
                                    self.out_size(), span, self.opts.encoding())
+        return warnings, time.monotonic() - t0
+
+    def assemble(self, encoded: tuple[list[str], float] | None = None) -> None:
+        """Record the final encode (run it here unless ``encoded`` gives its result)."""
+        warnings, seconds = encoded or self.encode()
         for w in warnings:
             log.warning("%s", w)
         self.doc["warnings"] = warnings
         self.doc["output"] = {"path": str(self.opts.out), "frames": self.doc["frames_out"],
-                              "fps": str(self.fps_out), "encode_s": round(time.monotonic() - t0, 3),
+                              "fps": str(self.fps_out), "encode_s": round(seconds, 3),
                               "finished_at": now()}
         self.save()
+
+
+class Stopped(Exception):
+    """Rendering stopped before the chunk the final encode waits for (the encode is dropped)."""
+
+
+class Encoder:
+    """The final encode on a thread of its own, running while the chunks render: it takes each
+    chunk once its record says done, so encoding overlaps the server's work."""
+
+    POLL_S = 0.05
+
+    def __init__(self, job: Enhance):
+        self._stopped = threading.Event()
+        self._outcome: list = []
+        self._thread = threading.Thread(target=self._run, args=(job,), name="enhance-encode", daemon=True)
+        self._thread.start()
+
+    def _wait(self, record: dict) -> None:
+        while record.get("status") != "done":
+            if self._stopped.wait(self.POLL_S):
+                raise Stopped()
+
+    def _run(self, job: Enhance) -> None:
+        try:
+            self._outcome.append(job.encode(self._wait))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by result()
+            self._outcome.append(exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def result(self) -> tuple[list[str], float]:
+        self._thread.join()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
 
 def run(opts: Options, connect) -> int:
@@ -227,7 +274,12 @@ def run(opts: Options, connect) -> int:
         client = stack.enter_context(connect())
         chunks = job.prepare(client)
         log.info("%s", job.describe(chunks))
-        job.render(client, chunks)
-    job.assemble()
+        encoder = Encoder(job)  # encodes each chunk as soon as it is rendered
+        try:
+            job.render(client, chunks)
+        except BaseException:
+            encoder.stop()
+            raise
+    job.assemble(encoder.result())
     log.info("wrote %s (%d frames at %.3f fps)", opts.out, job.doc["frames_out"], float(job.fps_out))
     return 0

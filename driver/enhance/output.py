@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,14 +27,18 @@ from .render import Windows
 ALL, INTERPOLATED = "all", "interpolated"  # what a run's chunk files hold (manifest "rendered")
 
 
-def output_frames(work: Path, doc: dict, source: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+def output_frames(work: Path, doc: dict, source: Iterator[np.ndarray],
+                  wait: Callable[[dict], None] | None = None) -> Iterator[np.ndarray]:
     """The output frames of the run ``doc`` (its manifest) in ``work``; ``source`` yields the
-    input's frames of the run's range (``FrameSource``), read only where copies are placed."""
+    input's frames of the run's range (``FrameSource``), read only where copies are placed;
+    ``wait(record)``, when given, returns once that chunk is rendered."""
     n = doc["frames_in"]
     labels = MotionLabels.from_letters(doc["labels"], n).labels
     fps_in, fps_out = Fraction(doc["input"]["fps"]), Fraction(doc["key"]["fps_out"])
     windows = Windows(source)
     for r in doc["chunks"]:
+        if wait is not None:
+            wait(r)
         files = iter_chunk(work / r["file"]) if r.get("file") else iter(())
         if doc.get("rendered", ALL) == ALL:
             yield from itertools.islice(files, r["n_out"])
