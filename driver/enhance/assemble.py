@@ -67,17 +67,55 @@ def _video_stream(out, info: VideoProbe, fps: Fraction, size: tuple[int, int], e
     return stream
 
 
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
+
+
+class _Convert:
+    """A text subtitle stream re-encoded as ``mov_text`` (MP4/MOV hold no other text subtitles)."""
+
+    def __init__(self, src_stream, out_stream):
+        self.src, self.out = src_stream, out_stream
+
+        decoder = src_stream.codec_context
+        if not decoder.is_open:
+            decoder.open()
+        # the decoder's ASS header, as ffmpeg passes it on (the muxer opens the encoder with its header)
+        out_stream.codec_context.subtitle_header = decoder.subtitle_header
+
+    def packet(self, packet: av.Packet) -> av.Packet | None:
+        subs = self.src.codec_context.decode2(packet)
+        if subs is None or not len(subs):
+            return None
+        out = self.out.codec_context.encode_subtitle(subs)
+        out.pts, out.dts, out.duration, out.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+        return out
+
+
 def _copy_streams(out, src, info: VideoProbe, warnings: list[str]) -> dict:
-    """Output streams for every audio and subtitle stream of ``src`` the container can hold."""
-    mapping = {}
+    """Output streams for every audio and subtitle stream of ``src`` the container can hold: a
+    text subtitle stream it cannot hold as is is converted to ``mov_text`` (a :class:`_Convert`
+    is mapped), anything else it cannot hold is dropped with a warning."""
+    mapping: dict = {}
     for s in src.streams:
         if s.type not in ("audio", "subtitle"):
             continue
         try:
             mapping[s.index] = out.add_stream_from_template(s)
+            continue
         except (ValueError, av.error.FFmpegError) as exc:
-            warnings.append(f"{s.type} stream {s.index} ({s.codec_context.name}) dropped: "
-                            f"{Path(out.name).suffix or 'the'} container cannot hold it ({exc})")
+            why = exc
+        name, container = s.codec_context.name, Path(out.name).suffix or "the"
+        if s.type == "subtitle" and name in TEXT_SUBTITLES:
+            try:
+                stream = out.add_stream("mov_text")
+                stream.time_base = s.time_base
+                mapping[s.index] = _Convert(s, stream)
+                warnings.append(f"subtitle stream {s.index} ({name}) converted to mov_text: the {container} "
+                                f"container cannot hold {name}")
+                continue
+            except (ValueError, av.error.FFmpegError) as exc:
+                why = exc
+        warnings.append(f"{s.type} stream {s.index} ({name}) dropped: {container} container cannot hold it ({why})")
     return mapping
 
 
@@ -94,9 +132,15 @@ def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterato
         t = float((packet.pts - shift) * tb)
         if t < -1e-6 or t >= seconds - 1e-6:
             continue
+        target = mapping[packet.stream.index]
+        if isinstance(target, _Convert):
+            converted = target.packet(packet)
+            if converted is None:
+                continue
+            packet, target = converted, target.out
         packet.pts -= shift
         packet.dts = packet.pts if packet.dts is None else packet.dts - shift
-        packet.stream = mapping[packet.stream.index]
+        packet.stream = target
         yield t, packet
 
 

@@ -118,7 +118,8 @@ class Enhance:
             records.append(keep or {**c.to_dict(), "status": "pending", **self._counts(c)})
         self.doc["chunks"] = records
         self.doc["budget"] = {"memory_bytes": budget.memory, "upload_bytes": budget.upload,
-                              "file_frame_bytes": budget.file_frame_bytes, "fixed_bytes": budget.fixed_bytes,
+                              "file_frame_bytes": budget.file_frame_bytes, "in_frame_bytes": budget.in_frame_bytes,
+                              "out_frame_bytes": budget.out_frame_bytes, "fixed_bytes": budget.fixed_bytes,
                               "largest_chunk_bytes": max(budget.needs(c.n_src, c.n_rendered) for c in chunks)}
         self.doc["frames_out"] = total_outputs(self.doc["frames_in"], self.info.fps, self.fps_out)
         self.save()
