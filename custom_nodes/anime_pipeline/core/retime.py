@@ -197,7 +197,8 @@ class _Uint8Frames:
     """Float frames 0..1 as uint8 (rounded, saturated), each converted on first use and kept."""
 
     def __init__(self, frames: np.ndarray):
-        self.frames, self.cache = frames, {}
+        self.frames = frames
+        self.cache: dict[int, np.ndarray] = {}
 
     def __getitem__(self, i: int) -> np.ndarray:
         if i not in self.cache:
