@@ -168,3 +168,32 @@ def test_injected_broken_interpolation_is_replaced_and_counted(comfy_server_fact
             assert np.array_equal(frames[k], src[k // 2 + 1])
     assert sum(c["report"]["interpolated"] for c in doc["chunks"]) == \
         sum(c["interpolated"] for c in doc["chunks"]) - 2
+
+
+def test_ctrl_c_keeps_finished_chunks_and_the_rerun_continues(comfy, inputs, tmp_path, monkeypatch):
+    out, calls = tmp_path / "cancelled.mkv", []
+    original = render.ChunkRunner.render
+
+    def render_then_interrupt(self, chunk, *a, **kw):
+        calls.append(chunk.index)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second chunk renders
+        return original(self, chunk, *a, **kw)
+
+    monkeypatch.setattr(render.ChunkRunner, "render", render_then_interrupt)
+    args = ("--fps", "48", "--max-chunk-frames", "8")
+    assert enhance(comfy.url, inputs[24].path, out, *args) == 130
+    first = manifest(out)["chunks"]
+    sent = [c["index"] for c in first if c["n_rendered"]]
+    finished = {c["index"]: c["finished_at"] for c in first if c["status"] == "done" and c["n_rendered"]}
+    assert list(finished) == sent[:1] and not out.exists()
+    assert not list(tmp_path.glob(".cancelled.partial*"))  # the final encode, started beside, is dropped
+    monkeypatch.setattr(render.ChunkRunner, "render", original)
+    rerun = []
+    monkeypatch.setattr(render.ChunkRunner, "render", lambda self, chunk, *a, **kw: rerun.append(chunk.index)
+                        or original(self, chunk, *a, **kw))
+    assert enhance(comfy.url, inputs[24].path, out, *args) == 0
+    assert rerun == sent[1:]
+    second = manifest(out)["chunks"]
+    assert {i: second[i]["finished_at"] for i in finished} == finished
+    assert video_info(out)[0] == manifest(out)["frames_out"]

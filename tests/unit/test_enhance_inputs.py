@@ -5,6 +5,7 @@ odd sizes, a full disk at the final encode, and subtitles an MP4 cannot hold as 
 from __future__ import annotations
 
 import errno
+import struct
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -130,3 +131,35 @@ def test_mp4_output_converts_srt_subtitles_to_mov_text(tmp_path):
         assert len(c.streams.audio) == 1, warnings  # the audio is carried too
         cues = [(round(float(p.pts * sub.time_base), 3), bytes(p)[2:]) for p in c.demux(sub) if p.size > 2]
     assert cues == [(0.25, b"First line")]  # 12 frames at 24 fps: the second cue (1.0 s) is past the end
+
+
+def _rotated_mp4(path: Path, rgb: np.ndarray) -> Path:
+    """An MP4 whose track matrix says: turn 90 degrees clockwise to display (as phones write them);
+    PyAV writes no display matrix, so the track header's matrix is set in the file."""
+    write_video(path, rgb, Fraction(24), audio=False, subtitles=False)
+    data = bytearray(path.read_bytes())
+    box = data.index(b"tkhd") - 4
+    times = 8 * 3 + 4 + 8 if data[box + 8] == 1 else 4 * 5  # version 1 has 64-bit times
+    matrix = box + 8 + 4 + times + 8 + 8  # after the header, times, reserved, layer/group/volume
+    struct.pack_into(">9i", data, matrix, 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_rotation_flag_is_applied_and_the_output_is_upright(tmp_path):
+    rgb = frames(48, 32)
+    rgb[:, :8, :8] = 255  # a mark in the top-left corner
+    src = _rotated_mp4(tmp_path / "phone.mp4", rgb)
+    info = probe(src)
+    assert (info.rotation, info.width, info.height) == (270, 32, 48)
+    assert any("rotation flag 270 deg applied" in n for n in info.notes)
+    with av.open(str(src)) as c:
+        stored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    upright = list(FrameSource(info))
+    assert upright[0].shape == (48, 32, 3)
+    assert all(np.array_equal(u, np.rot90(s, -1)) for u, s in zip(upright, stored, strict=True))  # clockwise
+    assert upright[0][:8, -8:].mean() > 200  # the mark is now top-right
+    _encode(tmp_path, src, tmp_path / "upright.mkv", np.stack(upright))
+    with av.open(str(tmp_path / "upright.mkv")) as c:
+        f = next(c.decode(video=0))
+        assert (f.width, f.height, f.rotation or 0) == (32, 48, 0)
