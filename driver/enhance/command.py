@@ -12,8 +12,8 @@ every finished chunk.
 
 from __future__ import annotations
 
+import errno
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -26,6 +26,7 @@ from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase
 from anime_pipeline.core.retime import plan as retime_plan
 from driver.comfy.client import ComfyClient
+from driver.errors import DiskFull
 from driver.files import atomic_write_json, now, sha256_file
 
 from . import assemble, output
@@ -226,47 +227,20 @@ class Enhance:
         self.save()
 
 
-class Stopped(Exception):
-    """Rendering stopped before the chunk the final encode waits for (the encode is dropped)."""
-
-
-class Encoder:
-    """The final encode on a thread of its own, running while the chunks render: it takes each
-    chunk once its record says done, so encoding overlaps the server's work."""
-
-    POLL_S = 0.05
-
-    def __init__(self, job: Enhance):
-        self._stopped = threading.Event()
-        self._outcome: list = []
-        self._thread = threading.Thread(target=self._run, args=(job,), name="enhance-encode", daemon=True)
-        self._thread.start()
-
-    def _wait(self, record: dict) -> None:
-        while record.get("status") != "done":
-            if self._stopped.wait(self.POLL_S):
-                raise Stopped()
-
-    def _run(self, job: Enhance) -> None:
-        try:
-            self._outcome.append(job.encode(self._wait))
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by result()
-            self._outcome.append(exc)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
-
-    def result(self) -> tuple[list[str], float]:
-        self._thread.join()
-        outcome = self._outcome[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-
 def run(opts: Options, connect) -> int:
-    """The command: ``connect()`` gives a context manager yielding a :class:`ComfyClient`."""
+    """The command: ``connect()`` gives a context manager yielding a :class:`ComfyClient`. A full
+    disk anywhere (work folder, chunks, output) is :class:`DiskFull`; finished chunks are kept."""
+    try:
+        return _run(opts, connect)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = exc.filename or opts.work_dir()
+        raise DiskFull(f"no space left on the device writing {where}: free some space and rerun the same "
+                       "command (finished chunks are kept)") from None
+
+
+def _run(opts: Options, connect) -> int:
     job = Enhance(opts)
     if opts.dry_run:
         print(job.describe(job.prepare(None)))
@@ -275,7 +249,7 @@ def run(opts: Options, connect) -> int:
         client = stack.enter_context(connect())
         chunks = job.prepare(client)
         log.info("%s", job.describe(chunks))
-        encoder = Encoder(job)  # encodes each chunk as soon as it is rendered
+        encoder = output.Encoder(job.encode)  # encodes each chunk as soon as it is rendered
         try:
             job.render(client, chunks)
         except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -57,3 +58,43 @@ def frames_of(work: Path) -> Iterator[np.ndarray]:
     source = FrameSource(probe(doc["input"]["path"]), skip_errors=doc["key"]["settings"]["skip_errors"],
                          start=first, stop=stop)
     return output_frames(work, doc, iter(source))
+
+
+class Stopped(Exception):
+    """Rendering stopped before the chunk the final encode waits for (the encode is dropped)."""
+
+
+class Encoder:
+    """The final encode (``encode(wait)``, e.g. ``Enhance.encode``) on a thread of its own,
+    running while the chunks render: it takes each chunk once its record says done, so
+    encoding overlaps the server's work. ``stop()`` drops it; ``result()`` waits for it."""
+
+    POLL_S = 0.05
+
+    def __init__(self, encode: Callable[[Callable[[dict], None]], tuple[list[str], float]]):
+        self._stopped = threading.Event()
+        self._outcome: list = []
+        self._thread = threading.Thread(target=self._run, args=(encode,), name="enhance-encode", daemon=True)
+        self._thread.start()
+
+    def _wait(self, record: dict) -> None:
+        while record.get("status") != "done":
+            if self._stopped.wait(self.POLL_S):
+                raise Stopped()
+
+    def _run(self, encode) -> None:
+        try:
+            self._outcome.append(encode(self._wait))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by result()
+            self._outcome.append(exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def result(self) -> tuple[list[str], float]:
+        self._thread.join()
+        outcome = self._outcome[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome

@@ -163,3 +163,16 @@ def test_a_rotation_flag_is_applied_and_the_output_is_upright(tmp_path):
     with av.open(str(tmp_path / "upright.mkv")) as c:
         f = next(c.decode(video=0))
         assert (f.width, f.height, f.rotation or 0) == (32, 48, 0)
+
+
+def test_a_full_disk_in_the_work_folder_is_disk_full(tmp_path, monkeypatch, caplog):
+    from driver.enhance import command
+
+    src = write_video(tmp_path / "in.mkv", frames(), Fraction(24), subtitles=False)
+
+    def no_space(path, *_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(command, "atomic_write_json", no_space)
+    assert run(src, "--out", tmp_path / "o.mkv", "--dry-run") == 17
+    assert "disk_full" in caplog.text and "enhance.json" in caplog.text
