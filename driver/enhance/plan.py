@@ -103,7 +103,9 @@ class Budget:
 
     The server's memory for a chunk of ``n_src`` source and ``n_out`` rendered frames is
     modelled as ``n_src * in_frame_bytes + n_out * out_frame_bytes + fixed_bytes``: per
-    source frame its float32 IMAGE and the 8/16-bit frame it was decoded from, per rendered
+    source frame its float32 IMAGE, the 8/16-bit frame it was decoded from and the 8-bit
+    copy the optical-flow interpolator works on (freed memory is not always handed back to
+    the system, so the two are counted side by side), per rendered
     frame its float32 IMAGE (at the upscaled size, plus the retimed frame it came from, when
     a model upscales on the server), and per chunk the interpolation workers' buffers and one
     frame being converted while the chunk is saved (see :func:`make_budget`)."""
@@ -142,7 +144,7 @@ def make_budget(info: VideoProbe, scale: int, memory: int, upload: int, max_fram
     stored = 2 if info.rgb_bits > 8 else 1  # bytes per channel of the decoded chunk frames
     out = px * FLOAT_BYTES * (scale * scale + 1 if upscale_on_server and scale > 1 else 1)
     fixed = px * (WORKER_BYTES_PER_PIXEL * retime_workers() + FRAME_CONVERT_BYTES * scale * scale)
-    return Budget(memory, upload, px * (FLOAT_BYTES + 3 * stored), out,
+    return Budget(memory, upload, px * (FLOAT_BYTES + 3 * stored + 3), out,
                   file_frame_bytes or px * 3 * info.rgb_bits // 8, max_frames, fixed)
 
 

@@ -67,3 +67,23 @@ def test_placed_frames_equal_the_whole_retime(tmp_path, fps_in, fps_out, mode):
     placed = np.stack(list(output_frames(tmp_path, doc, iter(src))))
     n = min(whole.shape[0], eplan.total_outputs(len(src), fi, fo))
     assert np.array_equal(placed, chunkio.from_tensor(whole[:n], 8))
+
+
+def test_budget_models_the_server_side_of_a_chunk():
+    from driver.enhance.probe import VideoProbe
+
+    info = VideoProbe("x.mkv", "matroska", "h264", 1280, 720, Fraction(24), False, 10.0, 0.0, "yuv420p", 8, 1, 1,
+                      1, 1, 0)
+    px = 1280 * 720
+    b = eplan.make_budget(info, 1, 1 << 30, 100 << 20, upscale_on_server=False)
+    workers = eplan.retime_workers()
+    assert (b.in_frame_bytes, b.out_frame_bytes) == (px * (12 + 3 + 3), px * 12)
+    assert b.fixed_bytes == px * (eplan.WORKER_BYTES_PER_PIXEL * workers + eplan.FRAME_CONVERT_BYTES)
+    up = eplan.make_budget(info, 2, 1 << 30, 100 << 20, upscale_on_server=True)
+    assert up.out_frame_bytes == px * 12 * (4 + 1)  # the upscaled frame and the retimed one it came from
+    deep = eplan.make_budget(VideoProbe(**{**info.__dict__, "bits": 10}), 1, 1 << 30, 100 << 20)
+    assert deep.in_frame_bytes == px * (12 + 6 + 3)
+    labels = labels_of(LABELS * 4)
+    chunks = eplan.make_chunks(labels, len(labels) + 1, Fraction(24), Fraction(48), "keep_holds", b,
+                               interpolated_only=True)
+    assert len(chunks) > 3 and all(b.needs(c.n_src, c.n_rendered) <= b.memory for c in chunks)
