@@ -143,7 +143,8 @@ def make_budget(info: VideoProbe, scale: int, memory: int, upload: int, max_fram
     px = info.width * info.height
     stored = 2 if info.rgb_bits > 8 else 1  # bytes per channel of the decoded chunk frames
     out = px * FLOAT_BYTES * (scale * scale + 1 if upscale_on_server and scale > 1 else 1)
-    fixed = px * (WORKER_BYTES_PER_PIXEL * retime_workers() + FRAME_CONVERT_BYTES * scale * scale)
+    saved = scale * scale if upscale_on_server else 1  # pixels of a frame Chunk Out converts, per source pixel
+    fixed = px * (WORKER_BYTES_PER_PIXEL * retime_workers() + FRAME_CONVERT_BYTES * saved)
     return Budget(memory, upload, px * (FLOAT_BYTES + 3 * stored + 3), out,
                   file_frame_bytes or px * 3 * info.rgb_bits // 8, max_frames, fixed)
 
