@@ -39,16 +39,24 @@ def output_frames(work: Path, doc: dict, source: Iterator[np.ndarray],
     windows = Windows(source)
     for r in doc["chunks"]:
         if wait is not None:
-            wait(r)
-        files = iter_chunk(work / r["file"]) if r.get("file") else iter(())
-        if doc.get("rendered", ALL) == ALL:
-            yield from itertools.islice(files, r["n_out"])
-            continue
-        lo, hi = r["src_lo"], r["src_hi"]
-        src = windows.get(lo, hi)
-        for step in retime_plan(hi - lo + 1, fps_in, fps_out, labels[lo:hi], doc["mode"],
-                                Phase(lo, r["first_out"], r["n_out"])):
-            yield src[step.a] if step.is_copy else next(files)
+            wait(r)  # before the chunk's file is looked up
+        for frame in _chunk_frames(work, doc, r, windows, labels, fps_in, fps_out):
+            if wait is not None:
+                wait(r)  # and at every frame: a stopped run stops the encode at once
+            yield frame
+
+
+def _chunk_frames(work: Path, doc: dict, r: dict, windows: Windows, labels, fps_in: Fraction,
+                  fps_out: Fraction) -> Iterator[np.ndarray]:
+    files = iter_chunk(work / r["file"]) if r.get("file") else iter(())
+    if doc.get("rendered", ALL) == ALL:
+        yield from itertools.islice(files, r["n_out"])
+        return
+    lo, hi = r["src_lo"], r["src_hi"]
+    src = windows.get(lo, hi)
+    for step in retime_plan(hi - lo + 1, fps_in, fps_out, labels[lo:hi], doc["mode"],
+                            Phase(lo, r["first_out"], r["n_out"])):
+        yield src[step.a] if step.is_copy else next(files)
 
 
 def frames_of(work: Path) -> Iterator[np.ndarray]:
@@ -78,7 +86,7 @@ class Encoder:
         self._thread.start()
 
     def _wait(self, record: dict) -> None:
-        while record.get("status") != "done":
+        while self._stopped.is_set() or record.get("status") != "done":
             if self._stopped.wait(self.POLL_S):
                 raise Stopped()
 

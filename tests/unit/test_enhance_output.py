@@ -87,3 +87,25 @@ def test_budget_models_the_server_side_of_a_chunk():
     chunks = eplan.make_chunks(labels, len(labels) + 1, Fraction(24), Fraction(48), "keep_holds", b,
                                interpolated_only=True)
     assert len(chunks) > 3 and all(b.needs(c.n_src, c.n_rendered) <= b.memory for c in chunks)
+
+
+def test_the_encode_thread_follows_the_render_and_stops_with_it():
+    import threading
+
+    from driver.enhance.output import Encoder, Stopped
+
+    records = [{"status": "done"}, {"status": "pending"}]
+
+    def encode(wait):
+        for r in records:
+            wait(r)
+        return ["ok"], 1.0
+
+    follows = Encoder(encode)
+    threading.Timer(0.2, lambda: records[1].update(status="done")).start()
+    assert follows.result() == (["ok"], 1.0)
+    records[1]["status"] = "pending"
+    stopped = Encoder(encode)
+    stopped.stop()  # the render failed or was cancelled: the encode is dropped, not left waiting
+    with pytest.raises(Stopped):
+        stopped.result()
