@@ -2,11 +2,13 @@
 
 The server list has one meaning: the pool the run renders on. It comes from ``--server``
 (repeated), else, unless the run rents pods (``--farm runpod``) or uses an endpoint
-(``--endpoint``), which never inherit it, from the config's ``servers``. Two or more
-servers, pods or an endpoint render through the farm's pool (failover, per-member
-preflight); one server renders on its own, and with none answering (or none listed) the
+(``--endpoint``), which never inherit it, from the config's ``servers``. Every run renders
+through the farm's pool (one server is a pool of one: per-member preflight, health
+checks, a lost job requeued when its server answers again or on another one). When a
+single listed server does not answer (or none is listed), the pool's one member is the
 local or managed ComfyUI (``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui``)
-is started for the run, only once a job needs rendering."""
+started for the run. The pool opens only once a job needs rendering: a rerun with
+nothing to render starts nothing and connects nowhere."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from .comfy.client import ComfyClient
@@ -21,10 +24,10 @@ from .comfy.finder import find_comfyui
 from .comfy.local import LocalComfy
 from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
-from .farm.backend import FarmOptions, open_backend
+from .farm.backend import Context, FarmOptions, open_backend
 from .farm.dispatch import plan_priorities
 from .render.compile import Compiled, Compiler
-from .render.executor import ComfyExecutor, Executor
+from .render.executor import Executor
 from .render.preflight import check as preflight_check
 from .story.plan import Plan
 
@@ -60,36 +63,27 @@ class Target:
 
 
 def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitStack, reporter) -> Executor:
-    """The run's executor; everything it starts is stopped with ``stack``."""
+    """The run's executor (the farm's pool, opened on the first job that renders); everything
+    it starts is stopped with ``stack``."""
     cfg = target.cfg
-    if backend.wanted():  # several servers, --farm runpod or --endpoint
-        return open_backend(
-            backend, run_dir=target.run_dir, run_id=target.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
-            request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
-            check_server=lambda c: preflight(c, target.compiled(), target.compiler), compiled=target.compiled,
-            priorities=plan_priorities(target.plan.jobs))
-
-    def connect() -> ComfyClient:  # one server, found or started locally, once a job needs rendering
-        client = _connect(backend.servers[0] if backend.servers else None, target, stack)
-        preflight(client, target.compiled(), target.compiler)
-        return client
-
-    return ComfyExecutor(connect=connect, run_id=target.run_id, job_timeout=cfg["timeouts"]["job_s"],
-                         reporter=reporter)
+    ctx = Context(target.run_dir, target.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
+                  request_timeout_s=cfg["timeouts"]["request_s"], stack=stack,
+                  check_server=lambda c: preflight(c, target.compiled(), target.compiler), compiled=target.compiled,
+                  resolve_urls=partial(_one_or_local, target, stack) if backend.local_fallback() else None)
+    return open_backend(backend, ctx, reporter=reporter, priorities=plan_priorities(target.plan.jobs))
 
 
-def _connect(url: str | None, target: Target, stack: contextlib.ExitStack) -> ComfyClient:
-    """The server at ``url`` if it answers, else a local ComfyUI started for this run (stopped with
+def _one_or_local(target: Target, stack: contextlib.ExitStack, urls: list[str]) -> list[str]:
+    """The one listed server if it answers, else a local ComfyUI started for this run (stopped with
     ``stack``): ``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui`` or the managed install."""
     cfg = target.cfg
     tried = "no server is configured"
-    if url is not None:
-        client = ComfyClient(url, request_timeout=cfg["timeouts"]["request_s"])
+    if urls:
         try:
-            client.system_stats()
-            return client
+            ComfyClient(urls[0], request_timeout=cfg["timeouts"]["request_s"]).system_stats()
+            return urls
         except DriverError as exc:
-            tried = f"no ComfyUI answers at {url} ({exc.__class__.__name__})"
+            tried = f"no ComfyUI answers at {urls[0]} ({exc.__class__.__name__})"
     try:
         install = find_comfyui(target.comfyui, cfg.local_comfyui())
     except ComfyUINotInstalled as exc:
@@ -103,4 +97,4 @@ def _connect(url: str | None, target: Target, stack: contextlib.ExitStack) -> Co
     local = LocalComfy(install, target.run_dir / ".comfyui", start_timeout=cfg["timeouts"]["server_start_s"],
                        extra_args=tuple(cfg["comfyui_args"]), force_cpu=target.cpu)
     stack.enter_context(local)
-    return ComfyClient(local.url, request_timeout=cfg["timeouts"]["request_s"])
+    return [local.url]

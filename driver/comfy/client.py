@@ -75,6 +75,16 @@ class ComfyClient:
     def system_stats(self) -> dict:
         return self._json("GET", "/system_stats")
 
+    def features(self) -> dict:
+        """The server's feature flags and limits (``GET /features``, e.g. ``max_upload_size`` in bytes);
+        ``{}`` from a server without the route (an older ComfyUI) or with an answer that is not a JSON object."""
+        resp = self._request("GET", "/features")
+        try:
+            doc = resp.json() if resp.status_code < 400 else {}
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
     def wait_ready(self, timeout: float = 60.0, interval: float = 0.5) -> dict:
         """Poll ``/system_stats`` until the server answers; raise ServerUnreachable after ``timeout``."""
         deadline = time.monotonic() + timeout

@@ -58,10 +58,7 @@ def _server_limits(client: ComfyClient | None, opts: Options) -> tuple[int, int]
     """(memory budget, upload limit) in bytes: the option, else half the server's free memory."""
     upload, memory = DEFAULT_UPLOAD, DEFAULT_MEMORY
     if client is not None:
-        try:
-            upload = int(client._json("GET", "/features").get("max_upload_size") or upload)
-        except Exception:  # noqa: BLE001 - an older server without /features: keep the default
-            pass
+        upload = int(client.features().get("max_upload_size") or upload)  # {} from an older server
         stats = client.system_stats()
         free = [d.get("vram_free") or 0 for d in stats.get("devices", []) if d.get("type") != "cpu"]
         free = free or [stats.get("system", {}).get("ram_free") or 0]

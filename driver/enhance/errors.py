@@ -6,24 +6,15 @@ from __future__ import annotations
 from driver.errors import DriverError
 
 
-class InputUnreadable(DriverError):
+class InputUnreadable(DriverError, code="input_unreadable", exit_code=22):
     """The input is not a video this command can read: not a media file, truncated or
     corrupt, no video stream, or a codec FFmpeg cannot decode."""
 
-    code = "input_unreadable"
-    exit_code = 22
 
-
-class OutputRefused(DriverError):
+class OutputRefused(DriverError, code="output_refused", exit_code=23):
     """The output path exists (without ``--overwrite``) or is the input itself."""
 
-    code = "output_refused"
-    exit_code = 23
 
-
-class OptionsInvalid(DriverError):
+class OptionsInvalid(DriverError, code="options_invalid", exit_code=24):
     """An option does not fit the input: ``--clip`` outside the duration, a bad frame
     rate, scale or preset value."""
-
-    code = "options_invalid"
-    exit_code = 24
