@@ -158,7 +158,6 @@ class AnimeRetime:
                     f"((|m-a| + |m-b|) / |a-b|, ~0.5-1 for a good in-between) passes this is replaced by a copy of "
                     f"the nearer source and listed in the summary's 'replaced'. 0 = off; {GUARD_THRESHOLD} is "
                     f"calibrated on real clips (good frames stayed under 1.2, broken ones scored 34+).")}),
-                **budget_input(),
                 "interpolated_only": ("BOOLEAN", {"default": False, "forceInput": True, "tooltip": (
                     "Return only the interpolated frames, in order (a replaced one as its copy), not the copies of "
                     "source frames: for a caller that holds the source frames and places the copies itself (the "
@@ -167,6 +166,7 @@ class AnimeRetime:
                     "The optical-flow interpolator with one flow estimate (192 px) instead of two averaged "
                     "(192 + 128 px): about half the warping work, a little less robust on hard motion. Ignored "
                     "when an interpolator is connected.")}),
+                **budget_input(),
             },
         }
 
@@ -188,8 +188,8 @@ class AnimeRetime:
     )
 
     def retime(self, frames, fps_in, fps_out, mode, labels=None, interpolator=None, frame_offset=0,
-               output_offset=0, max_outputs=0, fallback_threshold=0.0, memory_budget_mb=0, interpolated_only=False,
-               fast_flow=False):
+               output_offset=0, max_outputs=0, fallback_threshold=0.0, interpolated_only=False, fast_flow=False,
+               memory_budget_mb=0):
         node = "AP_AnimeRetime"
         frames = check_images(frames, "frames", node=node, min_frames=1)
         fps_in = check_positive(fps_in, "fps_in", node=node)
