@@ -3,13 +3,16 @@ server, assemble. Rerunning the same command reuses the finished chunks.
 
 The work folder (``--work``, default ``<output stem>.enhance`` beside the output) holds
 ``enhance.json`` (input hash, settings, probe, labels, chunks with their state, timings
-and counts, repairs, warnings) and ``chunks/out_NNNNN.mkv``, the rendered lossless
-chunks. A chunk is recorded done only after its file is downloaded and its frames
-counted, so a killed server, a Ctrl-C or a full disk keeps every finished chunk.
+and counts, repairs, warnings) and ``chunks/out_NNNNN.nut``, the rendered lossless
+chunks (only the interpolated frames without an upscale model: ``output``; a chunk with
+nothing to interpolate is not sent at all). A chunk is recorded done only after its file
+is downloaded and its frames counted, so a killed server, a Ctrl-C or a full disk keeps
+every finished chunk.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Iterator
@@ -19,15 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from anime_pipeline.core import motion
-from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase
 from anime_pipeline.core.retime import plan as retime_plan
 from driver.comfy.client import ComfyClient
+from driver.errors import DiskFull
 from driver.files import atomic_write_json, now, sha256_file
 
-from . import assemble
-from .options import Options, check, clip_frames, fps_out
+from . import assemble, output
+from .options import PRESETS, Options, check, clip_frames, fps_out
 from .plan import Budget, Chunk, analyse, chunk_file_bytes, make_budget, make_chunks, total_outputs
 from .probe import FrameSource, VideoProbe, probe
 from .render import ChunkRunner, ChunkSettings, Windows
@@ -35,7 +38,7 @@ from .render import ChunkRunner, ChunkSettings, Windows
 log = logging.getLogger(__name__)
 
 MANIFEST = "enhance.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: lossless chunks in NUT, "rendered" (all | interpolated frames), "source_range"
 DEFAULT_MEMORY = 4 << 30  # bytes of frames per chunk when neither the option nor the server says
 DEFAULT_UPLOAD = 100 << 20  # ComfyUI's default --max-upload-size
 SECONDS_PER_MEGAPIXEL = 0.08  # rough CPU cost of one interpolated output megapixel (for --dry-run)
@@ -48,7 +51,7 @@ def _load_manifest(path: Path, key: dict) -> dict | None:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return doc if doc.get("key") == key else None
+    return doc if doc.get("key") == key and doc.get("manifest_version") == MANIFEST_VERSION else None
 
 
 def _server_limits(client: ComfyClient | None, opts: Options) -> tuple[int, int]:
@@ -90,13 +93,17 @@ class Enhance:
             self.doc = {"manifest_version": MANIFEST_VERSION, "kind": "enhance", "key": key, "created_at": now(),
                         "input": {"path": str(self.opts.input), **self.info.summary()}, "frames_in": n,
                         "labels": MotionLabels(labels, n).letters(), "repairs": [r.__dict__ for r in repairs],
-                        "chunks": [], "warnings": []}
+                        "chunks": [], "warnings": [], "mode": self.opts.retime_mode(),
+                        "source_range": [self.first, self.stop],
+                        "rendered": output.ALL if self.opts.model() else output.INTERPOLATED}
         n = self.doc["frames_in"]
         labels = MotionLabels.from_letters(self.doc["labels"], n).labels
         memory, upload = _server_limits(client, self.opts)
+        on_server = bool(self.opts.model())
         budget = make_budget(self.info, self.opts.scale, memory, upload, self.opts.max_chunk_frames,
-                             chunk_file_bytes(self.info))
-        chunks = make_chunks(labels, n, self.info.fps, self.fps_out, self.opts.retime_mode(), budget)
+                             chunk_file_bytes(self.info), upscale_on_server=on_server)
+        chunks = make_chunks(labels, n, self.info.fps, self.fps_out, self.opts.retime_mode(), budget,
+                             interpolated_only=not on_server)
         self._merge_chunks(chunks, budget)
         return chunks
 
@@ -109,7 +116,9 @@ class Enhance:
             records.append(keep or {**c.to_dict(), "status": "pending", **self._counts(c)})
         self.doc["chunks"] = records
         self.doc["budget"] = {"memory_bytes": budget.memory, "upload_bytes": budget.upload,
-                              "file_frame_bytes": budget.file_frame_bytes}
+                              "file_frame_bytes": budget.file_frame_bytes, "in_frame_bytes": budget.in_frame_bytes,
+                              "out_frame_bytes": budget.out_frame_bytes, "fixed_bytes": budget.fixed_bytes,
+                              "largest_chunk_bytes": max(budget.needs(c.n_src, c.n_rendered) for c in chunks)}
         self.doc["frames_out"] = total_outputs(self.doc["frames_in"], self.info.fps, self.fps_out)
         self.save()
 
@@ -154,13 +163,18 @@ class Enhance:
         runner = ChunkRunner(client, ChunkSettings(self.info.fps, self.fps_out, self.opts.retime_mode(),
                                                    self.info.rgb_bits, self.out_size(),
                                                    (self.info.width, self.info.height), self.opts.model(),
-                                                   self.work.name, self.opts.fallback_threshold))
+                                                   self.work.name, self.opts.fallback_threshold,
+                                                   PRESETS[self.opts.preset].fast_flow))
         source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
         windows, chunk_dir = Windows(iter(source)), self.work / "chunks"
         chunk_dir.mkdir(exist_ok=True)
         started = time.monotonic()
         for done, c in enumerate(todo):
             record = self.doc["chunks"][c.index]
+            if not c.n_rendered:  # only copies: nothing for the server to do
+                record.update(status="done", file=None, report={}, wall_s=0.0, finished_at=now())
+                self.save()
+                continue
             frames = windows.get(c.src_lo, c.src_hi)
             t0 = time.monotonic()
             path, prompt_id, report = runner.render(c, frames, self.doc["labels"][c.src_lo:c.src_hi], chunk_dir,
@@ -178,32 +192,52 @@ class Enhance:
 
     def _done(self, c: Chunk) -> bool:
         r = self.doc["chunks"][c.index]
-        path = self.work / r.get("file", "-")
+        if r.get("status") == "done" and not c.n_rendered:
+            return True
+        path = self.work / (r.get("file") or "-")
         return r.get("status") == "done" and path.is_file() and sha256_file(path) == r.get("sha256")
 
     # ------------------------------------------------------------------ assembling
-    def frames(self) -> Iterator[np.ndarray]:
-        """The rendered frames in output order: what the final encode gets."""
-        for r in self.doc["chunks"]:
-            yield from (f for _, f in zip(range(r["n_out"]), iter_chunk(self.work / r["file"]), strict=False))
+    def frames(self, wait=None) -> Iterator[np.ndarray]:
+        """The rendered frames in output order: what the final encode gets (``wait(record)``
+        returns once that chunk is rendered)."""
+        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
+        yield from output.output_frames(self.work, self.doc, iter(source), wait)
 
-    def assemble(self) -> None:
-        n_in = self.doc["frames_in"]
-        span = assemble.Span(self.first, n_in / self.info.fps)
+    def encode(self, wait=None) -> tuple[list[str], float]:
+        """The final encode (warnings, seconds); ``wait`` as for :meth:`frames`."""
+        span = assemble.Span(self.first, self.doc["frames_in"] / self.info.fps)
         t0 = time.monotonic()
-        warnings = assemble.encode(self.opts.out, self.info, self.frames(), self.doc["frames_out"], self.fps_out,
+        warnings = assemble.encode(self.opts.out, self.info, self.frames(wait), self.doc["frames_out"], self.fps_out,
                                    self.out_size(), span, self.opts.encoding())
+        return warnings, time.monotonic() - t0
+
+    def assemble(self, encoded: tuple[list[str], float] | None = None) -> None:
+        """Record the final encode (run it here unless ``encoded`` gives its result)."""
+        warnings, seconds = encoded or self.encode()
         for w in warnings:
             log.warning("%s", w)
         self.doc["warnings"] = warnings
         self.doc["output"] = {"path": str(self.opts.out), "frames": self.doc["frames_out"],
-                              "fps": str(self.fps_out), "encode_s": round(time.monotonic() - t0, 3),
+                              "fps": str(self.fps_out), "encode_s": round(seconds, 3),
                               "finished_at": now()}
         self.save()
 
 
 def run(opts: Options, connect) -> int:
-    """The command: ``connect()`` gives a context manager yielding a :class:`ComfyClient`."""
+    """The command: ``connect()`` gives a context manager yielding a :class:`ComfyClient`. A full
+    disk anywhere (work folder, chunks, output) is :class:`DiskFull`; finished chunks are kept."""
+    try:
+        return _run(opts, connect)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = exc.filename or opts.work_dir()
+        raise DiskFull(f"no space left on the device writing {where}: free some space and rerun the same "
+                       "command (finished chunks are kept)") from None
+
+
+def _run(opts: Options, connect) -> int:
     job = Enhance(opts)
     if opts.dry_run:
         print(job.describe(job.prepare(None)))
@@ -212,7 +246,12 @@ def run(opts: Options, connect) -> int:
         client = stack.enter_context(connect())
         chunks = job.prepare(client)
         log.info("%s", job.describe(chunks))
-        job.render(client, chunks)
-    job.assemble()
+        encoder = output.Encoder(job.encode)  # encodes each chunk as soon as it is rendered
+        try:
+            job.render(client, chunks)
+        except BaseException:
+            encoder.stop()
+            raise
+    job.assemble(encoder.result())
     log.info("wrote %s (%d frames at %.3f fps)", opts.out, job.doc["frames_out"], float(job.fps_out))
     return 0

@@ -1,11 +1,13 @@
 """Chunks rendered as ComfyUI jobs from ``workflows/enhance_chunk.api.json``, one after
 another on one server, with lossless chunk files both ways (``AP_LoadChunk`` /
-``AP_SaveChunk``: FFV1, 8 or 16 bits).
+``AP_SaveChunk``: Ut Video or FFV1 in NUT, 8 or 16 bits).
 
 The template is bound by node title (``driver.render.workflow``): ``Chunk In``,
 ``Motion Gate`` (the whole input's labels given), ``Retime`` (rates, mode and the chunk's
-phase), ``Upscale Model`` + ``Upscale`` (removed when no model is configured), ``Resize``
-(to the exact output size; removed at scale 1 without a model) and ``Chunk Out``.
+phase; without an upscale model it returns only the interpolated frames, the copies are
+placed from the source at the final encode, which also resizes), ``Upscale Model`` +
+``Upscale`` (removed when no model is configured), ``Resize`` (to the exact output size;
+removed without a model) and ``Chunk Out``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from anime_pipeline.core.chunkio import write_chunk
+from anime_pipeline.core.chunkio import SUFFIX, write_chunk
 from anime_pipeline.core.retime import GUARD_THRESHOLD
 from driver.comfy.client import ComfyClient
 from driver.errors import OutputMissing
@@ -45,6 +47,12 @@ class ChunkSettings:
     upscale_model: str | None = None
     run_id: str = "run"
     fallback: float = GUARD_THRESHOLD  # bad mid-frame fallback threshold (0 = off)
+    fast_flow: bool = False  # one flow estimate instead of two (the fast preset)
+
+    @property
+    def interpolated_only(self) -> bool:
+        """Without an upscale model the server returns only the interpolated frames."""
+        return not self.upscale_model
 
 
 def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings) -> dict:
@@ -57,7 +65,7 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     else:
         b.bypass("Upscale", {0: "image"})
         b.bypass("Upscale Model")
-    if s.out_size == s.in_size and not s.upscale_model:
+    if not s.upscale_model:  # the final encode resizes
         b.bypass("Resize", {0: "image"})
     else:
         b.set("Resize", width=s.out_size[0], height=s.out_size[1])
@@ -67,7 +75,8 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     # socket-only inputs (no widget, so absent from the template): set on the titled nodes
     _add(prompt, "Motion Gate", labels_given=letters)
     _add(prompt, "Retime", frame_offset=chunk.src_lo, output_offset=chunk.first_out, max_outputs=chunk.n_out,
-         fallback_threshold=s.fallback)
+         fallback_threshold=s.fallback, **({"interpolated_only": True} if s.interpolated_only else {}),
+         **({"fast_flow": True} if s.fast_flow else {}))
     return prompt
 
 
@@ -111,17 +120,17 @@ class ChunkRunner:
         self.client, self.settings, self.timeout = client, settings, timeout
         self.template = load_template(TEMPLATE)
 
-    def workflow(self, chunk: Chunk, letters: str, name: str = "dry-run.mkv") -> dict:
+    def workflow(self, chunk: Chunk, letters: str, name: str = "dry-run" + SUFFIX) -> dict:
         return bind(self.template, chunk, name, letters, self.settings)
 
     def render(self, chunk: Chunk, frames: list[np.ndarray], letters: str, work: Path,
                on_submit=None) -> tuple[Path, str, dict]:
         """Render one chunk; returns (downloaded output file, prompt id, the retime's report)."""
-        src = work / f"in_{chunk.index:05d}.mkv"
+        src = work / f"in_{chunk.index:05d}{SUFFIX}"
         write_chunk(src, iter(frames), self.settings.fps_in, self.settings.bits)
         try:
             name = self.client.upload_image(src, subfolder=f"ap_enhance/{self.settings.run_id}",
-                                            name=f"c{chunk.index:05d}_{uuid.uuid4().hex[:8]}.mkv")
+                                            name=f"c{chunk.index:05d}_{uuid.uuid4().hex[:8]}{SUFFIX}")
         finally:
             src.unlink(missing_ok=True)
         prompt_id = uuid.uuid4().hex
@@ -131,11 +140,12 @@ class ChunkRunner:
         refs = [r for r in ComfyClient.output_files(entry) if r.get("ui_key") == "chunks"]
         if len(refs) != 1:
             raise OutputMissing(f"chunk {chunk.index}: expected one saved chunk, the server reported {len(refs)}")
-        dest = self.client.download(refs[0], work / f"out_{chunk.index:05d}.mkv")
+        dest = self.client.download(refs[0], work / f"out_{chunk.index:05d}{SUFFIX}")
         got = count_frames(dest)
-        if got != chunk.n_out:
+        if got != chunk.n_rendered:
             dest.unlink(missing_ok=True)
-            raise OutputMissing(f"chunk {chunk.index}: the server returned {got} frames, expected {chunk.n_out}")
+            raise OutputMissing(f"chunk {chunk.index}: the server returned {got} frames, expected "
+                                f"{chunk.n_rendered}")
         return dest, prompt_id, _report(entry)
 
 

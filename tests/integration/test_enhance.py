@@ -12,12 +12,12 @@ import av
 import numpy as np
 import pytest
 
-from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import plan as retime_plan
 from devkit.harness import enhance_media as em
 from driver.cli import main
 from driver.enhance import render
+from driver.enhance.output import frames_of
 from driver.enhance.probe import FrameSource, probe
 
 pytestmark = [pytest.mark.integration,
@@ -39,10 +39,8 @@ def manifest(out: Path) -> dict:
 
 
 def rendered(out: Path) -> np.ndarray:
-    """The frames the final encode got (the rendered chunks, in order)."""
-    doc, work = manifest(out), out.with_name(f"{out.stem}.enhance")
-    frames = [f for r in doc["chunks"] for _, f in zip(range(r["n_out"]), iter_chunk(work / r["file"]), strict=False)]
-    return np.stack(frames)
+    """The frames the final encode got (the rendered chunks with the copies placed, in order)."""
+    return np.stack(list(frames_of(out.with_name(f"{out.stem}.enhance"))))
 
 
 def video_info(path: Path) -> tuple[int, Fraction, float]:
@@ -139,14 +137,15 @@ def test_killed_server_then_rerun_reuses_finished_chunks(comfy_server_factory, i
     args = ("--fps", "48", "--max-chunk-frames", "8")
     assert enhance(server.url, inputs[24].path, out, *args) == 3  # server_unreachable
     first = manifest(out)["chunks"]
-    done = [c["index"] for c in first if c["status"] == "done"]
-    assert done == [0, 1] and not out.exists()
+    sent = [c["index"] for c in first if c["n_rendered"]]  # a chunk of copies only is never sent
+    done = [c["index"] for c in first if c["status"] == "done" and c["n_rendered"]]
+    assert done == sent[:2] and not out.exists()
     calls.clear()
     server2 = comfy_server_factory()
     assert enhance(server2.url, inputs[24].path, out, *args) == 0
-    assert sorted(calls) == [c["index"] for c in first if c["index"] not in done]
+    assert sorted(calls) == [i for i in sent if i not in done]
     second = manifest(out)["chunks"]
-    assert [c["finished_at"] for c in second[:2]] == [c["finished_at"] for c in first[:2]]
+    assert [second[i]["finished_at"] for i in done] == [first[i]["finished_at"] for i in done]
     count, _, _ = video_info(out)
     assert count == manifest(out)["frames_out"]
 
@@ -169,3 +168,32 @@ def test_injected_broken_interpolation_is_replaced_and_counted(comfy_server_fact
             assert np.array_equal(frames[k], src[k // 2 + 1])
     assert sum(c["report"]["interpolated"] for c in doc["chunks"]) == \
         sum(c["interpolated"] for c in doc["chunks"]) - 2
+
+
+def test_ctrl_c_keeps_finished_chunks_and_the_rerun_continues(comfy, inputs, tmp_path, monkeypatch):
+    out, calls = tmp_path / "cancelled.mkv", []
+    original = render.ChunkRunner.render
+
+    def render_then_interrupt(self, chunk, *a, **kw):
+        calls.append(chunk.index)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second chunk renders
+        return original(self, chunk, *a, **kw)
+
+    monkeypatch.setattr(render.ChunkRunner, "render", render_then_interrupt)
+    args = ("--fps", "48", "--max-chunk-frames", "8")
+    assert enhance(comfy.url, inputs[24].path, out, *args) == 130
+    first = manifest(out)["chunks"]
+    sent = [c["index"] for c in first if c["n_rendered"]]
+    finished = {c["index"]: c["finished_at"] for c in first if c["status"] == "done" and c["n_rendered"]}
+    assert list(finished) == sent[:1] and not out.exists()
+    assert not list(tmp_path.glob(".cancelled.partial*"))  # the final encode, started beside, is dropped
+    monkeypatch.setattr(render.ChunkRunner, "render", original)
+    rerun = []
+    monkeypatch.setattr(render.ChunkRunner, "render", lambda self, chunk, *a, **kw: rerun.append(chunk.index)
+                        or original(self, chunk, *a, **kw))
+    assert enhance(comfy.url, inputs[24].path, out, *args) == 0
+    assert rerun == sent[1:]
+    second = manifest(out)["chunks"]
+    assert {i: second[i]["finished_at"] for i in finished} == finished
+    assert video_info(out)[0] == manifest(out)["frames_out"]
