@@ -6,7 +6,10 @@ The server list has one meaning: the pool the run renders on. It comes from ``--
 servers, pods or an endpoint render through the farm's pool (failover, per-member
 preflight); one server renders on its own, and with none answering (or none listed) the
 local or managed ComfyUI (``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui``)
-is started for the run, only once a job needs rendering."""
+is started for the run, only once a job needs rendering.
+
+``driver run`` and ``driver enhance`` both open their backend here: a :class:`Site` says
+where the command keeps its files and what it checks on each server."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from .comfy.finder import find_comfyui
 from .comfy.local import LocalComfy
 from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
-from .farm.backend import FarmOptions, open_backend
+from .farm.backend import FarmOptions, open_backend, serverless_problems
 from .farm.dispatch import plan_priorities
 from .render.compile import Compiled, Compiler
 from .render.executor import ComfyExecutor, Executor
@@ -46,6 +49,22 @@ def preflight(client: ComfyClient, compiled: list[Compiled], compiler: Compiler)
 
 
 @dataclasses.dataclass
+class Site:
+    """What :func:`open_site` needs of a command: its folder (journals, a local ComfyUI's
+    files), the run id (upload folder, pod names), the checks of a ComfyUI server and of an
+    endpoint, and the job priorities for the pool."""
+
+    cfg: Config
+    run_dir: Path
+    run_id: str
+    check: Callable[[ComfyClient], None]
+    endpoint_problems: Callable[[], list[str]]
+    priorities: dict[str, float] = dataclasses.field(default_factory=dict)
+    comfyui: Path | None = None
+    cpu: bool = False
+
+
+@dataclasses.dataclass
 class Target:
     """What :func:`open_executor` needs of the run."""
 
@@ -60,25 +79,34 @@ class Target:
 
 
 def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitStack, reporter) -> Executor:
-    """The run's executor; everything it starts is stopped with ``stack``."""
-    cfg = target.cfg
+    """The storyboard run's executor; everything it starts is stopped with ``stack``."""
+    site = Site(target.cfg, target.run_dir, target.run_id,
+                check=lambda c: preflight(c, target.compiled(), target.compiler),
+                endpoint_problems=lambda: serverless_problems(target.compiled()),
+                priorities=plan_priorities(target.plan.jobs), comfyui=target.comfyui, cpu=target.cpu)
+    return open_site(backend, site, stack, reporter)
+
+
+def open_site(backend: FarmOptions, site: Site, stack: contextlib.ExitStack, reporter) -> Executor:
+    """A command's executor: the farm's pool for several servers, pods or an endpoint, else
+    one server (connected, or started locally, when the first job needs it)."""
+    cfg = site.cfg
     if backend.wanted():  # several servers, --farm runpod or --endpoint
         return open_backend(
-            backend, run_dir=target.run_dir, run_id=target.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
+            backend, run_dir=site.run_dir, run_id=site.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
             request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
-            check_server=lambda c: preflight(c, target.compiled(), target.compiler), compiled=target.compiled,
-            priorities=plan_priorities(target.plan.jobs))
+            check_server=site.check, endpoint_problems=site.endpoint_problems, priorities=site.priorities)
 
     def connect() -> ComfyClient:  # one server, found or started locally, once a job needs rendering
-        client = _connect(backend.servers[0] if backend.servers else None, target, stack)
-        preflight(client, target.compiled(), target.compiler)
+        client = _connect(backend.servers[0] if backend.servers else None, site, stack)
+        site.check(client)
         return client
 
-    return ComfyExecutor(connect=connect, run_id=target.run_id, job_timeout=cfg["timeouts"]["job_s"],
+    return ComfyExecutor(connect=connect, run_id=site.run_id, job_timeout=cfg["timeouts"]["job_s"],
                          reporter=reporter)
 
 
-def _connect(url: str | None, target: Target, stack: contextlib.ExitStack) -> ComfyClient:
+def _connect(url: str | None, target: Site, stack: contextlib.ExitStack) -> ComfyClient:
     """The server at ``url`` if it answers, else a local ComfyUI started for this run (stopped with
     ``stack``): ``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui`` or the managed install."""
     cfg = target.cfg

@@ -31,7 +31,7 @@ from .runpod_api import PodSpec, RunPodApi
 from .runpod_endpoint import DEFAULT_BASE_URL, EndpointClient, parse_endpoint
 from .runpod_pods import PROXY_TEMPLATE, PodFleet
 from .serverless import Journal, ServerlessExecutor
-from .worker_outputs import RUN_PAYLOAD_LIMIT, b64_size, dropped_outputs
+from .worker_outputs import RESULT_LIMIT, RUN_PAYLOAD_LIMIT, b64_size, dropped_outputs
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class FarmOptions:
     max_cost_usd: float | None = None
     slots_per_server: int = 1
     endpoint_slots: int = 4
+    endpoint_payload_bytes: int = RUN_PAYLOAD_LIMIT  # /run body limit (RunPod's is 10 MB)
+    endpoint_bucket: bool = False         # the endpoint sends outputs to S3 (no ~20 MB result limit)
     runpod_api_url: str | None = None     # None: the SDK's default (https://api.runpod.io)
     endpoint_base_url: str = DEFAULT_BASE_URL
     pod_url_template: str = PROXY_TEMPLATE
@@ -103,7 +105,9 @@ def serverless_member(fo: FarmOptions, *, run_id: str, run_dir: Path, job_timeou
                               "~/.runpod/config.toml")
     endpoint = EndpointClient(endpoint_id, key, base_url=fo.endpoint_base_url)
     executor = ServerlessExecutor(endpoint, run_id=run_id, job_timeout=job_timeout_s,
-                                  journal=Journal(run_dir / FARM_DIR / "serverless_jobs.json"))
+                                  journal=Journal(run_dir / FARM_DIR / "serverless_jobs.json"),
+                                  payload_limit=fo.endpoint_payload_bytes,
+                                  result_limit=None if fo.endpoint_bucket else RESULT_LIMIT)
     return Member(executor.server, executor, probe=endpoint.health, capacity=fo.endpoint_slots, kind="serverless")
 
 
@@ -125,12 +129,12 @@ def serverless_problems(compiled: list[Compiled]) -> list[str]:
 # ---------------------------------------------------------------------- the backend
 def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: float, request_timeout_s: float,
                  stack: contextlib.ExitStack, check_server: Callable[[ComfyClient], None],
-                 compiled: Callable[[], list[Compiled]], reporter=None,
+                 endpoint_problems: Callable[[], list[str]], reporter=None,
                  priorities: dict[str, float] | None = None) -> PoolExecutor:
-    """Start what the options ask for and return the executor for the scheduler.
-    ``check_server(client)`` is the driver's preflight of one ComfyUI server (raises
-    PreflightFailed); ``compiled()`` gives the plan's workflows for the serverless
-    checks."""
+    """Start what the options ask for and return the executor for the scheduler (or the
+    enhance command). ``check_server(client)`` is the command's preflight of one ComfyUI
+    server (raises PreflightFailed); ``endpoint_problems()`` lists what an endpoint cannot
+    do for the job (e.g. :func:`serverless_problems` of a plan's workflows)."""
     problems = fo.problems()
     if problems:
         raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
@@ -144,7 +148,7 @@ def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: 
 
         def check(member: Member) -> None:
             member.probe()  # reachable, key accepted
-            found = serverless_problems(compiled())
+            found = endpoint_problems()
             if found:
                 raise PreflightFailed(f"the plan cannot run on {member.name}:\n" + "\n".join(f"  - {p}" for p in found),
                                       problems=found)

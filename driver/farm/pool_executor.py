@@ -30,7 +30,8 @@ from typing import Any
 
 from driver.errors import Cancelled, ConfigError, DriverError, LostContact, ServerUnreachable
 from driver.progress import LockedReporter
-from driver.render.executor import ComfyExecutor, Executor
+from driver.render.attempt import Attempt, JobRef, Limits
+from driver.render.executor import ComfyExecutor, DestFor, Executor, Outcome
 
 from .errors import NoServerAvailable, ServerLost
 from .pool import Lease, Member, ServerPool
@@ -85,8 +86,16 @@ class PoolExecutor(Executor):
                 self._push_inputs(lease.member)
         return self.input_names(files)
 
+    def limits(self) -> Limits:
+        """The tightest limits of the members that are up (a job may land on any of them)."""
+        out = Limits()
+        for m in self.pool.members.values():
+            if self.pool.is_up(m.name):
+                out = out.tighter(m.executor.limits())
+        return out
+
     @contextlib.contextmanager
-    def slot(self, job=None, server: str | None = None) -> Iterator[Member]:
+    def slot(self, job: JobRef | None = None, server: str | None = None) -> Iterator[Member]:
         """Hold a slot for one attempt of ``job`` (pinned to ``server`` while it is up)."""
         held = self._lease()
         if held is not None:  # nested: keep the slot we have
@@ -102,7 +111,8 @@ class PoolExecutor(Executor):
             if lease is not None:  # None: moving the job to another server failed
                 self.pool.release(lease)
 
-    def run_attempt(self, compiled, dest_for, *, in_flight: bool = False, resubmit: Callable | None = None):
+    def run_attempt(self, compiled: Attempt, dest_for: DestFor, *, in_flight: bool = False,
+                    resubmit: Callable[[], Attempt] | None = None) -> Outcome:
         if self._lease() is None:  # a scheduler without the slot() hook
             with self.slot(compiled.job):
                 return self.run_attempt(compiled, dest_for, in_flight=in_flight, resubmit=resubmit)

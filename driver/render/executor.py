@@ -28,7 +28,8 @@ from driver.files import FileRecord, file_record, sha256_file
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
 from driver.outputs.verify import verify_file
 
-from .compile import REPORT, Compiled
+from .attempt import Attempt, JobRef, Limits, server_limits
+from .compile import REPORT
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,14 @@ class Executor(ABC):
     def upload(self, files: dict[str, Path]) -> dict[str, str]: ...
 
     @abstractmethod
-    def run_attempt(self, compiled: Compiled, dest_for: DestFor, *, in_flight: bool = False,
-                    resubmit: Callable[[], Compiled] | None = None) -> Outcome: ...
+    def run_attempt(self, compiled: Attempt, dest_for: DestFor, *, in_flight: bool = False,
+                    resubmit: Callable[[], Attempt] | None = None) -> Outcome: ...
 
-    def slot(self, job: Any, server: str | None = None) -> AbstractContextManager[Any]:
+    def limits(self) -> Limits:
+        """What one job may send to this backend and hold there (unknown: no limit)."""
+        return Limits()
+
+    def slot(self, job: JobRef | None, server: str | None = None) -> AbstractContextManager[Any]:
         """Held around one attempt of ``job`` (pinned to ``server``, which had it in flight).
         One server runs one job at a time: nothing to hold (the farm's pool has slots)."""
         return contextlib.nullcontext()
@@ -138,12 +143,15 @@ class ComfyExecutor(Executor):
     def client_id(self) -> str:
         return self.client.client_id
 
-    def slot(self, job: Any, server: str | None = None) -> AbstractContextManager[Any]:
+    def slot(self, job: JobRef | None, server: str | None = None) -> AbstractContextManager[Any]:
         """One server runs one job at a time: nothing to hold (the farm's pool has slots). Connects first (the
         scheduler asks for a slot before it records an attempt), so a server that cannot be reached or started
         leaves no half-written attempt."""
         self.client  # noqa: B018 - connect (and preflight) on the first job that renders
         return contextlib.nullcontext()
+
+    def limits(self) -> Limits:
+        return server_limits(self.client)
 
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
@@ -157,7 +165,7 @@ class ComfyExecutor(Executor):
         return names
 
     # ------------------------------------------------------------------ running
-    def submit_and_follow(self, compiled: Compiled) -> tuple[dict, dict]:
+    def submit_and_follow(self, compiled: Attempt) -> tuple[dict, dict]:
         """Run a compiled attempt to the end; returns (history entry, timings)."""
         t0 = time.monotonic()
         marks: dict[str, float] = {}
@@ -172,7 +180,7 @@ class ComfyExecutor(Executor):
                                 on_event=on_event)
         return entry, self._timings(entry, t0, marks.get("start"))
 
-    def recover(self, compiled: Compiled) -> tuple[dict, dict] | None:
+    def recover(self, compiled: Attempt) -> tuple[dict, dict] | None:
         """Look up an attempt that was in flight when the driver stopped. Returns its
         history entry once finished (waiting while it is still queued or running), or
         None when the server does not know it (restarted, or never received it)."""
@@ -202,7 +210,7 @@ class ComfyExecutor(Executor):
         return {"queue_s": _r(queue), "execution_s": _r(execution), "wall_s": _r(wall)}
 
     # ------------------------------------------------------------------ outputs
-    def collect(self, compiled: Compiled, entry: dict, dest_for) -> Outcome:
+    def collect(self, compiled: Attempt, entry: dict, dest_for: DestFor) -> Outcome:
         """Download every output of a role the job declares; ``dest_for(role, ext)``
         gives its path. Raises OutputMissing when a declared role produced no file."""
         t0 = time.monotonic()
@@ -237,8 +245,8 @@ class ComfyExecutor(Executor):
         out.timings["download_s"] = _r(time.monotonic() - t0)
         return out
 
-    def run_attempt(self, compiled: Compiled, dest_for: DestFor, *, in_flight: bool = False,
-                    resubmit: Callable[[], Compiled] | None = None) -> Outcome:
+    def run_attempt(self, compiled: Attempt, dest_for: DestFor, *, in_flight: bool = False,
+                    resubmit: Callable[[], Attempt] | None = None) -> Outcome:
         """Submit (or recover) one attempt and collect it.
 
         With ``in_flight`` the attempt is first looked up on the server; if the server

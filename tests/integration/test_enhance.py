@@ -17,7 +17,7 @@ from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import plan as retime_plan
 from devkit.harness import enhance_media as em
 from driver.cli import main
-from driver.enhance import render
+from driver.enhance import dispatch
 from driver.enhance.probe import FrameSource, probe
 
 pytestmark = [pytest.mark.integration,
@@ -126,16 +126,15 @@ def test_passthrough_is_exact_and_10_bit_stays_10_bit(comfy, tmp_path):
 def test_killed_server_then_rerun_reuses_finished_chunks(comfy_server_factory, inputs, tmp_path, monkeypatch):
     server = comfy_server_factory()
     out, calls = tmp_path / "resume.mkv", []
-    original = render.ChunkRunner.render
+    original = dispatch.ChunkProgress.chunk_done
 
-    def render_then_kill(self, chunk, *a, **kw):
-        result = original(self, chunk, *a, **kw)
+    def done_then_kill(self, run, chunk, *a, **kw):
+        original(self, run, chunk, *a, **kw)
         calls.append(chunk.index)
         if len(calls) == 2:
             server.kill()
-        return result
 
-    monkeypatch.setattr(render.ChunkRunner, "render", render_then_kill)
+    monkeypatch.setattr(dispatch.ChunkProgress, "chunk_done", done_then_kill)
     args = ("--fps", "48", "--max-chunk-frames", "8")
     assert enhance(server.url, inputs[24].path, out, *args) == 3  # server_unreachable
     first = manifest(out)["chunks"]
