@@ -1,0 +1,146 @@
+"""Enhance at scale without a server: the backend's limits size the chunks (RunPod
+Serverless request and result, ComfyUI uploads) and a chunk that cannot fit is refused
+naming the limit; several inputs and folders on the command line; the work folder's lock;
+``enhance.json`` versions; the chunk job satisfies the executors' protocols; a chunk's
+report travels inside its file; a file listed under two UI keys is downloaded once."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from anime_pipeline.core import chunkio
+from devkit.harness.enhance_media import write_video
+from driver.cli import main
+from driver.comfy.client import ComfyClient
+from driver.enhance import command
+from driver.enhance.errors import ChunkTooLarge
+from driver.enhance.jobs import ROLE, chunk_attempt, chunk_job
+from driver.enhance.limits import WORKFLOW_BYTES, check_fits, chunk_limits, planned_limits
+from driver.enhance.plan import Budget, Chunk
+from driver.enhance.render import TEMPLATE, ChunkSettings
+from driver.farm.backend import FarmOptions
+from driver.farm.worker_outputs import RESULT_LIMIT, dropped_outputs
+from driver.lock import folder_lock
+from driver.render.attempt import Limits
+from driver.render.workflow import load_template
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory):
+    frames = (np.random.default_rng(1).random((12, 32, 48, 3)) * 255).astype(np.uint8)
+    return write_video(tmp_path_factory.mktemp("v") / "small.mkv", frames, Fraction(24))
+
+
+def run(*args) -> int:
+    return main(["enhance", *map(str, args), "--plain"])
+
+
+def test_limits_pick_the_tightest_and_name_it():
+    comfy = Limits(upload_bytes=100 << 20, memory_bytes=8 << 30, where="http://a")
+    assert chunk_limits(comfy, memory_budget_gb=None, growth=2.0).upload == 100 << 20
+    assert chunk_limits(comfy, memory_budget_gb=None, growth=2.0).memory == 4 << 30  # half the free memory
+    assert chunk_limits(comfy, memory_budget_gb=1.0, growth=2.0).memory == 1 << 30
+    endpoint = Limits(body_bytes=9_500_000, result_bytes=RESULT_LIMIT, where="RunPod Serverless runpod:x")
+    body = chunk_limits(endpoint, memory_budget_gb=None, growth=2.0)
+    assert body.upload == (9_500_000 - WORKFLOW_BYTES) * 3 // 4 and "request limit" in body.where
+    result = chunk_limits(endpoint, memory_budget_gb=None, growth=8.0)  # 2x frames, 2x scale: results bind
+    assert result.upload == int(RESULT_LIMIT * 3 / 4 / 8) and "result limit" in result.where
+    both = comfy.tighter(endpoint)
+    assert (both.upload_bytes, both.body_bytes, both.memory_bytes) == (100 << 20, 9_500_000, 8 << 30)
+    assert planned_limits(FarmOptions(endpoint="runpod:x", endpoint_bucket=True)).result_bytes is None
+    assert planned_limits(FarmOptions(servers=["http://a"])).upload_bytes == 100 << 20
+
+
+def test_a_chunk_that_cannot_fit_names_the_limit():
+    budget = Budget(1 << 30, 1 << 20, 1, 1, file_frame_bytes=600_000)
+    limits = chunk_limits(Limits(body_bytes=WORKFLOW_BYTES + 1_000_000, where="RunPod Serverless runpod:x"),
+                          memory_budget_gb=None, growth=2.0)
+    with pytest.raises(ChunkTooLarge, match=r"request limit of RunPod Serverless runpod:x.*0\.75 MB per chunk") as err:
+        check_fits("ep01.mkv", budget, limits)
+    assert err.value.exit_code == 30 and "ep01.mkv" in str(err.value)
+    check_fits("ep01.mkv", Budget(1 << 30, 1 << 20, 1, 1, file_frame_bytes=300_000), limits)  # 2 frames fit
+
+
+def test_dry_run_sizes_chunks_for_the_backend(tmp_path, caplog):
+    noise = (np.random.default_rng(2).random((3, 1080, 1920, 3)) * 255).astype(np.uint8)  # ~6 MB per FFV1 frame
+    src = write_video(tmp_path / "noise.mkv", noise, Fraction(24), audio=False, subtitles=False)
+    out = tmp_path / "o.mkv"
+    assert run(src, "--out", out, "--dry-run") == 0  # a ComfyUI server takes 100 MB uploads
+    # RunPod Serverless: 2 frames (the smallest chunk) base64 in a 9.5 MB body do not fit; nothing is contacted
+    assert run(src, "--out", out, "--dry-run", "--endpoint", "runpod:abc", "--endpoint-url", "http://127.0.0.1:9") == 30
+    assert "request limit of RunPod Serverless runpod:abc" in caplog.text
+
+
+def test_several_inputs_need_an_out_dir_and_a_folder_gives_its_videos(small_video, tmp_path, capsys):
+    folder = tmp_path / "season"
+    folder.mkdir()
+    for name in ("ep02.mkv", "ep01.mp4"):
+        (folder / name).write_bytes(small_video.read_bytes())
+    (folder / "notes.txt").write_text("not a video")
+    assert run(folder, "--out", tmp_path / "x.mkv", "--dry-run") == 24  # a folder needs --out-dir
+    assert run(small_video, small_video, "--out-dir", tmp_path, "--dry-run") == 24  # the same input twice
+    outs = tmp_path / "outs"
+    assert run(folder, "--out-dir", outs, "--dry-run") == 24  # no such folder
+    outs.mkdir()
+    assert run(folder, "--out-dir", outs, "--out", tmp_path / "x.mkv", "--dry-run") == 24
+    assert run(folder, "--out-dir", outs, "--fps", "48", "--dry-run") == 0
+    text = capsys.readouterr().out
+    assert text.index("ep01.mp4 -> ") < text.index("ep02.mkv -> ")  # sorted by name
+    assert (outs / "ep01.enhance" / "enhance.json").is_file() and (outs / "ep02.enhance" / "enhance.json").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run(empty, "--out-dir", outs, "--dry-run") == 24
+
+
+def test_a_second_command_on_the_work_folder_is_refused_naming_the_holder(small_video, tmp_path, caplog):
+    out = tmp_path / "o.mkv"
+    with folder_lock(out.with_name("o.enhance"), command="driver enhance (the first)"):
+        assert run(small_video, "--out", out, "--dry-run") == 25
+    assert "the first" in caplog.text
+
+
+def test_manifest_versions(small_video, tmp_path):
+    out = tmp_path / "o.mkv"
+    assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 0
+    path = out.with_name("o.enhance") / command.MANIFEST
+    doc = json.loads(path.read_text())
+    assert doc["manifest_version"] == command.MANIFEST_VERSION == 2
+    v1 = {**doc, "manifest_version": 1, "chunks": [{k: v for k, v in c.items() if k not in ("server", "attempts")}
+                                                   for c in doc["chunks"]]}
+    path.write_text(json.dumps(v1))  # a version-1 folder (no server, no attempts) is read and reused
+    assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 0
+    assert json.loads(path.read_text())["created_at"] == doc["created_at"]
+    path.write_text(json.dumps({**doc, "manifest_version": 99}))
+    assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 31
+    assert json.loads(path.read_text())["manifest_version"] == 99  # left as it was
+
+
+def test_the_chunk_job_is_an_executor_attempt():
+    from driver.render.attempt import Attempt
+
+    c = Chunk(3, 10, 5, 4, 7, 1)
+    settings = ChunkSettings(Fraction(24), Fraction(48), "keep_holds", 8, (64, 32), (64, 32))
+    job = chunk_job("ep01.mkv", "ep01.enhance", c)
+    att: Attempt = chunk_attempt(load_template(TEMPLATE), job, c, "ap/x/chunk.mkv", "mmh", settings)
+    again = chunk_attempt(load_template(TEMPLATE), job, c, "ap/x/chunk.mkv", "mmh", settings)
+    assert (job.id, job.shot, job.frames) == ("ep01.enhance/c00003", "ep01.mkv chunk 3", 5)
+    assert list(att.outputs.values()) == [ROLE] and att.prompt == again.prompt and att.prompt_id != again.prompt_id
+    assert dropped_outputs(att.prompt, att.outputs) == []  # worker-comfyui returns AP_SaveChunk's file
+
+
+def test_the_report_travels_in_the_chunk_file(tmp_path):
+    path = tmp_path / "c.mkv"
+    chunkio.write_chunk(path, iter(np.zeros((2, 8, 8, 3), np.uint8)), Fraction(24), 8, tags={"AP_REPORT": '{"a": 1}'})
+    assert chunkio.chunk_tags(path) == {"AP_REPORT": '{"a": 1}'}
+    assert len(list(chunkio.iter_chunk(path))) == 2
+
+
+def test_a_file_listed_under_two_keys_is_one_output():
+    ref = {"filename": "c_00001_.mkv", "subfolder": "ap", "type": "output"}
+    entry = {"outputs": {"9": {"chunks": [ref], "images": [ref], "reports": ["{}"]}, "3": {"images": [ref]}}}
+    refs = ComfyClient.output_files(entry)
+    assert [(r["node_id"], r["ui_key"]) for r in refs] == [("9", "chunks"), ("3", "images")]
