@@ -65,14 +65,18 @@ def test_a_chunk_that_cannot_fit_names_the_limit():
     check_fits("ep01.mkv", Budget(1 << 30, 1 << 20, 1, 1, file_frame_bytes=300_000), limits)  # 2 frames fit
 
 
-def test_dry_run_sizes_chunks_for_the_backend(tmp_path, caplog):
-    noise = (np.random.default_rng(2).random((3, 1080, 1920, 3)) * 255).astype(np.uint8)  # ~6 MB per FFV1 frame
-    src = write_video(tmp_path / "noise.mkv", noise, Fraction(24), audio=False, subtitles=False)
-    out = tmp_path / "o.mkv"
-    assert run(src, "--out", out, "--dry-run") == 0  # a ComfyUI server takes 100 MB uploads
-    # RunPod Serverless: 2 frames (the smallest chunk) base64 in a 9.5 MB body do not fit; nothing is contacted
-    assert run(src, "--out", out, "--dry-run", "--endpoint", "runpod:abc", "--endpoint-url", "http://127.0.0.1:9") == 30
-    assert "request limit of RunPod Serverless runpod:abc" in caplog.text
+def test_dry_run_sizes_chunks_for_the_backend(small_video, tmp_path, caplog):
+    from driver.config import load_config
+    from driver.enhance import batch
+    from driver.enhance.options import Options
+
+    opts = [Options(small_video, tmp_path / "o.mkv", fps=48, dry_run=True)]
+    assert batch.run(opts, FarmOptions(servers=["http://127.0.0.1:9"]), load_config(None)) == 0
+    # an endpoint whose requests take less than 2 frames (the smallest chunk) base64: nothing is contacted
+    small = FarmOptions(endpoint="runpod:abc", endpoint_base_url="http://127.0.0.1:9",
+                        endpoint_payload_bytes=WORKFLOW_BYTES + 100)
+    with pytest.raises(ChunkTooLarge, match="request limit of RunPod Serverless runpod:abc"):
+        batch.run(opts, small, load_config(None))
 
 
 def test_several_inputs_need_an_out_dir_and_a_folder_gives_its_videos(small_video, tmp_path, capsys):
