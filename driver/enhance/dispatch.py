@@ -64,7 +64,10 @@ class Dispatch:
         run, c = task.run, task.chunk
         rec = run.record(c)
         src = run.work / "chunks" / f"in_{c.index:05d}.mkv"
-        write_chunk(src, iter(self.windows[id(run)].get(c.src_lo, c.src_hi)), run.info.fps, run.info.rgb_bits)
+        frames = self.windows[id(run)].get(c.src_lo, c.src_hi)  # in order, under the bookkeeping lock
+        with self.executor.unlocked():  # the encode (PyAV releases the GIL) runs beside the other chunks'
+            write_chunk(src, iter(frames), run.info.fps, run.info.rgb_bits)
+        del frames
         job = chunk_job(run.opts.input.name, run.work.name, c)
         t0 = time.monotonic()
         try:

@@ -74,6 +74,10 @@ class PoolExecutor(Executor):
     def shared_reporter(self, reporter):
         return self.reporter or reporter
 
+    def unlocked(self) -> contextlib.AbstractContextManager[None]:
+        """The bookkeeping lock released around work of this thread's own (see ``Executor.unlocked``)."""
+        return self._unlocked()
+
     def input_names(self, files: dict) -> dict[str, str]:
         return self._first.executor.input_names(files)
 

@@ -99,6 +99,11 @@ class Executor(ABC):
         for shot in shots:
             fn(shot)
 
+    def unlocked(self) -> AbstractContextManager[Any]:
+        """Held around work of a :meth:`map_shots` job that touches no shared state (encoding
+        a file of its own), so other jobs' bookkeeping goes on meanwhile; one server: nothing."""
+        return contextlib.nullcontext()
+
     def shared_reporter(self, reporter: Any) -> Any:
         """The reporter the shots' bookkeeping uses while :meth:`map_shots` runs (the
         pool serialises it for its threads)."""
