@@ -3,11 +3,12 @@ with its exit code, and every title workflows/README.md documents is in a templa
 
 import re
 
-from driver.errors import ERROR_CLASSES
+from driver import lock  # noqa: F401 - FolderLocked joins ERROR_CLASSES
 from driver.enhance import errors as enhance_errors  # noqa: F401 - its classes join ERROR_CLASSES
+from driver.errors import ERROR_CLASSES
 from driver.farm import errors as farm_errors  # noqa: F401 - its classes join ERROR_CLASSES
-from driver.story.storyboard import REPO_ROOT
 from driver.render.workflow import TemplateError, load_template, title_of
+from driver.story.storyboard import REPO_ROOT
 
 
 def test_exit_code_table_matches_the_error_classes():
