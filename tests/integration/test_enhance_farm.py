@@ -9,7 +9,6 @@ finishing the rest. Inputs are the enhance tests' tiny clips (192x112)."""
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from anime_pipeline.core.chunkio import iter_chunk
+from devkit.farm_helpers import history_size, kill_first_busy
 from devkit.harness import enhance_media as em
 from driver.comfy.client import ComfyClient
 from driver.config import load_config
@@ -73,23 +73,6 @@ def reference(comfy, inputs, tmp_path_factory):
     return {p.name: (rendered(out_dir / p.name), decoded(out_dir / p.name)) for p in inputs}
 
 
-def _running(url: str) -> bool:
-    try:
-        return bool(requests.get(f"{url}/queue", timeout=5).json().get("queue_running"))
-    except requests.RequestException:
-        return False
-
-
-def _kill_first_busy(victims, killed: list, stop: threading.Event) -> None:
-    while not stop.is_set() and not killed:
-        for handle in victims:
-            if _running(handle.url):
-                handle.kill()
-                killed.append(handle)
-                return
-        stop.wait(0.02)
-
-
 def _chunk_prompts(url: str, run_marker: str) -> list[str]:
     """Prompt ids in ``url``'s history whose Chunk In loads a file of this run."""
     history = requests.get(f"{url}/history", timeout=10).json()
@@ -101,16 +84,9 @@ def test_two_inputs_on_three_servers_one_killed_mid_chunk(comfy, comfy_server_fa
     victims = [comfy_server_factory(), comfy_server_factory()]
     urls = [comfy.url] + [v.url for v in victims]
     fo = FarmOptions(servers=urls, health_interval_s=0.5, down_after=1, lost_after_s=2.0, all_down_timeout_s=60.0)
-    killed: list = []
-    stop = threading.Event()
-    watcher = threading.Thread(target=_kill_first_busy, args=(victims, killed, stop), daemon=True)
-    watcher.start()
     out_dir = tmp_path / "out"
-    try:
+    with kill_first_busy(victims) as killed:
         assert enhance(inputs, out_dir, fo) == 0
-    finally:
-        stop.set()
-        watcher.join(5)
     assert killed, "no extra server ever ran a chunk"
     dead = killed[0].url
     docs = {p.name: manifest(out_dir / p.name) for p in inputs}
@@ -134,9 +110,9 @@ def test_two_inputs_on_three_servers_one_killed_mid_chunk(comfy, comfy_server_fa
     assert {s["server"] for s in docs[inputs[0].name]["servers"]} <= set(urls)
 
     alive = [u for u in urls if u != dead]
-    before = {u: len(requests.get(f"{u}/history", timeout=10).json()) for u in alive}
+    before = {u: history_size(u) for u in alive}
     assert enhance(inputs, out_dir, FarmOptions(servers=alive), overwrite=True) == 0  # rerun: nothing to render
-    assert {u: len(requests.get(f"{u}/history", timeout=10).json()) for u in alive} == before
+    assert {u: history_size(u) for u in alive} == before
 
 
 class _Run:

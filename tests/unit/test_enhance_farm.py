@@ -148,3 +148,43 @@ def test_a_file_listed_under_two_keys_is_one_output():
     entry = {"outputs": {"9": {"chunks": [ref], "images": [ref], "reports": ["{}"]}, "3": {"images": [ref]}}}
     refs = ComfyClient.output_files(entry)
     assert [(r["node_id"], r["ui_key"]) for r in refs] == [("9", "chunks"), ("3", "images")]
+
+
+class _Run:
+    """What ChunkProgress reads of a run: ``done`` and the input's name."""
+
+    def __init__(self, done: set[int]):
+        from types import SimpleNamespace
+
+        self.opts = SimpleNamespace(input=SimpleNamespace(name="ep01.mkv"))
+        self._done = done
+
+    def done(self, c: Chunk) -> bool:
+        return c.index in self._done
+
+
+def test_progress_eta_and_the_per_server_summary(caplog):
+    import io
+    import logging
+
+    from rich.console import Console
+
+    from driver.enhance.progress import ChunkProgress
+
+    caplog.set_level(logging.INFO)
+    chunks = [Chunk(i, 10 * i, 10, 5 * i, 5 * i + 5, 0) for i in range(4)]
+    run = _Run({0})
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    progress = ChunkProgress(console)
+    progress.start([(run, chunks)])
+    assert (progress.total, progress.done, progress.eta_s()) == (40, 10, None)
+    progress.chunk_done(run, chunks[1], "http://a", 2.0)
+    progress.chunk_done(run, chunks[2], "http://b", 3.0)
+    assert progress.eta_s() is not None and progress.done == 30
+    progress.stop()
+    assert "enhance 3/4 chunks" in console.file.getvalue()
+    assert "ep01.mkv chunk 2 done on http://b" in caplog.text and "3/4 chunks, ETA" in caplog.text
+    assert [(s["server"], s["chunks"], s["busy_s"]) for s in progress.summary()] == [("http://a", 1, 2.0),
+                                                                                      ("http://b", 1, 3.0)]
+    progress.log_summary()
+    assert "server http://a: 1 chunk(s), busy 2.0 s" in caplog.text
