@@ -125,18 +125,23 @@ def chunk_work(labels: tuple[str, ...], m: dict) -> tuple[list[SimJob], float, d
         if not s.is_copy and s.k in owner:
             interp[owner[s.k]] += 1
     jobs, transfer = [], []
+    parts = {"gpu_interp_s": 0.0, "server_chunk_io_s": 0.0, "transfer_s": 0.0}
     for c in chunks:
         io = c.n_src * m["ffv1_decode_s"] + c.n_out * m["ffv1_encode_s"]
         moved = (c.n_src + c.n_out) * m["ffv1_bytes"] / LINK_BYTES_S
+        gpu = interp[c.index] / RIFE_1080P_FPS
         transfer.append(moved)
-        d = interp[c.index] / RIFE_1080P_FPS + io + moved
-        jobs.append(SimJob(c.index, c.shot, d, d))
+        parts["gpu_interp_s"] += gpu
+        parts["server_chunk_io_s"] += io
+        parts["transfer_s"] += moved
+        jobs.append(SimJob(c.index, c.shot, gpu + io + moved, gpu + io + moved))
     driver_decode = sum(c.n_src for c in chunks) * m["source_decode_s"]
     driver_encode = sum(c.n_src for c in chunks) * m["ffv1_encode_s"]
     return jobs, float(np.mean(transfer)), {
         "frames_in": n, "frames_out": sum(c.n_out for c in chunks), "chunks": len(chunks),
         "interpolated": sum(interp), "mean_chunk_src_frames": round(float(np.mean([c.n_src for c in chunks])), 1),
-        "driver_decode_s": round(driver_decode, 1), "driver_encode_s": round(driver_encode, 1)}
+        "driver_decode_s": round(driver_decode, 1), "driver_encode_s": round(driver_encode, 1),
+        **{k: round(v, 1) for k, v in parts.items()}}
 
 
 def main() -> None:
@@ -174,6 +179,10 @@ def main() -> None:
     print(f"\nepisode: {first['frames_in']} frames in, {first['frames_out']} out, {first['interpolated']} "
           f"interpolated; {first['chunks']} chunks of {first['mean_chunk_src_frames']} source frames on average "
           "(seed 0)")
+    held = first["gpu_interp_s"] + first["server_chunk_io_s"] + first["transfer_s"]
+    print("a server's time per episode: " + ", ".join(
+        f"{k.removesuffix('_s')} {first[k] / 60:.1f} min ({100 * first[k] / held:.0f}%)"
+        for k in ("gpu_interp_s", "server_chunk_io_s", "transfer_s")))
     if args.json:
         args.json.write_text(json.dumps({"measured": m, "rows": rows}, indent=1))
 
