@@ -188,3 +188,27 @@ def test_progress_eta_and_the_per_server_summary(caplog):
                                                                                       ("http://b", 1, 3.0)]
     progress.log_summary()
     assert "server http://a: 1 chunk(s), busy 2.0 s" in caplog.text
+
+
+def test_preflight_names_the_server_and_the_missing_pack_or_model(small_video, tmp_path):
+    from types import SimpleNamespace
+
+    from driver.config import load_config
+    from driver.enhance import batch
+    from driver.enhance.command import Enhance
+    from driver.enhance.options import Options
+    from driver.errors import PreflightFailed
+
+    run = Enhance(Options(small_video, tmp_path / "o.mkv", fps=48, scale=2, upscale_model="4x-anime.pth"))
+    site = batch._site([run], load_config(None))
+    stock = SimpleNamespace(url="http://stock:8188", object_info=lambda: {})
+    with pytest.raises(PreflightFailed, match="http://stock:8188") as err:
+        site.check(stock)
+    assert "AP_LoadChunk does not exist (the anime_pipeline pack is not installed" in str(err.value)
+    types = {n["class_type"] for n in batch.samples([run])[0].prompt.values()}
+    info = {t: {"input": {"required": {}}} for t in types}
+    info["UpscaleModelLoader"] = {"input": {"required": {"model_name": [["other.pth"]]}}}
+    with pytest.raises(PreflightFailed, match="model_name '4x-anime.pth' is not on the server") as err:
+        site.check(SimpleNamespace(url="http://gpu:8188", object_info=lambda: info))
+    assert "http://gpu:8188" in str(err.value)
+    assert site.endpoint_problems() == []
