@@ -49,11 +49,12 @@ class Dispatch:
 
     def render(self, runs: Sequence[tuple[Enhance, list[Chunk]]]) -> int:
         """Render every chunk not done yet, all inputs as one queue; returns how many rendered."""
-        tasks = [Task(run, c) for run, chunks in runs for c in chunks if not run.done(c)]
+        tasks = [Task(run, c) for run, chunks in runs for c in chunks if not run.done(c)]  # hashes each file once
         for run in {id(t.run): t.run for t in tasks}.values():
             (run.work / "chunks").mkdir(exist_ok=True)
             self.windows[id(run)] = run.windows()
-        self.progress.start(runs)
+        todo = {(id(t.run), t.chunk.index) for t in tasks}
+        self.progress.start([(run, [(c, (id(run), c.index) not in todo) for c in chunks]) for run, chunks in runs])
         try:
             self.executor.map_shots(tasks, self._one)
         finally:

@@ -30,13 +30,14 @@ class ChunkProgress:
         self.rendered = 0  # output frames rendered by this command (the ETA's rate)
         self.per_server: dict[str, list[float]] = defaultdict(list)  # server -> busy seconds of each chunk
 
-    def start(self, runs: Sequence[tuple[Enhance, list[Chunk]]]) -> None:
+    def start(self, runs: Sequence[tuple[Enhance, list[tuple[Chunk, bool]]]]) -> None:
+        """``runs``: each input's chunks, each with whether it is done already."""
         self.started = time.monotonic()
-        for run, chunks in runs:
-            for c in chunks:
+        for _run, chunks in runs:
+            for c, done in chunks:
                 self.total += c.n_out
                 self.chunks += 1
-                if run.done(c):
+                if done:
                     self.done += c.n_out
                     self.done_chunks += 1
         log.info("%d chunk(s) of %d input(s): %d already done, %d to render", self.chunks, len(runs),

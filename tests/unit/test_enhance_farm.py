@@ -151,16 +151,12 @@ def test_a_file_listed_under_two_keys_is_one_output():
 
 
 class _Run:
-    """What ChunkProgress reads of a run: ``done`` and the input's name."""
+    """What ChunkProgress reads of a run: the input's name."""
 
-    def __init__(self, done: set[int]):
+    def __init__(self):
         from types import SimpleNamespace
 
         self.opts = SimpleNamespace(input=SimpleNamespace(name="ep01.mkv"))
-        self._done = done
-
-    def done(self, c: Chunk) -> bool:
-        return c.index in self._done
 
 
 def test_progress_eta_and_the_per_server_summary(caplog):
@@ -173,10 +169,10 @@ def test_progress_eta_and_the_per_server_summary(caplog):
 
     caplog.set_level(logging.INFO)
     chunks = [Chunk(i, 10 * i, 10, 5 * i, 5 * i + 5, 0) for i in range(4)]
-    run = _Run({0})
+    run = _Run()
     console = Console(file=io.StringIO(), force_terminal=True, width=100)
     progress = ChunkProgress(console)
-    progress.start([(run, chunks)])
+    progress.start([(run, [(c, c.index == 0) for c in chunks])])
     assert (progress.total, progress.done, progress.eta_s()) == (40, 10, None)
     progress.chunk_done(run, chunks[1], "http://a", 2.0)
     progress.chunk_done(run, chunks[2], "http://b", 3.0)
