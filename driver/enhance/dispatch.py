@@ -74,8 +74,9 @@ class Dispatch:
         try:
             names = self.executor.upload({INPUT_ROLE: src})  # the pool sends it to whichever server runs it
             with self.executor.slot(job, rec.get("server") if rec.get("status") == "running" else None):
+                held = time.monotonic()  # the server's busy time: from its slot (not the wait for one)
                 outcome = self._attempt(run, c, rec, job, names[INPUT_ROLE])
-                server = self.executor.server
+                server, busy = self.executor.server, time.monotonic() - held
         except PayloadTooLarge as exc:
             raise ChunkTooLarge(f"{exc}; the chunk plan's size estimate was too low: rerun with --max-chunk-frames "
                                 f"{max(2, c.n_src // 2)} or lower", shot=job.shot) from None
@@ -83,10 +84,10 @@ class Dispatch:
             src.unlink(missing_ok=True)
         path = outcome.files[ROLE]
         rec.update(status="done", file=str(path.relative_to(run.work)), sha256=sha256_file(path), server=server,
-                   report=_report(path), timings=outcome.timings, wall_s=round(time.monotonic() - t0, 3),
-                   finished_at=now())
+                   report=_report(path), timings=outcome.timings, busy_s=round(busy, 3),
+                   wall_s=round(time.monotonic() - t0, 3), finished_at=now())
         run.save()
-        self.progress.chunk_done(run, c, server, rec["wall_s"])
+        self.progress.chunk_done(run, c, server, rec["busy_s"])
 
     def _attempt(self, run: Enhance, c: Chunk, rec: dict, job: ChunkJob, upload: str):
         letters, settings = run.doc["labels"][c.src_lo:c.src_hi], run.settings()
