@@ -11,7 +11,8 @@ SaveVideo, each job on its own keyframe so nothing is served from the server's c
 
 * driver: ``python -m driver run`` on a 20-shot storyboard, in-process; per job, the time
   the scheduler spends on it: compile + hash + upload + submit + websocket + history +
-  download + sha256 + atomic manifest writes. One-time costs (config, plan, connect,
+  download + sha256 + atomic manifest writes (less the wait for the pool's slot while
+  another shot's job holds the server: the server's queue, not overhead). One-time costs (config, plan, connect,
   preflight, cut, dailies) are reported separately.
 * websocket example: the functions of ComfyUI's ``script_examples/websockets_api_example.py``
   (loaded from the ComfyUI checkout, unmodified): queue with its client id, wait for
@@ -35,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -47,6 +49,7 @@ from PIL import Image
 
 from driver.cli import main as driver_main
 from driver.comfy.client import ComfyClient
+from driver.farm.pool import ServerPool
 from driver.render import scheduler as scheduler_module
 
 
@@ -75,29 +78,39 @@ def run_driver(url: str, work: Path, n: int) -> tuple[list[float], float]:
     sb = folder / "bench.json"
     sb.write_text(json.dumps({"version": 3, "project": "BENCH", "episode": 1, "model_profile": "wan22_sdxl",
                               "delivery": {"width": 64, "height": 64, "fps": 24}, "shots": shots}))
-    per_job: list[float] = []
-    original = scheduler_module.Scheduler._ensure
+    per_job: dict[str, float] = {}
+    original, acquire = scheduler_module.Scheduler._ensure, ServerPool.acquire
+    waited = threading.local()  # every run is a pool (one server: a pool of one) whose shot threads wait
+    # for its slot while another shot's job renders: that wait is the server's queue, not driver overhead
 
     def timed(self, job):
+        waited.s = 0.0
         t0 = time.perf_counter()
         try:
             return original(self, job)
         finally:
-            per_job.append(time.perf_counter() - t0)
+            per_job[job.id] = time.perf_counter() - t0 - waited.s
 
-    scheduler_module.Scheduler._ensure = timed
+    def counted(self, **kw):
+        t0 = time.perf_counter()
+        try:
+            return acquire(self, **kw)
+        finally:
+            waited.s = getattr(waited, "s", 0.0) + time.perf_counter() - t0
+
+    scheduler_module.Scheduler._ensure, ServerPool.acquire = timed, counted  # type: ignore[method-assign]
     t0 = time.perf_counter()
     try:
         code = driver_main(["run", str(sb), "--server", url, "--out", str(folder / "run"), "--plain"])
     finally:
-        scheduler_module.Scheduler._ensure = original
+        scheduler_module.Scheduler._ensure, ServerPool.acquire = original, acquire  # type: ignore[method-assign]
     total = time.perf_counter() - t0
     assert code == 0, f"driver exited {code}"
     manifest = json.loads((folder / "run" / "run_manifest.json").read_text())
-    exec_s = [manifest["shots"][s]["jobs"][f"{s}-video"]["attempts"][0]["timings"]["execution_s"]
-              for s in sorted(manifest["shots"])]
-    overheads = [w - e for w, e in zip(per_job, exec_s, strict=True)]
-    return overheads, total - sum(per_job)
+    exec_s = {f"{s}-video": manifest["shots"][s]["jobs"][f"{s}-video"]["attempts"][0]["timings"]["execution_s"]
+              for s in manifest["shots"]}
+    overheads = [per_job[j] - exec_s[j] for j in sorted(exec_s)]
+    return overheads, total - sum(per_job.values())
 
 
 def template_jobs(client: ComfyClient, work: Path, n: int, offset: int, tag: str) -> list[dict]:

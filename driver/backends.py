@@ -2,11 +2,13 @@
 
 The server list has one meaning: the pool the run renders on. It comes from ``--server``
 (repeated), else, unless the run rents pods (``--farm runpod``) or uses an endpoint
-(``--endpoint``), which never inherit it, from the config's ``servers``. Two or more
-servers, pods or an endpoint render through the farm's pool (failover, per-member
-preflight); one server renders on its own, and with none answering (or none listed) the
+(``--endpoint``), which never inherit it, from the config's ``servers``. Every run renders
+through the farm's pool (one server is a pool of one: per-member preflight, health
+checks, a lost job requeued when its server answers again or on another one). When a
+single listed server does not answer (or none is listed), the pool's one member is the
 local or managed ComfyUI (``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui``)
-is started for the run, only once a job needs rendering.
+started for the run. The pool opens only once a job needs rendering: a rerun with
+nothing to render starts nothing and connects nowhere.
 
 ``driver run`` and ``driver enhance`` both open their backend here: a :class:`Site` says
 where the command keeps its files and what it checks on each server."""
@@ -17,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from .comfy.client import ComfyClient
@@ -24,10 +27,10 @@ from .comfy.finder import find_comfyui
 from .comfy.local import LocalComfy
 from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
-from .farm.backend import FarmOptions, open_backend, serverless_problems
+from .farm.backend import Context, FarmOptions, open_backend, serverless_problems
 from .farm.dispatch import plan_priorities
 from .render.compile import Compiled, Compiler
-from .render.executor import ComfyExecutor, Executor
+from .render.executor import Executor
 from .render.preflight import check as preflight_check
 from .story.plan import Plan
 
@@ -79,7 +82,8 @@ class Target:
 
 
 def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitStack, reporter) -> Executor:
-    """The storyboard run's executor; everything it starts is stopped with ``stack``."""
+    """The storyboard run's executor (the farm's pool, opened on the first job that renders);
+    everything it starts is stopped with ``stack``."""
     site = Site(target.cfg, target.run_dir, target.run_id,
                 check=lambda c: preflight(c, target.compiled(), target.compiler),
                 endpoint_problems=lambda: serverless_problems(target.compiled()),
@@ -88,36 +92,27 @@ def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitSt
 
 
 def open_site(backend: FarmOptions, site: Site, stack: contextlib.ExitStack, reporter) -> Executor:
-    """A command's executor: the farm's pool for several servers, pods or an endpoint, else
-    one server (connected, or started locally, when the first job needs it)."""
+    """A command's executor: the farm's pool over the servers, pods or endpoint ``backend``
+    names (one server: a pool of one, or the local ComfyUI), opened on the first job."""
     cfg = site.cfg
-    if backend.wanted():  # several servers, --farm runpod or --endpoint
-        return open_backend(
-            backend, run_dir=site.run_dir, run_id=site.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
-            request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, reporter=reporter,
-            check_server=site.check, endpoint_problems=site.endpoint_problems, priorities=site.priorities)
-
-    def connect() -> ComfyClient:  # one server, found or started locally, once a job needs rendering
-        client = _connect(backend.servers[0] if backend.servers else None, site, stack)
-        site.check(client)
-        return client
-
-    return ComfyExecutor(connect=connect, run_id=site.run_id, job_timeout=cfg["timeouts"]["job_s"],
-                         reporter=reporter)
+    ctx = Context(site.run_dir, site.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
+                  request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, check_server=site.check,
+                  endpoint_problems=site.endpoint_problems,
+                  resolve_urls=partial(_one_or_local, site, stack) if backend.local_fallback() else None)
+    return open_backend(backend, ctx, reporter=reporter, priorities=site.priorities)
 
 
-def _connect(url: str | None, target: Site, stack: contextlib.ExitStack) -> ComfyClient:
-    """The server at ``url`` if it answers, else a local ComfyUI started for this run (stopped with
+def _one_or_local(target: Site, stack: contextlib.ExitStack, urls: list[str]) -> list[str]:
+    """The one listed server if it answers, else a local ComfyUI started for this run (stopped with
     ``stack``): ``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui`` or the managed install."""
     cfg = target.cfg
     tried = "no server is configured"
-    if url is not None:
-        client = ComfyClient(url, request_timeout=cfg["timeouts"]["request_s"])
+    if urls:
         try:
-            client.system_stats()
-            return client
+            ComfyClient(urls[0], request_timeout=cfg["timeouts"]["request_s"]).system_stats()
+            return urls
         except DriverError as exc:
-            tried = f"no ComfyUI answers at {url} ({exc.__class__.__name__})"
+            tried = f"no ComfyUI answers at {urls[0]} ({exc.__class__.__name__})"
     try:
         install = find_comfyui(target.comfyui, cfg.local_comfyui())
     except ComfyUINotInstalled as exc:
@@ -131,4 +126,4 @@ def _connect(url: str | None, target: Site, stack: contextlib.ExitStack) -> Comf
     local = LocalComfy(install, target.run_dir / ".comfyui", start_timeout=cfg["timeouts"]["server_start_s"],
                        extra_args=tuple(cfg["comfyui_args"]), force_cpu=target.cpu)
     stack.enter_context(local)
-    return ComfyClient(local.url, request_timeout=cfg["timeouts"]["request_s"])
+    return [local.url]

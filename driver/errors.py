@@ -1,10 +1,11 @@
 """Typed driver errors. Every error has a stable ``code`` (for manifests and logs)
 and an ``exit_code`` (one per class of error, documented in the README).
 
-Every subclass registers itself in :data:`ERROR_CLASSES` when it is defined (the farm's
-errors in ``driver.farm.errors`` too: nothing here imports them). A class that decides
-the run's exit code when shots failed for different reasons says so with its own
-``precedence`` (lower wins; subclasses without one take their parent's)."""
+A subclass states them as class keywords (``class X(DriverError, code="x", exit_code=N)``)
+and registers itself in :data:`ERROR_CLASSES` when it is defined (the farm's errors in
+``driver.farm.errors`` too: nothing here imports them). A class that decides the run's
+exit code when shots failed for different reasons says so with its own ``precedence``
+(lower wins; subclasses without one take their parent's)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,20 @@ class DriverError(Exception):
     precedence: ClassVar[int] = 1000
     problems: list[str]  # every problem found, where a class lists them (ConfigError, PreflightFailed)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, code: str | None = None, exit_code: int | None = None,
+                          precedence: int | None = None, aliases: tuple[str, ...] = (), **kwargs: Any) -> None:
+        """``class X(DriverError, code="x", exit_code=N, precedence=P)``: what a class does not
+        give it takes from its parent; it is registered under its code and ``aliases`` (other
+        codes an instance may carry)."""
         super().__init_subclass__(**kwargs)
-        for code in (cls.code, *vars(cls).get("aliases", ())):  # aliases: codes an instance may carry
-            ERROR_CLASSES[code] = cls
+        if code is not None:
+            cls.code = code
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if precedence is not None:
+            cls.precedence = precedence
+        for name in (cls.code, *aliases):
+            ERROR_CLASSES[name] = cls
 
     def __init__(self, message: str, *, shot: str | None = None, problems: list[str] | None = None):
         self.shot = shot
@@ -35,13 +46,9 @@ class DriverError(Exception):
         return {"code": self.code, "message": str(self), "shot": self.shot}
 
 
-class ConfigError(DriverError):
+class ConfigError(DriverError, code="config_invalid", exit_code=2, precedence=60):
     """Storyboard, project config or command-line input is invalid. ``problems`` lists
     every problem found (``<json path>: <what was expected>``), not just the first."""
-
-    code = "config_invalid"
-    exit_code = 2
-    precedence = 60
 
     def __init__(self, message: str, *, problems: list[str] | None = None, shot: str | None = None):
         super().__init__(message, shot=shot, problems=problems)
@@ -50,20 +57,12 @@ class ConfigError(DriverError):
         return {**super().to_dict(), "problems": self.problems}
 
 
-class ServerUnreachable(DriverError):
+class ServerUnreachable(DriverError, code="server_unreachable", exit_code=3, precedence=30):
     """No ComfyUI answers at the URL."""
 
-    code = "server_unreachable"
-    exit_code = 3
-    precedence = 30
 
-
-class PromptRejected(DriverError):
+class PromptRejected(DriverError, code="prompt_rejected", exit_code=4, precedence=70):
     """``POST /prompt`` refused the graph (HTTP 400, or 200 with ``node_errors``)."""
-
-    code = "prompt_rejected"
-    exit_code = 4
-    precedence = 70
 
     def __init__(self, message: str, *, error: dict | None = None, node_errors: dict | None = None,
                  shot: str | None = None):
@@ -89,12 +88,8 @@ class PromptRejected(DriverError):
         return out
 
 
-class ExecutionFailed(DriverError):
+class ExecutionFailed(DriverError, code="execution_error", exit_code=5, precedence=80):
     """The server ran the prompt and a node raised (websocket ``execution_error``)."""
-
-    code = "execution_error"
-    exit_code = 5
-    precedence = 80
 
     def __init__(self, message: str, *, prompt_id: str | None = None, node_id: str | None = None,
                  node_type: str | None = None, exception_type: str | None = None,
@@ -114,37 +109,23 @@ class ExecutionFailed(DriverError):
         return d
 
 
-class Interrupted(ExecutionFailed):
+class Interrupted(ExecutionFailed, code="execution_interrupted"):
     """The prompt was interrupted on the server (``execution_interrupted``)."""
 
-    code = "execution_interrupted"
 
-
-class LostContact(DriverError):
+class LostContact(DriverError, code="lost_contact", exit_code=6, precedence=40):
     """The server stopped answering while a job was in flight. The job may still be
     running or finished there: look it up before resubmitting."""
 
-    code = "lost_contact"
-    exit_code = 6
-    precedence = 40
 
-
-class OutputMissing(DriverError):
+class OutputMissing(DriverError, code="output_missing", exit_code=7, precedence=90):
     """A finished prompt did not produce the files the driver expected."""
 
-    code = "output_missing"
-    exit_code = 7
-    precedence = 90
 
-
-class PreflightFailed(DriverError):
+class PreflightFailed(DriverError, code="preflight_failed", exit_code=8, precedence=50):
     """The server cannot run the plan: node types or model files missing, WAN lengths
     wrong. ``problems`` lists every one, with the shot and the node title;
     ``missing_types`` the node types the server lacks."""
-
-    code = "preflight_failed"
-    exit_code = 8
-    precedence = 50
 
     def __init__(self, message: str, *, problems: list[str] | None = None, missing_types: list[str] | None = None):
         self.missing_types = list(missing_types or [])
@@ -158,67 +139,40 @@ class PreflightFailed(DriverError):
         return {**super().to_dict(), "problems": self.problems}
 
 
-class QualityFailed(DriverError):
+class QualityFailed(DriverError, code="quality_failed", exit_code=9, precedence=100):
     """A shot failed its quality gates on every attempt (the best attempt is kept)."""
 
-    code = "quality_failed"
-    exit_code = 9
-    precedence = 100
 
-
-class ReviewPending(DriverError):
+class ReviewPending(DriverError, code="review_pending", exit_code=10, precedence=110):
     """``--stage video`` held shots back: their keyframes have no ``approve`` verdict."""
 
-    code = "review_pending"
-    exit_code = 10
-    precedence = 110
 
-
-class NeedsNewImage(DriverError):
+class NeedsNewImage(DriverError, code="needs_new_image", exit_code=20, precedence=105):
     """A retake was asked for keyframes the storyboard supplies: only a new image in the
     storyboard can answer it (the verdict goes back to pending when the image changes)."""
 
-    code = "needs_new_image"
-    exit_code = 20
-    precedence = 105
 
-
-class StaleApprovals(DriverError):
+class StaleApprovals(DriverError, code="approvals_stale", exit_code=21, precedence=65):
     """A verdict was written on a version of ``approvals.json`` that someone else has
     changed since (another tab, reviewer or the driver): reload and decide again."""
-
-    code = "approvals_stale"
-    exit_code = 21
-    precedence = 65
 
     def __init__(self, message: str, *, current: int):
         self.current = current
         super().__init__(message)
 
 
-class Cancelled(DriverError):
+class Cancelled(DriverError, code="cancelled", exit_code=130, precedence=0):
     """The producer stopped the run (Ctrl-C). Finished shots are kept; rerun to resume."""
 
-    code = "cancelled"
-    exit_code = 130
-    precedence = 0
 
-
-class ComfyUINotInstalled(DriverError):
+class ComfyUINotInstalled(DriverError, code="comfyui_not_installed", exit_code=13, precedence=22):
     """No managed ComfyUI is installed (or the one there is incomplete): the message gives the install command."""
 
-    code = "comfyui_not_installed"
-    exit_code = 13
-    precedence = 22
 
-
-class InstallSourceError(DriverError):
+class InstallSourceError(DriverError,
+                         code="source_invalid", aliases=("source_unreachable", "git_missing"), exit_code=14):
     """``driver comfyui install``: the source is not a ComfyUI (no ``main.py``), cannot be fetched (no network,
     no such ref) or needs a tool that is missing (``git``). ``code`` says which."""
-
-    code = "source_invalid"
-    aliases = ("source_unreachable", "git_missing")
-    exit_code = 14
 
     def __init__(self, message: str, *, code: str | None = None):
         if code:
@@ -226,43 +180,25 @@ class InstallSourceError(DriverError):
         super().__init__(message)
 
 
-class PythonUnsupported(DriverError):
+class PythonUnsupported(DriverError, code="python_unsupported", exit_code=15):
     """The Python chosen for the managed ComfyUI cannot run it (version outside the supported range, or no venv)."""
 
-    code = "python_unsupported"
-    exit_code = 15
 
-
-class PackageInstallFailed(DriverError):
+class PackageInstallFailed(DriverError, code="pip_failed", exit_code=16):
     """pip failed while installing the managed ComfyUI's packages; the message names the package and the log."""
 
-    code = "pip_failed"
-    exit_code = 16
 
-
-class DiskFull(DriverError):
+class DiskFull(DriverError, code="disk_full", exit_code=17, precedence=15):
     """No space left on the device while writing (the path is in the message); free space and rerun."""
 
-    code = "disk_full"
-    exit_code = 17
-    precedence = 15
 
-
-class NotWritable(DriverError):
+class NotWritable(DriverError, code="not_writable", exit_code=18, precedence=20):
     """A folder the driver must write to is not writable (read-only file system, permissions)."""
 
-    code = "not_writable"
-    exit_code = 18
-    precedence = 20
 
-
-class ComfyUIBroken(DriverError):
+class ComfyUIBroken(DriverError, code="comfyui_broken", exit_code=19, precedence=25):
     """The ComfyUI the driver would start does not start, or starts without the anime_pipeline nodes; the message
     has the last lines of its log."""
-
-    code = "comfyui_broken"
-    exit_code = 19
-    precedence = 25
 
 
 ERROR_CLASSES[DriverError.code] = DriverError

@@ -26,12 +26,8 @@ from driver.errors import DriverError
 LOCK_NAME = ".driver.lock"
 
 
-class FolderLocked(DriverError):
+class FolderLocked(DriverError, code="folder_locked", exit_code=25, precedence=20):
     """Another driver holds the folder's lock (its pid and host are named)."""
-
-    code = "folder_locked"
-    exit_code = 25
-    precedence = 20
 
 
 def _holder(path: Path) -> str:

@@ -1,6 +1,7 @@
 """Real-ComfyUI test harness: find a ComfyUI (the driver's own finder: ``COMFYUI_DIR``/``COMFYUI_PYTHON``
 when set, else the managed install of ``python -m driver comfyui install``), start it on CPU with this pack
-(and the test-only nodes) installed, stop it by PID, and write tiny test models.
+(and the test-only nodes) installed, through the driver's own :class:`~driver.comfy.local.LocalComfy`, and
+write tiny test models.
 
 Nothing is written into the ComfyUI tree: every server gets its own ``--base-directory`` (models, input,
 output, temp, custom_nodes) and an in-memory database.
@@ -11,17 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from driver.comfy import finder
 from driver.comfy.client import ComfyClient
 from driver.comfy.finder import ComfyInstall
-from driver.comfy.local import child_env, free_port
-from driver.errors import ComfyUINotInstalled, DriverError
+from driver.comfy.local import LocalComfy, free_port  # noqa: F401 - free_port: for the tests
+from driver.errors import ComfyUIBroken, ComfyUINotInstalled, DriverError
 
 REPO = Path(__file__).resolve().parents[2]
 PACK_DIR = REPO / "custom_nodes" / "anime_pipeline"
@@ -44,19 +42,9 @@ def find_comfyui() -> tuple[ComfyInstall | None, str]:
         raise ComfyMisconfigured(str(exc)) from exc
 
 
-@dataclass
-class ServerHandle:
-    """A running ComfyUI subprocess with its own base directory."""
-
-    install: ComfyInstall
-    base_dir: Path
-    port: int
-    proc: subprocess.Popen
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class ServerHandle(LocalComfy):
+    """A test ComfyUI: the driver's :class:`~driver.comfy.local.LocalComfy` (own base directory, in-memory
+    database, only ComfyUI's environment, stopped with the test process) on the CPU, with the test's helpers."""
 
     input_dir = property(lambda self: self.base_dir / "input")
     output_dir = property(lambda self: self.base_dir / "output")
@@ -66,23 +54,15 @@ class ServerHandle:
         return ComfyClient(self.url)
 
     def log_tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return super().log_tail(n)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().stop(timeout)
 
     def kill(self) -> None:
         """Kill abruptly (a server dying mid-job)."""
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
 
@@ -104,37 +84,21 @@ def prepare_base_dir(base_dir: Path, *, with_test_nodes: bool = True) -> Path:
 
 
 def start_server(base_dir: Path, *, install: ComfyInstall | None = None, port: int | None = None,
-                 with_test_nodes: bool = True, extra_args: tuple[str, ...] = (), timeout: float = 120.0) -> ServerHandle:
+                 with_test_nodes: bool = True, extra_args: tuple[str, ...] = (), timeout: float = 120.0
+                 ) -> ServerHandle:
     """Start ComfyUI on CPU for ``base_dir`` and wait until it answers with this pack loaded."""
     if install is None:
         install, reason = find_comfyui()
         if install is None:
             raise RuntimeError(reason)
     prepare_base_dir(base_dir, with_test_nodes=with_test_nodes)
-    port = port or free_port()
-    log_path = base_dir / f"comfyui-{port}.log"
-    cmd = [str(install.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--base-directory", str(base_dir), "--database-url", "sqlite:///:memory:",
-           "--disable-api-nodes", "--disable-auto-launch", *extra_args]
-    env = child_env()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=install.root, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    handle = ServerHandle(install, base_dir, port, proc, log_path)
-    deadline = time.monotonic() + timeout
-    client = handle.client()
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ComfyUI exited with code {proc.returncode} during startup:\n{handle.log_tail()}")
-        try:
-            client.system_stats()
-            break
-        except DriverError:
-            if time.monotonic() > deadline:
-                handle.kill()
-                raise RuntimeError(f"ComfyUI did not answer within {timeout:.0f} s:\n{handle.log_tail()}")
-            time.sleep(0.3)
-    log_text = log_path.read_text(errors="replace")
+    handle = ServerHandle(install, base_dir, start_timeout=timeout, extra_args=("--disable-api-nodes", *extra_args),
+                          port=port, force_cpu=True, models=base_dir / "models")
+    try:
+        handle.start()
+    except ComfyUIBroken as exc:
+        raise RuntimeError(str(exc)) from None
+    log_text = handle.log_path.read_text(errors="replace")
     if "IMPORT FAILED" in log_text and str(PACK_DIR.name) in log_text.split("IMPORT FAILED", 1)[1].splitlines()[0]:
         handle.stop()
         raise RuntimeError(f"the anime_pipeline pack failed to import in ComfyUI:\n{handle.log_tail(80)}")

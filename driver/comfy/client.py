@@ -66,10 +66,6 @@ class ComfyClient:
         except requests.Timeout as exc:
             raise LostContact(f"{method} {path} on {self.url} timed out after {kw['timeout']} s") from exc
 
-    def features(self) -> dict:
-        """``GET /features`` (``max_upload_size``...); older servers answer 404 (DriverError)."""
-        return self._json("GET", "/features")
-
     def _json(self, method: str, path: str, **kw):
         resp = self._request(method, path, **kw)
         if resp.status_code >= 400:
@@ -78,6 +74,16 @@ class ComfyClient:
 
     def system_stats(self) -> dict:
         return self._json("GET", "/system_stats")
+
+    def features(self) -> dict:
+        """The server's feature flags and limits (``GET /features``, e.g. ``max_upload_size`` in bytes);
+        ``{}`` from a server without the route (an older ComfyUI) or with an answer that is not a JSON object."""
+        resp = self._request("GET", "/features")
+        try:
+            doc = resp.json() if resp.status_code < 400 else {}
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
 
     def wait_ready(self, timeout: float = 60.0, interval: float = 0.5) -> dict:
         """Poll ``/system_stats`` until the server answers; raise ServerUnreachable after ``timeout``."""

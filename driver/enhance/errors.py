@@ -7,40 +7,25 @@ from __future__ import annotations
 from driver.errors import DriverError
 
 
-class InputUnreadable(DriverError):
+class InputUnreadable(DriverError, code="input_unreadable", exit_code=22):
     """The input is not a video this command can read: not a media file, truncated or
     corrupt, no video stream, or a codec FFmpeg cannot decode."""
 
-    code = "input_unreadable"
-    exit_code = 22
 
-
-class OutputRefused(DriverError):
+class OutputRefused(DriverError, code="output_refused", exit_code=23):
     """The output path exists (without ``--overwrite``) or is the input itself."""
 
-    code = "output_refused"
-    exit_code = 23
 
-
-class OptionsInvalid(DriverError):
+class OptionsInvalid(DriverError, code="options_invalid", exit_code=24):
     """An option does not fit the input: ``--clip`` outside the duration, a bad frame
     rate, scale or preset value."""
 
-    code = "options_invalid"
-    exit_code = 24
 
-
-class ChunkTooLarge(DriverError):
+class ChunkTooLarge(DriverError, code="chunk_too_large", exit_code=30):
     """Even the smallest chunk of the input does not fit the backend's payload limit
     (a RunPod Serverless request or result, a ComfyUI upload); the message names it."""
 
-    code = "chunk_too_large"
-    exit_code = 30
 
-
-class WorkFolderNewer(DriverError):
+class WorkFolderNewer(DriverError, code="enhance_manifest_newer", exit_code=31):
     """The work folder's ``enhance.json`` was written by a newer driver (its version is
     unknown here): nothing in it is reused or overwritten."""
-
-    code = "enhance_manifest_newer"
-    exit_code = 31

@@ -1,10 +1,12 @@
-"""Builds a run's render backend: a pool of ComfyUI servers (``--server`` repeated, or
-pods the driver rents with ``--farm runpod --pods N``) or one RunPod Serverless
-endpoint (``--endpoint runpod:ID``), preflighted per member, health-watched, and
-wrapped in the scheduler's :class:`~driver.farm.pool_executor.PoolExecutor`.
+"""Builds a run's render backend: a pool of ComfyUI servers (one ``--server`` or several,
+the local ComfyUI the driver starts, or pods it rents with ``--farm runpod --pods N``) or
+one RunPod Serverless endpoint (``--endpoint runpod:ID``), preflighted per member,
+health-watched, and wrapped in the scheduler's
+:class:`~driver.farm.pool_executor.PoolExecutor`. The pool opens when the first job needs
+a slot: a run with nothing to render starts nothing.
 
 Everything it starts is entered in the caller's ``ExitStack``: leaving it (success,
-failure, Ctrl-C) stops the health watcher and stops or terminates every pod."""
+failure, Ctrl-C) stops the health watcher, the local ComfyUI and every pod."""
 
 from __future__ import annotations
 
@@ -15,22 +17,24 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from driver.comfy.client import ComfyClient
 from driver.errors import ConfigError, PreflightFailed
 from driver.progress import LockedReporter
 from driver.render.compile import Compiled
-from driver.render.executor import ComfyExecutor
+from driver.render.executor import ComfyExecutor, server_input_names
 
 from .errors import RunPodAuthError
+from .opening import Opening
 from .pool import Member, ServerPool
 from .pool_executor import PoolExecutor
 from .redact import install_log_redaction, resolve_api_key
 from .runpod_api import PodSpec, RunPodApi
 from .runpod_endpoint import DEFAULT_BASE_URL, EndpointClient, parse_endpoint
 from .runpod_pods import PROXY_TEMPLATE, PodFleet
-from .serverless import Journal, ServerlessExecutor
+from .serverless import Journal, ServerlessExecutor, serverless_input_names
 from .worker_outputs import RESULT_LIMIT, RUN_PAYLOAD_LIMIT, b64_size, dropped_outputs
 
 log = logging.getLogger(__name__)
@@ -62,9 +66,10 @@ class FarmOptions:
     all_down_timeout_s: float = 300.0
     prefix: str | None = None             # pod name prefix (default: ap-<run id>)
 
-    def wanted(self) -> bool:
-        """True when the run needs the farm (else the single-server path is kept)."""
-        return bool(self.endpoint or self.farm or len(self.servers) > 1)
+    def local_fallback(self) -> bool:
+        """True when a local ComfyUI may stand in for the listed server: no pods, no endpoint and
+        at most one server listed (a pool of several leaves out the servers that do not answer)."""
+        return not (self.endpoint or self.farm or len(self.servers) > 1)
 
     def problems(self) -> list[str]:
         out = []
@@ -127,58 +132,91 @@ def serverless_problems(compiled: list[Compiled]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- the backend
-def open_backend(fo: FarmOptions, *, run_dir: Path, run_id: str, job_timeout_s: float, request_timeout_s: float,
-                 stack: contextlib.ExitStack, check_server: Callable[[ComfyClient], None],
-                 endpoint_problems: Callable[[], list[str]], reporter=None,
-                 priorities: dict[str, float] | None = None) -> PoolExecutor:
-    """Start what the options ask for and return the executor for the scheduler (or the
-    enhance command). ``check_server(client)`` is the command's preflight of one ComfyUI
-    server (raises PreflightFailed); ``endpoint_problems()`` lists what an endpoint cannot
-    do for the job (e.g. :func:`serverless_problems` of a plan's workflows)."""
+@dataclass
+class Context:
+    """What opening a run's backend needs of the run."""
+
+    run_dir: Path
+    run_id: str
+    job_timeout_s: float
+    request_timeout_s: float
+    stack: contextlib.ExitStack
+    check_server: Callable[[ComfyClient], None]  # the command's preflight of one server (raises PreflightFailed)
+    endpoint_problems: Callable[[], list[str]]    # what an endpoint cannot do for the job (serverless_problems)
+    #: the listed URLs -> the URLs to render on, called when the pool opens (the driver starts a
+    #: local ComfyUI there when a single listed server does not answer); None: as listed
+    resolve_urls: Callable[[list[str]], list[str]] | None = None
+    reporter: LockedReporter | None = None
+    parts: dict = field(default_factory=dict)     # filled as things start; summarised after they stop
+
+
+def open_backend(fo: FarmOptions, ctx: Context, *, reporter=None, priorities: dict[str, float] | None = None
+                 ) -> PoolExecutor:
+    """The executor for the scheduler. Nothing starts yet: the pool (pods, a local ComfyUI, the
+    members' preflight, the health watcher) opens when the first job needs a slot, and
+    everything it starts is entered in ``ctx.stack``."""
     problems = fo.problems()
     if problems:
         raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
     install_log_redaction()
-    locked = LockedReporter(reporter) if reporter is not None else None
-    parts: dict = {}  # filled as things start; summarised after everything is stopped
-    stack.callback(_summarise, parts)
+    ctx.reporter = LockedReporter(reporter) if reporter is not None else None
+    ctx.stack.callback(_summarise, ctx.parts)
+    if fo.endpoint:
+        names, capacity = partial(serverless_input_names, ctx.run_id), fo.endpoint_slots
+    else:
+        names = partial(server_input_names, ctx.run_id)
+        capacity = fo.slots_per_server * (fo.pods if fo.farm else max(1, len(fo.servers)))
+    executor = ctx.stack.enter_context(PoolExecutor(
+        opener=Opening(partial(_open_pool, fo, ctx)), input_names=names, threads=capacity + 2,
+        job_timeout_s=ctx.job_timeout_s, lost_after_s=fo.lost_after_s, priorities=priorities))
+    executor.reporter = ctx.reporter  # the scheduler's calls go through the same lock as the servers' events
+    ctx.parts["executor"] = executor
+    return executor
+
+
+def _open_pool(fo: FarmOptions, ctx: Context) -> ServerPool:
+    """Start what the options ask for, preflight every member and start the health watcher."""
     fleet = None
     if fo.endpoint:
-        members = [serverless_member(fo, run_id=run_id, run_dir=run_dir, job_timeout_s=job_timeout_s)]
-
-        def check(member: Member) -> None:
-            member.probe()  # reachable, key accepted
-            found = endpoint_problems()
-            if found:
-                raise PreflightFailed(f"the plan cannot run on {member.name}:\n" + "\n".join(f"  - {p}" for p in found),
-                                      problems=found)
+        members = [serverless_member(fo, run_id=ctx.run_id, run_dir=ctx.run_dir, job_timeout_s=ctx.job_timeout_s)]
+        check = partial(_check_endpoint, ctx.endpoint_problems)
     else:
         urls = list(fo.servers)
         if fo.farm == "runpod":
-            fleet = stack.enter_context(PodFleet(
-                RunPodApi(resolve_api_key(), base_url=fo.runpod_api_url), prefix=fo.prefix or pod_prefix(run_id),
+            fleet = ctx.stack.enter_context(PodFleet(
+                RunPodApi(resolve_api_key(), base_url=fo.runpod_api_url), prefix=fo.prefix or pod_prefix(ctx.run_id),
                 spec=fo.pod, url_template=fo.pod_url_template, ready_timeout_s=fo.pod_ready_timeout_s,
-                terminate=fo.terminate, max_cost_usd=fo.max_cost_usd, journal=run_dir / FARM_DIR / "pods.json",
+                terminate=fo.terminate, max_cost_usd=fo.max_cost_usd, journal=ctx.run_dir / FARM_DIR / "pods.json",
                 poll_s=fo.pod_poll_s, budget_lookahead_s=max(60.0, 2 * fo.health_interval_s)))
-            parts["fleet"] = fleet
+            ctx.parts["fleet"] = fleet
             urls += fleet.up(fo.pods)
-        members = [comfy_member(u, run_id=run_id, job_timeout_s=job_timeout_s, request_timeout_s=request_timeout_s,
-                                reporter=locked, slots=fo.slots_per_server) for u in dict.fromkeys(urls)]
-
-        def check(member: Member) -> None:
-            assert isinstance(member.executor, ComfyExecutor)  # every member here is a ComfyUI server
-            check_server(member.executor.client)
+        elif ctx.resolve_urls is not None:
+            urls = ctx.resolve_urls(urls)
+        members = [comfy_member(u, run_id=ctx.run_id, job_timeout_s=ctx.job_timeout_s,
+                                request_timeout_s=ctx.request_timeout_s, reporter=ctx.reporter,
+                                slots=fo.slots_per_server) for u in dict.fromkeys(urls)]
+        check = partial(_check_server, ctx.check_server)
     pool = ServerPool(members, health_interval_s=fo.health_interval_s, down_after=fo.down_after,
                       all_down_timeout_s=fo.all_down_timeout_s, rejoin_check=check)
     pool.preflight(check)
     if fleet is not None:
         pool.hooks.append(fleet.check_budget)
-    stack.enter_context(pool)
-    executor = stack.enter_context(PoolExecutor(pool, job_timeout_s=job_timeout_s, lost_after_s=fo.lost_after_s,
-                                                priorities=priorities))
-    executor.reporter = locked  # the scheduler's calls go through the same lock as the servers' events
-    parts.update(pool=pool, executor=executor, started=time.monotonic())
-    return executor
+    ctx.stack.enter_context(pool)
+    ctx.parts.update(pool=pool, started=time.monotonic())
+    return pool
+
+
+def _check_server(check_server: Callable[[ComfyClient], None], member: Member) -> None:
+    assert isinstance(member.executor, ComfyExecutor)  # every member here is a ComfyUI server
+    check_server(member.executor.client)
+
+
+def _check_endpoint(endpoint_problems: Callable[[], list[str]], member: Member) -> None:
+    member.probe()  # reachable, key accepted
+    found = endpoint_problems()
+    if found:
+        raise PreflightFailed(f"the plan cannot run on {member.name}:\n" + "\n".join(f"  - {p}" for p in found),
+                              problems=found)
 
 
 def _summarise(parts: dict) -> None:

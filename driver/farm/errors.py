@@ -23,116 +23,79 @@ from driver.errors import (
 )
 
 
-class FarmError(DriverError):
-    """A RunPod fleet or endpoint problem that stops the run (pods are stopped first)."""
-
-    code = "farm_error"
-    exit_code = 11
-    precedence = 10  # stops the run: decides before any shot's own failure, after Ctrl-C
+class FarmError(DriverError, code="farm_error", exit_code=11, precedence=10):
+    """A RunPod fleet or endpoint problem that stops the run (pods are stopped first). It
+    decides the exit code before any shot's own failure, after Ctrl-C."""
 
 
-class RunPodAuthError(FarmError):
+class RunPodAuthError(FarmError, code="runpod_auth"):
     """The RunPod API refused the key (HTTP 401), or no key was found."""
 
-    code = "runpod_auth"
 
-
-class RunPodApiError(FarmError):
+class RunPodApiError(FarmError, code="runpod_api"):
     """A RunPod API call failed (GraphQL ``errors``, HTTP error, network)."""
 
-    code = "runpod_api"
 
-
-class RunPodTransient(RunPodApiError):
+class RunPodTransient(RunPodApiError, code="runpod_transient"):
     """A RunPod API call whose outcome is unknown: a network error, an answer that is
     not JSON (an HTML 5xx page from RunPod's edge) or RunPod's generic "Something went
     wrong". A mutation may have happened: the state is read back before anything else."""
 
-    code = "runpod_transient"
 
-
-class GpuUnavailable(FarmError):
+class GpuUnavailable(FarmError, code="gpu_unavailable"):
     """The GPU type is unknown, or no machine of that type could be rented."""
 
-    code = "gpu_unavailable"
 
-
-class PodNotReady(FarmError):
+class PodNotReady(FarmError, code="pod_not_ready"):
     """A pod's ComfyUI did not answer before the boot deadline (the pod was stopped)."""
 
-    code = "pod_not_ready"
 
-
-class BudgetExceeded(FarmError):
+class BudgetExceeded(FarmError, code="budget_exceeded", exit_code=12, precedence=5):
     """``--max-cost-usd`` would be exceeded: the run stops before overspending."""
 
-    code = "budget_exceeded"
-    exit_code = 12
-    precedence = 5
 
-
-class NoServerAvailable(ServerUnreachable):
+class NoServerAvailable(ServerUnreachable, code="no_server_available"):
     """Every server of the pool is down or was left out by preflight."""
 
-    code = "no_server_available"
 
-
-class ServerLost(LostContact):
+class ServerLost(LostContact, code="server_lost"):
     """A server stopped answering with a job in flight, and the job could not be moved."""
 
-    code = "server_lost"
 
-
-class PackMissing(PreflightFailed):
+class PackMissing(PreflightFailed, code="pack_missing"):
     """A server or endpoint lacks the anime_pipeline pack (or a node type it needs)."""
 
-    code = "pack_missing"
 
-
-class OutputDropped(PreflightFailed):
+class OutputDropped(PreflightFailed, code="serverless_output_dropped"):
     """A workflow writes an output that worker-comfyui does not return (only what a
     node reports under ``images``: core SaveImage / SaveVideo / SaveWEBM / SaveAnimated*)."""
 
-    code = "serverless_output_dropped"
 
-
-class PayloadTooLarge(PromptRejected):
+class PayloadTooLarge(PromptRejected, code="payload_too_large"):
     """The job's request body would exceed RunPod's ``/run`` limit (10 MB)."""
 
-    code = "payload_too_large"
 
-
-class ServerlessJobFailed(ExecutionFailed):
+class ServerlessJobFailed(ExecutionFailed, code="serverless_failed"):
     """A serverless job ended ``FAILED`` (the worker's error message is kept)."""
 
-    code = "serverless_failed"
 
-
-class ServerlessSubmitUnknown(ServerlessJobFailed):
+class ServerlessSubmitUnknown(ServerlessJobFailed, code="serverless_submit_unknown"):
     """``POST /run`` got no answer RunPod surely did not act on (a read timeout, a 5xx):
     the job may be running, so it is not sent again (that would pay for it twice)."""
 
-    code = "serverless_submit_unknown"
 
-
-class ServerlessTimeout(ExecutionFailed):
+class ServerlessTimeout(ExecutionFailed, code="serverless_timeout"):
     """A serverless job did not finish in time (``TIMED_OUT``, or the driver's deadline
     passed and it cancelled the job)."""
 
-    code = "serverless_timeout"
 
-
-class ServerlessCancelled(Interrupted):
+class ServerlessCancelled(Interrupted, code="serverless_cancelled"):
     """A serverless job was cancelled (by the driver on Ctrl-C, or from the console)."""
 
-    code = "serverless_cancelled"
 
-
-class ServerlessNoOutput(OutputMissing):
+class ServerlessNoOutput(OutputMissing, code="serverless_no_output"):
     """``COMPLETED`` without the expected files (result too large for RunPod, or a
     save node the worker ignores)."""
-
-    code = "serverless_no_output"
 
 
 FARM_ERROR_CLASSES: dict[str, type[DriverError]] = {cls.code: cls for cls in (

@@ -29,6 +29,8 @@ from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from driver.errors import Cancelled, DriverError, PreflightFailed
+from driver.render.attempt import Limits
+from driver.render.executor import ComfyExecutor
 
 from .dispatch import Dispatcher, State
 from .errors import FarmError, NoServerAvailable
@@ -149,6 +151,25 @@ class ServerPool:
             self.members[name].lost += 1
             self.messages.append(f"{prompt_id} lost with {name}; resubmitted elsewhere")
 
+    def knows(self, name: str, prompt_id: str, *, within_s: float) -> bool:
+        """Whether member ``name`` still has ``prompt_id`` (queued, running or in its history),
+        asked until it answers or ``within_s`` passes (silent: not known). Queue before
+        history: a prompt finishing between the two calls is then still seen."""
+        deadline = time.monotonic() + within_s
+        executor = self.members[name].executor
+        assert isinstance(executor, ComfyExecutor)  # only a ComfyUI server's jobs can be asked about
+        reported = False
+        while True:
+            try:
+                return executor.client.is_queued(prompt_id) or executor.client.history(prompt_id) is not None
+            except DriverError as exc:
+                if not reported:
+                    self.report_unreachable(name, f"stopped answering with {prompt_id} in flight ({exc})")
+                    reported = True
+            if time.monotonic() >= deadline or self.fatal is not None:
+                return False
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+
     def is_up(self, name: str) -> bool:
         with self._cond:
             return self._disp.servers[name].state is State.UP
@@ -257,6 +278,15 @@ class ServerPool:
                                     f"{states}; finished shots are kept, rerun to resume")
 
     # ------------------------------------------------------------------ reporting
+    def limits(self) -> Limits:
+        """The tightest limits of the members that are up (a job may land on any of them)."""
+        with self._cond:
+            up = list(self._disp.up)
+        out = Limits()
+        for name in up:
+            out = out.tighter(self.members[name].executor.limits())
+        return out
+
     @property
     def capacity(self) -> int:
         with self._cond:

@@ -1,23 +1,22 @@
 """The scheduler's executor over a :class:`~driver.farm.pool.ServerPool`.
 
-It implements :class:`driver.render.executor.Executor`, the scheduler's contract, with two of
-its abilities that one server does not need:
+Every run renders through it (one server is a pool of one). It implements :class:`driver.render.executor.Executor`,
+the scheduler's contract, with two abilities that a single member's executor does not have:
 
-* ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned
-  to ``server``, the member that had the attempt in flight, while that member is up),
-  uploads the job's inputs to the leased member and makes ``server`` / ``client`` name
-  it, so the manifest records which server did what.
+* ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned to ``server``, the member
+  that had the attempt in flight, while that member is up), uploads the job's inputs to the leased member and makes
+  ``server`` / ``client`` name it, so the manifest records which server did what.
 * ``map_shots(shots, fn)``: runs ``fn(shot)`` for many shots at once, on threads.
 
-Concurrency model: the scheduler's bookkeeping (manifest, approvals, reporter, file
-selection) stays single-threaded: every shot thread holds one lock except while it
-waits for a slot or does network I/O (upload, submit, follow, download). So the
-scheduler's code needs no locking of its own.
+Concurrency model: the scheduler's bookkeeping (manifest, approvals, reporter, file selection) stays
+single-threaded: every shot thread holds one lock except while it waits for a slot or does network I/O (upload,
+submit, follow, download). So the scheduler's code needs no locking of its own.
 
-A job whose server stops answering is not resubmitted blindly: its prompt id is looked
-up on that server (``/queue`` then ``/history``) until the server answers or
-``lost_after_s`` passes; only a job the server does not know (or a server that stays
-silent) is confirmed lost and submitted again, under a fresh prompt id, elsewhere."""
+A job whose server stops answering is not resubmitted blindly: its prompt id is looked up on that server (``/queue``
+then ``/history``) until the server answers or ``lost_after_s`` passes; only a job the server does not know (or a
+server that stays silent) is confirmed lost and submitted again, under a fresh prompt id, elsewhere (or on the same
+server once it answers again). The pool opens on the first job that needs a slot (:mod:`driver.farm.opening`): a run
+with nothing to render starts and asks nothing."""
 
 from __future__ import annotations
 
@@ -28,37 +27,52 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from driver.errors import Cancelled, ConfigError, DriverError, LostContact, ServerUnreachable
+from driver.errors import Cancelled, LostContact, ServerUnreachable
 from driver.progress import LockedReporter
-from driver.render.attempt import Attempt, JobRef, Limits
-from driver.render.executor import ComfyExecutor, DestFor, Executor, Outcome
+from driver.render.executor import Attempt, DestFor, Executor, JobRef, Limits, Outcome  # the executor contract
 
 from .errors import NoServerAvailable, ServerLost
+from .opening import Opening
 from .pool import Lease, Member, ServerPool
 
 log = logging.getLogger(__name__)
 
-KNOWN, LOST = "known", "lost"
 POOL_LABEL = "pool"
 
 
 class PoolExecutor(Executor):
-    def __init__(self, pool: ServerPool, *, job_timeout_s: float = 3600.0, lost_after_s: float = 30.0,
-                 priorities: dict[str, float] | None = None, threads: int | None = None):
+    """Give it the ``pool``, or ``opener`` (an :class:`~driver.farm.opening.Opening`) to open it
+    when the first job needs a slot, with ``input_names`` (the members' naming of inputs,
+    known before any member is) and ``threads`` (shot threads; default: the pool's slots + 2)."""
+
+    def __init__(self, pool: ServerPool | None = None, *, job_timeout_s: float = 3600.0, lost_after_s: float = 30.0,
+                 priorities: dict[str, float] | None = None, threads: int | None = None,
+                 opener: Opening | None = None, input_names: Callable[[dict], dict[str, str]] | None = None):
         super().__init__()
-        kinds = {m.kind for m in pool.members.values()}
-        if len(kinds) > 1:
-            raise ConfigError("a run renders on ComfyUI servers or on one serverless endpoint, not on both")
-        self.pool = pool
+        if (pool is None) == (opener is None):
+            raise TypeError("PoolExecutor takes a pool or an opener, not both")
+        self._opening = opener if opener is not None else Opening.ready(pool)  # type: ignore[arg-type]
+        self._names = input_names
         self.job_timeout_s, self.lost_after_s = job_timeout_s, lost_after_s
         self.priorities = dict(priorities or {})
         self.threads = threads
-        self._first = next(iter(pool.members.values()))
         self._tls = threading.local()
         self._big = threading.Lock()
         self._held_by_main = False
         self._closed = False
         self.reporter: LockedReporter | None = None  # the run's reporter, shared by every thread
+
+    @property
+    def pool(self) -> ServerPool:
+        """The pool (opened now if it is not yet: a job needs it)."""
+        return self._opening.get()
+
+    def _first(self) -> Member:
+        return next(iter(self.pool.members.values()))
+
+    def _opened_pool(self) -> ServerPool | None:
+        """The pool if it was opened (stopping a run never opens it)."""
+        return self._opening.pool
 
     # ------------------------------------------------------------------ scheduler interface
     @property
@@ -69,34 +83,25 @@ class PoolExecutor(Executor):
     @property
     def client_id(self) -> str:
         lease = self._lease()
-        return (lease.member if lease else self._first).executor.client_id
+        return (lease.member if lease else self._first()).executor.client_id
 
     def shared_reporter(self, reporter):
         return self.reporter or reporter
 
-    def unlocked(self) -> contextlib.AbstractContextManager[None]:
-        """The bookkeeping lock released around work of this thread's own (see ``Executor.unlocked``)."""
-        return self._unlocked()
-
     def input_names(self, files: dict) -> dict[str, str]:
-        return self._first.executor.input_names(files)
+        return self._names(files) if self._names is not None else self._first().executor.input_names(files)
 
     def upload(self, files: dict) -> dict[str, str]:
         """Remember the job's inputs; they go to whichever member runs the job."""
         self._tls.pending = dict(files)
         lease = self._lease()
         if lease is not None:
-            with self._unlocked():
+            with self.unlocked():
                 self._push_inputs(lease.member)
         return self.input_names(files)
 
     def limits(self) -> Limits:
-        """The tightest limits of the members that are up (a job may land on any of them)."""
-        out = Limits()
-        for m in self.pool.members.values():
-            if self.pool.is_up(m.name):
-                out = out.tighter(m.executor.limits())
-        return out
+        return self.pool.limits()
 
     @contextlib.contextmanager
     def slot(self, job: JobRef | None = None, server: str | None = None) -> Iterator[Member]:
@@ -106,7 +111,7 @@ class PoolExecutor(Executor):
             yield held.member
             return
         self._tls.priority = self.priorities.get(job.id, 0.0) if job is not None else 0.0
-        with self._unlocked():
+        with self.unlocked():
             self._tls.lease = self._take(pin=server)
         try:
             yield self._tls.lease.member
@@ -127,16 +132,16 @@ class PoolExecutor(Executor):
             assert lease is not None  # held by the slot above (or moved by the loop below)
             member = lease.member
             try:
-                with self._unlocked():
+                with self.unlocked():
                     return member.executor.run_attempt(compiled, dest_for, in_flight=in_flight, resubmit=relocked)
             except (ServerUnreachable, LostContact) as exc:
                 if isinstance(exc, NoServerAvailable) or member.kind != "comfyui":
                     raise
                 if time.monotonic() - started > self.job_timeout_s:
                     raise
-                with self._unlocked():
-                    fate = self._fate(member, compiled.prompt_id)
-                if fate == KNOWN:
+                with self.unlocked():
+                    known = self.pool.knows(member.name, compiled.prompt_id, within_s=self.lost_after_s)
+                if known:
                     log.info("%s: %s still knows %s; following it there", compiled.job.id, member.name,
                              compiled.prompt_id)
                     in_flight = True
@@ -148,7 +153,7 @@ class PoolExecutor(Executor):
                                      "moved to another server; rerun to resume", shot=compiled.job.shot) from exc
                 log.warning("%s: %s was lost with %s (%s); submitting it again on another server",
                             compiled.job.id, compiled.prompt_id, member.name, exc)
-                with self._unlocked():
+                with self.unlocked():
                     old, self._tls.lease = self._tls.lease, None
                     self.pool.release(old)
                     self._tls.lease = self._take(pin=None)
@@ -180,31 +185,51 @@ class PoolExecutor(Executor):
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     if not self._closed:
                         errors.append(exc)
-                        self.pool.cancel()
+                        self._cancel_pool()
                 finally:
                     self._tls.holds = False
                     changed.set()
 
         threads = [threading.Thread(target=worker, name=f"shot-{i}", daemon=True) for i in range(n)]
-        try:  # Ctrl-C between two starts must stop the threads already running too
+        self._opening.on_wanted = changed.set  # a shot thread asks this thread to open the pool
+        self._opening.serve_from(threading.current_thread())
+        try:  # Ctrl-C between two starts (or while the pool opens) must stop the threads already running too
             for t in threads:
                 t.start()
             while not errors and any(t.is_alive() for t in threads):
                 changed.wait(timeout=0.5)
                 changed.clear()
+                self._open_if_wanted(errors)
         except KeyboardInterrupt:
             self._stop_all()
             raise
+        finally:
+            self._opening.serve_from(None)
         if errors:
             self._stop_all()
             raise errors[0]
+
+    def _open_if_wanted(self, errors: list[BaseException]) -> None:
+        """Open the pool here, on the main thread, when a shot thread needs it (see
+        :mod:`driver.farm.opening`); a failure to open stops the run like a shot thread's error."""
+        if self._opening.wanted():
+            try:
+                self._opening.open_here()
+            except Exception as exc:  # noqa: BLE001 - raised by map_shots, as a shot thread's error is
+                errors.append(exc)
+
+    def _cancel_pool(self) -> None:
+        pool = self._opened_pool()
+        if pool is not None:
+            pool.cancel()
 
     def _stop_all(self) -> None:
         """Stop new work, cancel what can be cancelled and take the bookkeeping lock, so
         the caller's last manifest write sees no thread mid-change. :meth:`close`
         releases it; threads coming back from the network then end quietly."""
-        self.pool.cancel()
-        for m in self.pool.members.values():
+        self._cancel_pool()
+        pool = self._opened_pool()
+        for m in pool.members.values() if pool is not None else ():
             m.executor.cancel_all()
         if not self._held_by_main:
             self._big.acquire()
@@ -212,6 +237,7 @@ class PoolExecutor(Executor):
 
     def close(self) -> None:
         self._closed = True
+        self._opening.close()
         if self._held_by_main:
             self._held_by_main = False
             self._big.release()
@@ -227,8 +253,8 @@ class PoolExecutor(Executor):
         return getattr(self._tls, "lease", None)
 
     @contextlib.contextmanager
-    def _unlocked(self) -> Iterator[None]:
-        """Let other shot threads do bookkeeping while this one waits on the network."""
+    def unlocked(self) -> Iterator[None]:
+        """Let other shot threads do bookkeeping while this one waits on the network or encodes its own file."""
         if not getattr(self._tls, "holds", False):
             yield
             return
@@ -272,23 +298,3 @@ class PoolExecutor(Executor):
         if todo:
             member.executor.upload(todo)
             member.uploaded.update(names[r] for r in todo)
-
-    def _fate(self, member: Member, prompt_id: str) -> str:
-        """Ask ``member`` about ``prompt_id`` until it answers or ``lost_after_s`` passes.
-        Queue before history: a prompt finishing between the two calls is then still seen."""
-        deadline = time.monotonic() + self.lost_after_s
-        assert isinstance(member.executor, ComfyExecutor)  # only a ComfyUI server's jobs can be asked about
-        client = member.executor.client
-        reported = False
-        while True:
-            try:
-                if client.is_queued(prompt_id) or client.history(prompt_id) is not None:
-                    return KNOWN
-                return LOST
-            except DriverError as exc:
-                if not reported:
-                    self.pool.report_unreachable(member.name, f"stopped answering with {prompt_id} in flight ({exc})")
-                    reported = True
-            if time.monotonic() >= deadline or self.pool.fatal is not None:
-                return LOST
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))

@@ -68,6 +68,11 @@ log = logging.getLogger(__name__)
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
+def serverless_input_names(run_id: str, files: dict[str, Path]) -> dict[str, str]:
+    """Flat names (worker-comfyui uploads into ComfyUI's input folder, no subfolder)."""
+    return {role: f"ap-{run_id}-{upload_name(Path(p), role)}" for role, p in files.items()}
+
+
 class ServerlessExecutor(Executor):
     """Runs attempts on a worker-comfyui endpoint (a :class:`driver.render.executor.Executor`)."""
 
@@ -103,8 +108,7 @@ class ServerlessExecutor(Executor):
 
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
-        """Flat names (worker-comfyui uploads into ComfyUI's input folder, no subfolder)."""
-        return {role: f"ap-{self.run_id}-{upload_name(Path(p), role)}" for role, p in files.items()}
+        return serverless_input_names(self.run_id, files)
 
     def upload(self, files: dict[str, Path]) -> dict[str, str]:
         """Nothing leaves the machine yet: inputs travel base64 in each job's body."""

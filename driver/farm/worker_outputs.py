@@ -114,7 +114,10 @@ def error_text(error) -> str:
 #   {"images": [...], "errors": [...]}       -> COMPLETED, output.errors = texts
 # Execution errors appear as "Workflow execution error: Node Type: T, Node ID: N, Message: M".
 _NODE_ID = re.compile(r"Node ID '#([^']+)'")
-_OLD_MISSING = re.compile(r"Cannot execute because node (\S+) does not exist")
+#: ComfyUI's error types that name a node type it does not have: ``missing_node_type`` (ComfyUI
+#: since 2026-01-31, ``extra_info.class_type``); ``invalid_prompt`` naming a node (0.3.64: a node
+#: type that does not exist, or a node without ``class_type``, which the driver never sends)
+_MISSING_TYPES = ("missing_node_type", "invalid_prompt")
 
 
 def failure_texts(status: dict) -> list[str]:
@@ -145,23 +148,20 @@ def comfy_answer(text: str) -> dict | None:
 
 def missing_node(texts: list[str], prompt: dict) -> str | None:
     """The ``class_type`` of a node the endpoint's ComfyUI does not have, read from the
-    structure of its answer: ``missing_node_type`` (ComfyUI since 2026-01-31: "Node
-    '<title>' not found. The custom node may not be installed.", ``extra_info.class_type``)
-    or the older ``invalid_prompt`` "does not exist"; the node id in ``details`` is looked
-    up in the workflow sent. None when the failure is something else."""
+    structure of its answer, never from its wording: the error's ``type`` (see
+    ``_MISSING_TYPES``), the node in its ``extra_info`` (``class_type``, ``node_id``) or in
+    ``details`` (``Node ID '#N'``), looked up in the workflow sent. None when the failure
+    is something else."""
     for text in texts:
         error = (comfy_answer(text) or {}).get("error")
-        if isinstance(error, dict) and (error.get("type") == "missing_node_type"
-                                        or "does not exist" in str(error.get("message"))):
-            extra = error.get("extra_info") or {}
-            found = _NODE_ID.search(str(error.get("details") or ""))
-            node_id = str(extra.get("node_id") or (found.group(1) if found else ""))
-            ctype = extra.get("class_type") or (prompt.get(node_id) or {}).get("class_type")
-            if ctype:
-                return str(ctype)
-        old = _OLD_MISSING.search(text)
-        if old:
-            return old.group(1).rstrip(".")
+        if not isinstance(error, dict) or error.get("type") not in _MISSING_TYPES:
+            continue
+        extra = error.get("extra_info") or {}
+        found = _NODE_ID.search(str(error.get("details") or ""))
+        node_id = str(extra.get("node_id") or (found.group(1) if found else ""))
+        ctype = extra.get("class_type") or (prompt.get(node_id) or {}).get("class_type")
+        if ctype:
+            return str(ctype)
     return None
 
 

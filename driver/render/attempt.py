@@ -69,11 +69,7 @@ DEFAULT_UPLOAD = 100 << 20  # ComfyUI's default --max-upload-size
 def server_limits(client: ComfyClient) -> Limits:
     """A ComfyUI server's upload limit (``/features``, else ComfyUI's default) and free memory
     (the largest GPU's free VRAM, else free RAM)."""
-    upload = DEFAULT_UPLOAD
-    try:
-        upload = int(client.features().get("max_upload_size") or upload)
-    except Exception:  # noqa: BLE001 - an older server without /features: ComfyUI's default
-        pass
+    upload = int(client.features().get("max_upload_size") or DEFAULT_UPLOAD)  # {} from an older server
     stats = client.system_stats()
     free = [d.get("vram_free") or 0 for d in stats.get("devices", []) if d.get("type") != "cpu"]
     free = free or [stats.get("system", {}).get("ram_free") or 0]

@@ -1,6 +1,7 @@
 """Executors run job attempts for the scheduler. :class:`Executor` is the contract every
-backend implements (one ComfyUI server here; the farm's pool and RunPod Serverless in
-``driver.farm``); its optional abilities have defaults, so the scheduler never probes.
+backend implements (one ComfyUI server here; the farm's pool, which every run renders
+through, and RunPod Serverless in ``driver.farm``); its optional abilities have defaults,
+so the scheduler never probes.
 
 :class:`ComfyExecutor` is one server's side of an attempt: upload inputs, submit (or
 find a job already in flight), follow it, download and hash its outputs, read its
@@ -47,6 +48,11 @@ class Outcome:
 def upload_name(path: Path, role: str) -> str:
     """Content-addressed upload name: a changed image changes the workflow's hash."""
     return f"{sha256_file(path)[:16]}_{role}{path.suffix.lower()}"
+
+
+def server_input_names(run_id: str, files: dict[str, Path]) -> dict[str, str]:
+    """Server-side names (``ap/<run_id>/<sha16>_<role>.png``) for input files."""
+    return {role: f"ap/{run_id}/{upload_name(p, role)}" for role, p in files.items()}
 
 
 DestFor = Callable[[str, str], Path]  # (output role, file extension) -> where the file goes
@@ -114,31 +120,14 @@ class Executor(ABC):
 
 
 class ComfyExecutor(Executor):
-    """Attempts on one ComfyUI server. Give it the ``client``, or ``connect`` to make one on
-    first use: a run whose jobs are all unchanged then never connects (and never starts a
-    local ComfyUI)."""
+    """Attempts on one ComfyUI server: a member of the run's pool (``driver.farm``)."""
 
-    def __init__(self, client: ComfyClient | None = None, *, run_id: str, job_timeout: float, reporter=None,
-                 connect: Callable[[], ComfyClient] | None = None):
+    def __init__(self, client: ComfyClient, *, run_id: str, job_timeout: float, reporter=None):
         super().__init__()
-        if (client is None) == (connect is None):
-            raise TypeError("ComfyExecutor takes a client or a connect function, not both")
-        self._client = client
-        self._connect = connect
+        self.client = client
         self.run_id = run_id
         self.job_timeout = job_timeout
         self.reporter = reporter
-
-    @property
-    def client(self) -> ComfyClient:
-        if self._client is None:
-            assert self._connect is not None
-            self._client = self._connect()
-        return self._client
-
-    @client.setter
-    def client(self, client: ComfyClient) -> None:
-        self._client = client
 
     @property
     def server(self) -> str:
@@ -148,20 +137,12 @@ class ComfyExecutor(Executor):
     def client_id(self) -> str:
         return self.client.client_id
 
-    def slot(self, job: JobRef | None, server: str | None = None) -> AbstractContextManager[Any]:
-        """One server runs one job at a time: nothing to hold (the farm's pool has slots). Connects first (the
-        scheduler asks for a slot before it records an attempt), so a server that cannot be reached or started
-        leaves no half-written attempt."""
-        self.client  # noqa: B018 - connect (and preflight) on the first job that renders
-        return contextlib.nullcontext()
-
     def limits(self) -> Limits:
         return server_limits(self.client)
 
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
-        """Server-side names (``ap/<run_id>/<sha16>_<role>.png``) for input files."""
-        return {role: f"ap/{self.run_id}/{upload_name(p, role)}" for role, p in files.items()}
+        return server_input_names(self.run_id, files)
 
     def upload(self, files: dict[str, Path]) -> dict[str, str]:
         names = {}

@@ -12,7 +12,7 @@ rendered again with a seed derived from the shot seed and the attempt number, up
 best-scoring one does and the shot fails with ``quality_failed``.
 
 A failure of one shot (rejected prompt, node error, missing output) is recorded and the
-run goes on with the others; losing the server stops the run (rerun to resume)."""
+run goes on with the others; losing every server of the pool stops the run (rerun to resume)."""
 
 from __future__ import annotations
 
@@ -76,9 +76,9 @@ class Scheduler:
 
     # ------------------------------------------------------------------ shots
     def run(self, shots: list[Shot]) -> RunResult:
-        """Every shot, through the executor's ``map_shots`` (one after the other on one
-        server; concurrently on the farm's pool, whose threads share one lock, so the
-        bookkeeping here stays single-threaded)."""
+        """Every shot, through the executor's ``map_shots`` (concurrently on the farm's
+        pool, whose threads share one lock, so the bookkeeping here stays
+        single-threaded; one after the other on an executor without threads)."""
         shots = list(shots)
         self.reporter.start(sum(len(self.jobs_for(s)) for s in shots))
         run_reporter = self.reporter
@@ -237,8 +237,8 @@ class Scheduler:
         if att and att.get("workflow_sha256") == compiled.sha256 and att["status"] in finished \
                 and all(file_intact(self.run_dir, f) for f in att["outputs"]):
             return att  # finished in an earlier run
-        # a slot of the executor (the farm's pool; a no-op on one server), pinned to the
-        # server that had this attempt in flight
+        # a slot of the executor (the farm's pool, which opens on the first one), pinned to
+        # the server that had this attempt in flight
         with self.executor.slot(job, att.get("server") if att else None):
             return self._render(job, rec, n, att, compiled, inputs)
 

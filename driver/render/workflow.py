@@ -19,11 +19,9 @@ from typing import Any
 from driver.errors import ConfigError
 
 
-class TemplateError(ConfigError):
+class TemplateError(ConfigError, code="template_invalid"):
     """A workflow template cannot be used: unreadable, not API format, or lacking a
     titled node / input the driver binds."""
-
-    code = "template_invalid"
 
 
 def is_link(value: Any) -> bool:

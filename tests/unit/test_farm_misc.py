@@ -61,8 +61,9 @@ def test_estimates_per_backend_for_the_example_episode():
 
 
 def test_farm_options_are_checked():
-    assert not FarmOptions(servers=["http://a"]).wanted() and FarmOptions(servers=["http://a", "http://b"]).wanted()
-    assert FarmOptions(endpoint="runpod:x").wanted() and FarmOptions(farm="runpod").wanted()
+    assert FarmOptions(servers=["http://a"]).local_fallback()  # a pool of one: the local ComfyUI may stand in
+    assert not FarmOptions(servers=["http://a", "http://b"]).local_fallback()
+    assert not FarmOptions(endpoint="runpod:x").local_fallback() and not FarmOptions(farm="runpod").local_fallback()
     bad = FarmOptions(endpoint="runpod:x", servers=["http://a"], max_cost_usd=0, farm="aws")
     assert len(bad.problems()) == 3
     assert pod_prefix("LEV-EP001-1a2b3c4d") == "ap-lev-ep001-1a2b3c4d"
@@ -138,5 +139,5 @@ def test_one_server_list_chosen_in_one_place():
     endpoint = choose_servers(FarmOptions(endpoint="runpod:x"), cfg)
     assert endpoint.servers == [] and endpoint.problems() == []
     pods = choose_servers(FarmOptions(farm="runpod"), cfg)
-    assert pods.servers == [] and pods.wanted()
+    assert pods.servers == [] and not pods.local_fallback()
     assert choose_servers(FarmOptions(farm="runpod", servers=["http://a"]), cfg).servers == ["http://a"]

@@ -168,11 +168,25 @@ def test_a_stopped_job_carries_the_report_in_its_error(tmp_path):
     assert out.stopped_by_gate and out.report["passed"] is False and not out.files
 
 
+def _validation_error(prompt: dict) -> str:
+    """worker-comfyui 5.8.5's error for ComfyUI 0.3.64's HTTP 400 on the first pack node type it lacks."""
+    nid, ctype = next((n, node["class_type"]) for n, node in prompt.items() if node["class_type"].startswith("AP_"))
+    answer = {"error": {"type": "invalid_prompt", "message": f"Cannot execute because node {ctype} does not exist.",
+                        "details": f"Node ID '#{nid}'", "extra_info": {}}, "node_errors": {}}
+    return f"{answer['error']['message']}. Raw response: {json.dumps(answer)}"
+
+
 def test_failed_jobs_are_typed(tmp_path):
-    ex = _executor(ScriptedEndpoint({"status": "FAILED", "error": "Workflow validation failed: Cannot execute "
-                                     "because node AP_HeldFramePush does not exist."}), tmp_path)
+    prompt = _compiled(DEMO, "S01T01-video", _executor(ScriptedEndpoint(), tmp_path), tmp_path).prompt
+    error = _validation_error(prompt)  # AP_HeldFramePush
+    ex = _executor(ScriptedEndpoint({"status": "FAILED", "error": error}), tmp_path)
     with pytest.raises(PackMissing, match=SERVERLESS_IMAGE.split("/")[-1]):
-        ex.run_attempt(_compiled(DEMO, "S01T02-video", ex, tmp_path), _dest(tmp_path))
+        ex.run_attempt(_compiled(DEMO, "S01T01-video", ex, tmp_path), _dest(tmp_path))
+    wording_only = error.partition(". Raw response")[0]  # the words alone, without ComfyUI's answer: not read
+    ex = _executor(ScriptedEndpoint({"status": "FAILED", "error": wording_only}), tmp_path)
+    with pytest.raises(ServerlessJobFailed) as err:
+        ex.run_attempt(_compiled(DEMO, "S01T01-video", ex, tmp_path), _dest(tmp_path))
+    assert not isinstance(err.value, PackMissing)
     uncaught = json.dumps({"error_type": "RuntimeError", "error_message": "CUDA out of memory", "hostname": "w1"})
     ex = _executor(ScriptedEndpoint({"status": "FAILED", "error": uncaught}), tmp_path)
     with pytest.raises(ServerlessJobFailed, match="CUDA out of memory"):
