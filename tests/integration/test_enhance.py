@@ -17,8 +17,12 @@ from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import plan as retime_plan
 from devkit.harness import enhance_media as em
 from driver.cli import main
-from driver.enhance import dispatch
+from driver.config import load_config
+from driver.enhance import batch, dispatch
+from driver.enhance.options import Options
 from driver.enhance.probe import FrameSource, probe
+from driver.farm.backend import FarmOptions
+from driver.farm.errors import NoServerAvailable
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(em.missing_reason() is not None, reason=str(em.missing_reason()))]
@@ -136,7 +140,11 @@ def test_killed_server_then_rerun_reuses_finished_chunks(comfy_server_factory, i
 
     monkeypatch.setattr(dispatch.ChunkProgress, "chunk_done", done_then_kill)
     args = ("--fps", "48", "--max-chunk-frames", "8")
-    assert enhance(server.url, inputs[24].path, out, *args) == 3  # server_unreachable
+    # the one server is a pool of one: it gives up once no server has answered for all_down_timeout_s
+    opts = [Options(inputs[24].path, out, fps=48, max_chunk_frames=8)]
+    fo = FarmOptions(servers=[server.url], health_interval_s=0.5, down_after=1, all_down_timeout_s=3.0)
+    with pytest.raises(NoServerAvailable):
+        batch.run(opts, fo, load_config(None))
     first = manifest(out)["chunks"]
     done = [c["index"] for c in first if c["status"] == "done"]
     assert done == [0, 1] and not out.exists()
