@@ -26,7 +26,7 @@ from pathlib import Path
 from . import __version__, runner
 from .comfy import cli as comfy_cli
 from .enhance import cli as enhance_cli
-from .errors import DriverError
+from .errors import DriverError, os_error
 from .farm import cli as farm_cli
 from .progress import RichReporter, make_reporter, setup_logging
 
@@ -101,7 +101,7 @@ def _interrupt_on_termination():
 
 
 def _print_status(info: dict) -> None:
-    print(f"run {info['run_id']}  storyboard {info['storyboard']['path']}  updated {info['updated_at']}")
+    print(f"run {info['run_id']}  storyboard {info['storyboard'].get('path')}  updated {info['updated_at']}")
     print(f"  {'shot':<7} {'status':<16} {'approach':<20} {'keyframes':<12} {'clip':<12} attempts per job")
     for sid, s in info["shots"].items():
         jobs = ", ".join(f"{j} {n}" for j, n in s["attempts"].items()) or "-"
@@ -152,6 +152,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     except DriverError as exc:
         log.error("%s: %s", exc.code, exc)
         return exc.exit_code
+    except OSError as exc:  # disk full, read-only folder, a file where a folder is named: no traceback
+        err = os_error(exc)
+        log.error("%s: %s", err.code, err)
+        return err.exit_code
     except KeyboardInterrupt:
         log.error("cancelled: finished work is kept; rerun the same command to resume")
         return 130

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .validation import raise_if_problems, schema_problems
+from .validation import document_problems, raise_if_problems, schema_problems
 
 WAN_VIDEO_DEFAULTS = {
     "unet_high": "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
@@ -236,8 +236,9 @@ def build_config(user: dict, base_dir: Path, source: Path | None = None, base: d
     where = source.name if source else "config"
     if not isinstance(user, dict):
         raise ConfigError(f"{where}: expected a mapping of settings at the top level, got {type(user).__name__}")
+    raise_if_problems(document_problems(user), where)  # NaN, alias bombs, deep nesting: before anything walks it
     merged = deep_merge(base if base is not None else DEFAULTS, user)
-    if base is None:
+    if base is None and isinstance(merged["model_profiles"], dict):  # not a mapping: the schema says so below
         merged["model_profiles"] = {name: deep_merge(PROFILE_DEFAULTS, p) if isinstance(p, dict) else p
                                     for name, p in merged["model_profiles"].items()}
     raise_if_problems(schema_problems(merged, CONFIG_SCHEMA), where)
@@ -257,6 +258,10 @@ def load_config(path: str | Path | None) -> Config:
         user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path.name} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config {path.name}: nested too deeply to read") from None
     return build_config(user, path.resolve().parent, path.resolve())

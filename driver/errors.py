@@ -9,6 +9,7 @@ exit code when shots failed for different reasons says so with its own ``precede
 
 from __future__ import annotations
 
+import errno
 from typing import Any, ClassVar
 
 #: Every error class by its stable code (for the README table and for manifests),
@@ -202,6 +203,20 @@ class ComfyUIBroken(DriverError, code="comfyui_broken", exit_code=19, precedence
 
 
 ERROR_CLASSES[DriverError.code] = DriverError
+
+
+def os_error(exc: OSError) -> DriverError:
+    """The typed error of an ``OSError`` that reached a command: the path and the cause in
+    one line (disk full and read-only have their own exit codes); finished work is kept."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "(no path)"
+    cause = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return DiskFull(f"{where}: {cause}; free space and rerun the same command to resume")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return NotWritable(f"{where}: {cause}; make it writable (or choose another --out) and rerun to resume")
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP):
+        return ConfigError(f"{where}: {cause}")
+    return DriverError(f"{where}: {cause}")
 
 
 def _decider(cls: type[DriverError]) -> type[DriverError]:

@@ -43,12 +43,12 @@ def file_record(run_dir: Path, path: Path) -> FileRecord:
 
 def file_intact(run_dir: Path, record: Any) -> bool:
     """True when the recorded file exists in the run folder with the recorded sha256."""
-    if not record:
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
         return False
     path = run_dir / record["path"]
     try:
         return path.is_file() and path.stat().st_size == record["bytes"] and sha256_file(path) == record["sha256"]
-    except OSError:
+    except (OSError, KeyError, TypeError):  # a record without its size or hash: not intact
         return False
 
 
@@ -81,8 +81,10 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes], *, sync: bool = Fal
                 fh.flush()
                 _datasync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno and not exc.filename:  # a failed write names no file: name it
+            exc.filename = str(path)
         raise
     return path
 
@@ -95,6 +97,21 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+def remove_stale_parts(folder: Path, skip: tuple[str, ...] = (".comfyui",)) -> list[Path]:
+    """Remove the temporary files (``.<name>.*.part``, ``.<name>.*.part.mp4``) a killed
+    writer left in ``folder`` and below (not in ``skip``: a local ComfyUI's base folder).
+    Call it only while holding the folder's lock: no other writer's parts are then live."""
+    removed = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in files:
+            if name.startswith(".") and (name.endswith(".part") or ".part." in name):
+                path = Path(root) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def atomic_write_json(path: Path, doc: Any, *, compact: bool = False) -> None:

@@ -53,14 +53,18 @@ def folder_lock(folder: Path, *, command: str | None = None) -> Iterator[Path]:
         except BlockingIOError:
             raise FolderLocked(f"{folder} is in use by {_holder(path)}; wait for it to finish, or stop it "
                                "(one driver per folder)") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({
-            "pid": os.getpid(), "host": socket.gethostname(),
-            "command": command or " ".join(["driver", *sys.argv[1:]]),
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }))
-        fh.flush()
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps({
+                "pid": os.getpid(), "host": socket.gethostname(),
+                "command": command or " ".join(["driver", *sys.argv[1:]]),
+                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }))
+            fh.flush()
+        except OSError as exc:  # disk full: the write names no file
+            exc.filename = exc.filename or str(path)
+            raise
         yield path
     finally:
         fh.close()  # closing the descriptor releases the flock

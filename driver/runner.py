@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ from .config import Config, load_config
 from .errors import Cancelled, ConfigError, ReviewPending, exit_code_for
 from .farm import cli as farm_cli
 from .farm.backend import FarmOptions
-from .files import atomic_write_json
+from .files import atomic_write_json, remove_stale_parts
+from .lock import folder_lock
 from .outputs.approvals import VIDEO as CLIP
 from .outputs.approvals import Approvals
 from .outputs.assemble import assemble
@@ -60,6 +62,22 @@ def run_dir_for(sb: Storyboard, config: Config, out: Path | None) -> Path:
     return root / f"{sb.project}_EP{sb.episode:03d}"
 
 
+def server_problems(servers: list[str]) -> list[str]:
+    """A server URL that cannot be used, with the reason (``127.0.0.1:8188`` has no scheme,
+    ``http://[::1`` no closing bracket, a port out of range)."""
+    out = []
+    for url in servers:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+        except ValueError as exc:
+            out.append(f"server {url!r}: not a URL ({exc})")
+            continue
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            out.append(f"server {url!r}: give a URL with its scheme and host, e.g. http://127.0.0.1:8188")
+    return out
+
+
 def run_id_for(sb: Storyboard, run_dir: Path) -> str:
     digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:8]
     return f"{sb.project}-EP{sb.episode:03d}-{digest}"
@@ -74,6 +92,7 @@ def compile_all(plan: Plan, compiler: Compiler, stage: str = ALL) -> list:
 def validate(storyboard: Path, config: Path | None = None) -> dict:
     """Storyboard, config, plan and every template binding, without a server."""
     sb, cfg = load_inputs(storyboard, config)
+    cfg.gpu_figures  # noqa: B018 - checked even when no shot needs an estimate from it
     plan = make_plan(sb, cfg)
     compile_all(plan, Compiler(sb, cfg, "validate"))
     return {"shots": len(sb.shots), "jobs": len(plan.jobs), "estimate_gpu_s": round(plan.estimate_s, 1)}
@@ -113,8 +132,14 @@ class _Prepared:
 
 def run(opts: RunOptions, reporter: Reporter) -> int:
     """Render (or dry-run) a storyboard; returns the exit code. Stages: prepare (inputs,
-    plan, run folder), open the backend, render, finish (cut, dailies, exit code)."""
-    prep = _prepare(opts)
+    plan, run folder), open the backend, render, finish (cut, dailies, exit code). The run
+    folder's lock (:func:`driver.lock.folder_lock`) is held throughout: one driver per folder."""
+    with contextlib.ExitStack() as held:
+        return _run(opts, reporter, held)
+
+
+def _run(opts: RunOptions, reporter: Reporter, held: contextlib.ExitStack) -> int:
+    prep = _prepare(opts, held)
     if opts.dry_run:
         out = dry_run(prep.sb, prep.cfg, prep.plan, prep.run_dir, opts.stage,
                       prep.existing.run_id if prep.existing else None)
@@ -137,8 +162,9 @@ def run(opts: RunOptions, reporter: Reporter) -> int:
     return _finish(prep, manifest, approvals, executor, result)
 
 
-def _prepare(opts: RunOptions) -> _Prepared:
-    """Inputs, the plan (keyframe rounds read once from an earlier run's manifest) and the run folder."""
+def _prepare(opts: RunOptions, held: contextlib.ExitStack) -> _Prepared:
+    """Inputs, the run folder (locked with ``held``, stale temporary files removed), the plan
+    (keyframe rounds read once from an earlier run's manifest)."""
     if opts.stage not in (*STAGES, ALL):
         raise ConfigError(f"--stage must be one of keyframes, video, all; got {opts.stage!r}")
     sb, cfg = load_inputs(opts.storyboard, opts.config)
@@ -146,12 +172,19 @@ def _prepare(opts: RunOptions) -> _Prepared:
     if retakes < 0:
         raise ConfigError(f"--max-retakes must be >= 0, got {retakes}")
     run_dir = run_dir_for(sb, cfg, opts.out)
-    existing = Manifest.load(run_dir)
-    plan = make_plan(sb, cfg, only=opts.only or None, keyframe_rounds=existing.keyframe_rounds() if existing else {})
     backend = choose_servers(opts.farm or FarmOptions(), cfg)
-    problems = backend.problems()
+    problems = backend.problems() + server_problems(backend.servers)
     if problems:
         raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
+    existing_part = next((p for p in (run_dir, *run_dir.parents) if p.exists()), run_dir)
+    if not existing_part.is_dir():
+        where = "--out" if opts.out is not None else "output_root"
+        raise ConfigError(f"{where}: {existing_part} is a file, not a folder; name a folder for the run "
+                          f"({run_dir})")
+    held.enter_context(folder_lock(run_dir, command=f"driver run {opts.storyboard}"))
+    remove_stale_parts(run_dir)
+    existing = Manifest.load(run_dir)
+    plan = make_plan(sb, cfg, only=opts.only or None, keyframe_rounds=existing.keyframe_rounds() if existing else {})
     return _Prepared(opts, sb, cfg, plan, run_dir, retakes, backend, existing)
 
 
@@ -210,7 +243,7 @@ def status(run_dir: Path) -> dict:
                       "clip_review": approvals.verdict(sid, CLIP) if approvals.has(sid, CLIP) else None,
                       "assets": sorted(rec.get("assets", {})), "error": (rec.get("error") or {}).get("message")}
     cut = (manifest.data.get("episode") or {}).get("cut") or {}
-    return {"run_id": manifest.run_id, "storyboard": manifest.data["storyboard"], "shots": shots,
+    return {"run_id": manifest.run_id, "storyboard": manifest.data.get("storyboard") or {}, "shots": shots,
             "counts": dict(sorted(Counter(str(s["status"]) for s in shots.values()).items())),
             "cut": cut.get("path"), "placeholders": cut.get("placeholders") or [],
             "updated_at": manifest.data.get("updated_at")}

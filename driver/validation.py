@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Iterable
 
 import jsonschema
@@ -84,9 +85,82 @@ def _message(err: jsonschema.ValidationError) -> tuple[list, str]:
     return path, err.message
 
 
+#: JSON Schema's ``integer`` without the floats that happen to be whole (``episode: 1.0``
+#: would otherwise pass and break ``{:03d}`` later); booleans are no numbers either.
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine_many({
+    "integer": lambda _c, v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda _c, v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+})
+_Validator = jsonschema.validators.extend(Draft202012Validator, type_checker=_TYPES)
+
+#: Deeper documents are refused before validation (no storyboard, config, approvals or
+#: manifest nests anywhere near this; 100,000 levels would exhaust the recursion limit).
+MAX_DEPTH = 64
+#: ... and documents of more values (a YAML alias bomb expands to billions).
+MAX_VALUES = 1_000_000
+
+
+def document_problems(document, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> list[str]:
+    """What no document of ours may hold, wherever it sits: NaN or an infinity (``NaN``,
+    ``Infinity`` in JSON, ``.nan`` in YAML), a string that is not valid Unicode (a lone
+    surrogate from ``"\\ud800"``), nesting deeper than ``max_depth`` and more than ``max_values``
+    values (YAML aliases counted at each use). Iterative, so a
+    deep document cannot exhaust the stack; one line per problem with its JSON path."""
+    problems: list[str] = []
+    stack: list[tuple[list, object]] = [([], document)]
+    seen = 0
+    while stack and len(problems) < 50:
+        path, value = stack.pop()
+        seen += 1
+        if seen > max_values:
+            problems.append(f"$: more than {max_values:,} values (aliases repeating a block, as in a YAML alias "
+                            "bomb?); refused")
+            break
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{json_path(path)}: {value} is not a number; give a finite number")
+        elif isinstance(value, str) and _bad_text(value):
+            problems.append(f"{json_path(path)}: not valid Unicode text (a lone surrogate such as \\ud800)")
+        elif isinstance(value, (dict, list)):
+            if len(path) >= max_depth:
+                problems.append(f"{json_path(path[:8])}...: nested deeper than {max_depth} levels")
+                continue
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in items:
+                if isinstance(key, str) and _bad_text(key):
+                    problems.append(f"{json_path(path)}: a key is not valid Unicode text")
+                stack.append(([*path, key], child))
+    return sorted(problems, key=lambda line: _sort_key((line.split(": ", 1)[0], line)))
+
+
+def _bad_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_json(raw: bytes | str, where: str):
+    """``raw`` parsed as JSON, or ConfigError naming ``where`` and the cause (invalid JSON,
+    not UTF-8, nested too deep for the parser); non-finite numbers parse and are refused by
+    :func:`document_problems`."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to read (more than {MAX_DEPTH} levels are refused)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not valid JSON ({exc})") from None
+
+
 def schema_problems(document, schema: dict) -> list[str]:
-    """Every problem of ``document`` against ``schema``, as ``path: message`` lines."""
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    """Every problem of ``document`` against ``schema``, as ``path: message`` lines
+    (:func:`document_problems` first: a document with those is not validated further)."""
+    early = document_problems(document)
+    if early:
+        return early
+    validator = _Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     lines = set()
     for err in validator.iter_errors(document):
         path, msg = _message(err)

@@ -13,6 +13,7 @@ server; the integration tests run it against one):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from ..errors import (
     ServerUnreachable,
 )
 from ..files import atomic_write_chunks
+from ..images import SourceRejected, read_image
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +121,24 @@ class ComfyClient:
     # ------------------------------------------------------------------ files
     def upload_image(self, path: str | os.PathLike, subfolder: str = "", *, overwrite: bool = True,
                      name: str | None = None) -> str:
-        """Upload a file to the server's input folder; returns the name to give ``LoadImage``."""
+        """Upload a file to the server's input folder; returns the name to give ``LoadImage``.
+
+        The file is opened once and the bytes checked are the bytes sent. Under a
+        content-addressed ``name`` (``<sha256[:16]>_<role>.png``, a run's input:
+        :func:`driver.render.executor.upload_name`) it must not have become a symlink, must
+        decode, and must still be that hash (:class:`driver.images.SourceRejected` otherwise)."""
         path = Path(path)
-        with path.open("rb") as fh:
-            resp = self._request(
-                "POST", "/upload/image",
-                files={"image": (name or path.name, fh, "application/octet-stream")},
-                data={"subfolder": subfolder, "type": "input", "overwrite": "true" if overwrite else "false"},
-            )
+        digest = (name or "").partition("_")[0]
+        addressed = len(digest) == 16 and all(c in "0123456789abcdef" for c in digest)  # a run's keyframe
+        data = read_image(path) if addressed else path.read_bytes()  # (enhance chunks: the driver's own files)
+        if addressed and hashlib.sha256(data).hexdigest()[:16] != digest:
+            raise SourceRejected(f"{path} changed since the run read it (its workflow was compiled for sha256 "
+                                 f"{digest}...); nothing was uploaded: rerun to render the new image")
+        resp = self._request(
+            "POST", "/upload/image",
+            files={"image": (name or path.name, data, "application/octet-stream")},
+            data={"subfolder": subfolder, "type": "input", "overwrite": "true" if overwrite else "false"},
+        )
         if resp.status_code != 200:
             raise DriverError(f"upload of {path} to {self.url} failed: HTTP {resp.status_code} {resp.text[:200]}")
         info = resp.json()

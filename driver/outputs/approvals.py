@@ -83,6 +83,8 @@ def read_doc(path: Path) -> Doc:
         return {"version": 0, "shots": {}}
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; fix or move it away, it is left as it is") from None
     except ValueError as exc:
         line = f" line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ConfigError(f"{path}{line}: not valid JSON ({exc}); fix or move it away, it is left as it is") from None

@@ -8,6 +8,7 @@ its duration, so the cut keeps the storyboard's timing; the manifest lists them.
 from __future__ import annotations
 
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -48,7 +49,10 @@ def fit_frames(frames, n: int, notes: dict, key: str):
 def decode(path: Path, width: int, height: int):
     """RGB frames of a clip at ``width`` x ``height``, one at a time."""
     with av.open(str(path)) as container:
-        for f in container.decode(video=0):
+        stream = container.streams.video[0]
+        if stream.width * stream.height > LEAN_ABOVE_PIXELS:
+            stream.thread_count = 1  # each decoding thread holds frames of its own
+        for f in container.decode(stream):
             yield f.to_ndarray(format="rgb24", width=width, height=height)
 
 
@@ -57,18 +61,31 @@ def count_frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+#: Above this many pixels a frame, x264 is told to hold fewer frames: its default look-ahead,
+#: references and B-frames (and a frame thread per core) held 1.4 GB at 4096x4096 on 2 cores
+#: (benchmarks/bench_driver_memory.py); smaller deliveries keep the default encode.
+LEAN_ABOVE_PIXELS = 1920 * 1088
+
+
+def lean_x264(width: int, height: int) -> dict[str, str]:
+    """x264 options that bound the encoder's memory for a large frame (``{}`` otherwise)."""
+    if width * height <= LEAN_ABOVE_PIXELS:
+        return {}
+    return {"x264-params": "threads=2:rc-lookahead=4:ref=1:bframes=1"}
+
+
 def write_cut(sb: Storyboard, clips: dict[str, Path | None], out: Path, *, crf: int = 18) -> dict:
     """Encode the cut; ``clips`` maps shot id -> clip path (None: black placeholder).
     Returns per-shot fitting notes and the total frame count."""
     d = sb.delivery
     rate = fps_fraction(d.fps)
-    tmp = out.with_name(f".{out.name}.part.mp4")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part.mp4")  # per process: two writers never share it
     notes: dict[str, str] = {}
     total = 0
     with av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = d.width, d.height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
+        stream.options = {"crf": str(crf), "preset": "medium", **lean_x264(d.width, d.height)}
         black = np.zeros((d.height, d.width, 3), np.uint8)
         for shot in sb.shots:
             n = shot.frames(d.fps)

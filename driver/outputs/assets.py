@@ -5,13 +5,16 @@ recorded in the manifest with its sha256."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
 
 from anime_pipeline.core.naming import asset_name
 from driver.errors import OutputMissing
-from driver.files import FileRecord, file_intact, file_record, sha256_file
+from driver.files import FileRecord, atomic_write_chunks, file_intact, file_record
+from driver.images import read_image
 from driver.story.plan import VIDEO, Job
 from driver.story.storyboard import Shot, Storyboard
 
@@ -19,18 +22,20 @@ from .manifest import Manifest
 from .records import AttemptRecord, JobRecord, Status
 
 KEYFRAME_DIR, CLIP_DIR, ATTEMPT_DIR = "keyframes", "clips", "attempts"
+log = logging.getLogger(__name__)
 
 
 def place(src: Path, dest: Path) -> None:
-    """``dest`` becomes a copy of ``src`` (hard link when possible), atomically."""
+    """``dest`` becomes a copy of ``src`` (never a hard link: damage to one must not reach
+    the other), atomically, through a temporary file of this process's own."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     try:
-        os.link(src, tmp)
-    except OSError:
         shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Assets:
@@ -78,16 +83,22 @@ class Assets:
         changed = False
         for inp in {i.role: i for j in jobs for i in j.inputs if i.file}.values():
             src = Path(str(inp.file))
+            data = read_image(src)  # opened once: the bytes checked are the bytes copied
             rec = assets.get(inp.role)
-            if rec and rec.get("source") == str(src) and rec["sha256"] == sha256_file(src) \
-                    and file_intact(self.run_dir, rec):
+            same = rec is not None and rec.get("source") == str(src) \
+                and rec.get("sha256") == hashlib.sha256(data).hexdigest()
+            if same and file_intact(self.run_dir, rec):
                 continue
+            if rec is not None and same:
+                log.warning("%s: the run folder's copy %s is damaged (size or sha256 differ); copied again from %s",
+                            shot.id, rec["path"], src)
             dest = self.run_dir / KEYFRAME_DIR / asset_name(self.sb.project, self.sb.episode, shot.scene, shot.take,
                                                             shot.characters, suffix=inp.role,
                                                             ext=src.suffix.lstrip(".").lower())
-            place(src, dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_chunks(dest, [data])
             assets[inp.role] = FileRecord(**file_record(self.run_dir, dest), source=str(src))
-            changed = True
+            changed |= not same
         return changed
 
     def select(self, job: Job, rec: JobRecord, att: AttemptRecord, status: Status) -> None:

@@ -36,8 +36,18 @@ from typing import Any, cast
 from driver import __version__
 from driver.errors import ConfigError
 from driver.files import atomic_write_json, now
+from driver.validation import parse_json, schema_problems
 
-from .records import MANIFEST_VERSION, READABLE_VERSIONS, AttemptRecord, JobRecord, ManifestData, ShotRecord, Status
+from .records import (
+    MANIFEST_VERSION,
+    READ_SCHEMA,
+    READABLE_VERSIONS,
+    AttemptRecord,
+    JobRecord,
+    ManifestData,
+    ShotRecord,
+    Status,
+)
 
 MANIFEST_NAME = "run_manifest.json"
 
@@ -67,13 +77,22 @@ class Manifest:
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}; move it away to start the run afresh") from None
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}; move it away to start the run afresh"
+                              ) from None
+        data = parse_json(raw, f"cannot read {path}")
         version = data.get("manifest_version") if isinstance(data, dict) else None
-        if version not in READABLE_VERSIONS:
+        if version not in READABLE_VERSIONS and isinstance(version, int):
             raise ConfigError(f"{path} has manifest_version {version!r}; this driver reads "
                               f"{', '.join(map(str, READABLE_VERSIONS))} and writes {MANIFEST_VERSION}")
+        problems = schema_problems(data, READ_SCHEMA)
+        if problems:
+            raise ConfigError(f"{path} is not a run manifest this driver can read: {'; '.join(problems[:5])}; "
+                              "move it away to start the run afresh", problems=problems)
+        for shot in data["shots"].values():
+            shot.setdefault("assets", {})
+            shot.setdefault("jobs", {})
         data["manifest_version"] = MANIFEST_VERSION  # every earlier version is a subset: see driver.outputs.records
         return cls(path, cast(ManifestData, data))
 

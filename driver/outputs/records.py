@@ -102,3 +102,32 @@ class ManifestData(TypedDict, total=False):
     shots: dict[str, ShotRecord]
     episode: dict[str, Any]
     farm: dict[str, Any]
+
+
+_FILE = {"type": "object",
+         "properties": {"path": {"type": "string", "minLength": 1}, "sha256": {"type": "string"},
+                        "bytes": {"type": "integer", "minimum": 0}}}
+_ATTEMPT = {"type": "object", "properties": {
+    "attempt": {"type": "integer", "minimum": 1}, "prompt_id": {"type": "string"},
+    "outputs": {"type": "array", "items": _FILE}, "inputs": {"type": "array", "items": {"type": "object"}},
+    "workflow_file": {"oneOf": [{"type": "null"}, _FILE]}, "report_file": {"oneOf": [{"type": "null"}, _FILE]},
+    "status": {"enum": [s.value for s in Status]}}}
+_JOB = {"type": "object", "properties": {
+    "attempts": {"type": "array", "items": _ATTEMPT}, "status": {"enum": [s.value for s in Status]},
+    "selected_attempt": {"type": ["integer", "null"]}, "retake_from": {"type": "integer"}}}
+#: The shape a manifest must have to be read (every version): the types of what the driver
+#: indexes (a shot's missing ``assets`` / ``jobs`` are added empty on load). Other fields
+#: are not checked; a manifest of another shape is refused with the JSON path.
+READ_SCHEMA = {
+    "type": "object", "required": ["manifest_version", "run_id", "shots"],
+    "properties": {
+        "manifest_version": {"enum": list(READABLE_VERSIONS)},
+        "run_id": {"type": "string", "minLength": 1},
+        "shots": {"type": "object", "additionalProperties": {
+            "type": "object", "properties": {
+                "status": {"enum": [s.value for s in Status]}, "keyframe_round": {"type": "integer", "minimum": 1},
+                "assets": {"type": "object", "additionalProperties": _FILE},
+                "jobs": {"type": "object", "additionalProperties": _JOB}}}},
+        "episode": {"type": "object", "properties": {"cut": {"oneOf": [{"type": "null"}, _FILE]}}},
+    },
+}

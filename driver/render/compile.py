@@ -27,6 +27,7 @@ from driver.story.plan import (
     segment_seed,
 )
 from driver.story.storyboard import REPO_ROOT, Storyboard
+from driver.validation import document_problems, raise_if_problems
 
 from . import learned
 from .workflow import (
@@ -86,11 +87,12 @@ class Compiler:
             return None, ""
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
+            raise_if_problems(document_problems(doc), f"lora_registry {path}")  # NaN strengths, deep nesting
             reg = lora_registry.Registry.from_dict(doc, str(path))
         except OSError as exc:
             raise ConfigError(f"lora_registry: cannot read {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:  # JSON or schema problems (RegistryError is a ValueError)
-            raise ConfigError(f"lora_registry: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # JSON or schema problems (RegistryError is a ValueError)
+            raise ConfigError(f"lora_registry: {exc or 'nested too deeply to read'}") from None
         return reg, json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def template_path(self, key: str) -> Path:

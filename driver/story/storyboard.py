@@ -16,7 +16,8 @@ from pathlib import Path
 
 from anime_pipeline.core.naming import shot_id
 from driver.errors import ConfigError
-from driver.validation import raise_if_problems, schema_problems
+from driver.images import image_problem
+from driver.validation import parse_json, raise_if_problems, schema_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "storyboards" / "schema.json"
@@ -120,6 +121,15 @@ def _inside(folder: Path, rel: str) -> Path | None:
     return resolved if resolved.is_relative_to(folder.resolve()) else None
 
 
+def _image_problems(where: str, path: Path) -> list[str]:
+    """The keyframe decoded and size-checked (a text file named .png, a truncated PNG)."""
+    try:
+        problem = image_problem(path.read_bytes())
+    except OSError as exc:
+        problem = f"cannot read it: {exc.strerror or exc}"
+    return [f"{where}: {path.name}: {problem}"] if problem else []
+
+
 def _cross_field_problems(doc: dict, folder: Path) -> list[str]:
     problems = []
     declared = set(doc.get("characters") or {})
@@ -144,6 +154,11 @@ def _cross_field_problems(doc: dict, folder: Path) -> list[str]:
                                 "give a path relative to the storyboard, inside its folder")
             elif not path.is_file():
                 problems.append(f"{where}.keyframes.{role}: file not found: {rel} (looked in {folder})")
+            else:
+                problems += _image_problems(f"{where}.keyframes.{role}", path)
+        if math.floor(shot["duration_s"] * fps + 0.5) < 1:
+            problems.append(f"{where}.duration_s: {shot['duration_s']} s at {fps} fps is less than one frame "
+                            f"(at least {0.5 / fps:.3g} s)")
         hero = shot.get("hero_frame")
         if isinstance(hero, int) and not isinstance(hero, bool) and hero >= 1:
             n = frames_for(shot["duration_s"], fps)
@@ -194,8 +209,4 @@ def load_storyboard(path: str | Path) -> Storyboard:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read storyboard {path}: {exc.strerror or exc}") from None
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ConfigError(f"storyboard {path.name} is not valid JSON: {exc}") from None
-    return parse_storyboard(doc, path, raw)
+    return parse_storyboard(parse_json(raw, f"storyboard {path.name}"), path, raw)

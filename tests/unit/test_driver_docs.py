@@ -3,7 +3,7 @@ with its exit code, and every title workflows/README.md documents is in a templa
 
 import re
 
-from driver import lock  # noqa: F401 - its FolderLocked joins ERROR_CLASSES (the test failed when run alone)
+from driver import images, lock  # noqa: F401 - their SourceRejected, FolderLocked join ERROR_CLASSES (the test failed when run alone)
 from driver.enhance import errors as enhance_errors  # noqa: F401 - its classes join ERROR_CLASSES
 from driver.errors import ERROR_CLASSES
 from driver.farm import errors as farm_errors  # noqa: F401 - its classes join ERROR_CLASSES

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 DRIVER = Path(__file__).resolve().parents[2] / "driver"
-BASE = {"driver", "driver.errors", "driver.files", "driver.lock", "driver.config", "driver.validation", "driver.progress"}
+BASE = {"driver", "driver.errors", "driver.files", "driver.lock", "driver.images", "driver.config", "driver.validation",
+        "driver.progress"}
 COMFY_MODULES: set[str] = set()  # top-level modules of the ComfyUI connection (all in driver.comfy now)
 
 #: layer -> the layers it may import (besides itself)

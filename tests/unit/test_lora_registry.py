@@ -123,8 +123,9 @@ def test_schema_rejects_bad_top_level_and_names():
         reg.Registry.from_dict({"chars": {}})
     assert ("$", "'characters' is a required property") in err.value.errors
     assert ("$", "Additional properties are not allowed ('chars' was unexpected)") in err.value.errors
-    assert "does not match" in " ".join(errors_of({"characters": {"jinx, vi": {"t2i": {
-        "file": "a.safetensors", "trigger": "X"}}}}).values())
+    assert "'jinx, vi' is not allowed: Character name -> its LoRAs. Names are what shots list (comma-separated), " \
+        "so they cannot contain commas." in " ".join(errors_of({"characters": {"jinx, vi": {"t2i": {
+            "file": "a.safetensors", "trigger": "X"}}}}).values())  # what the pattern guards, not the raw regex
     assert "$.version" in errors_of({"version": 2, "characters": REGISTRY["characters"]})
 
 

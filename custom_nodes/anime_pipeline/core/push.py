@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .validate import InputError, check_images, check_positive
+from .validate import InputError, check_budget, check_images, check_positive, frames_bytes
 
 EASINGS = ("linear", "ease_in_out")
 SAMPLINGS = ("bicubic", "bilinear")
@@ -182,10 +182,12 @@ def held_frame_push(
     node: str | None = None,
     device: torch.device | None = None,
     progress: Callable[[int, int], None] | None = None,
+    budget: tuple[int, str] | None = None,
 ) -> torch.Tensor:
     """``round(duration_s * fps)`` frames of a push over the still ``image`` ``[1,H,W,3]``.
 
-    ``width``/``height`` 0 keep the still's size. Returns ``[n, height, width, 3]`` on the CPU."""
+    ``width``/``height`` 0 keep the still's size. Returns ``[n, height, width, 3]`` on the CPU.
+    ``budget`` (bytes, where it came from): a larger output is refused before it is allocated."""
     image = check_images(image, "image", node=node)
     if image.shape[0] != 1:
         raise InputError("image", f"expects one still, got a batch of {image.shape[0]}; pick one frame first", node)
@@ -209,6 +211,10 @@ def held_frame_push(
         raise InputError("duration_s", f"{duration_s} s x {fps} fps rounds to {n} frames; need at least 1", node)
     _, h, w, _ = image.shape
     out_size = (int(width) or w, int(height) or h)
+    if budget is not None:
+        check_budget(frames_bytes(n, out_size[1], out_size[0], image.shape[3]), budget[0],
+                     f"{n} frames of {out_size[0]}x{out_size[1]}", "width" if width else "duration_s", node=node,
+                     budget_from=budget[1])
     states = trajectory(n, (w, h), out_size, zoom_start, zoom_end, center_start, center_end, easing)
     still = image.to(device) if device is not None else image
     return render_push(still, out_size, states, sampling, progress).cpu()

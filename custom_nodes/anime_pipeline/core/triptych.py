@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .imaging import FITS, fit_frames, target_size  # noqa: F401 (FITS, fit_frames re-exported)
-from .validate import InputError, check_images
+from .validate import InputError, check_budget, check_images, frames_bytes
 
 log = logging.getLogger(__name__)
 
@@ -265,11 +265,14 @@ def split_triptych(
     fit: str = "crop",
     *,
     node: str | None = None,
+    budget: tuple[int, str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
     """Split each strip of ``[B,H,W,3]`` into three panels.
 
     Returns ``first``, ``hero``, ``last`` (``[B,h,w,3]`` each), ``panels`` (``[3B,h,w,3]``,
-    first/hero/last per strip) and a report (mode used, notes and boxes per strip)."""
+    first/hero/last per strip) and a report (mode used, notes and boxes per strip).
+    ``budget`` (bytes, where it came from): outputs larger than it (the panels twice: as
+    ``panels`` and as first/hero/last) are refused before they are made."""
     strips = check_images(strips, "strip", node=node)
     if mode not in MODES:
         raise InputError("mode", f"must be one of {list(MODES)}, got {mode!r}", node)
@@ -309,6 +312,11 @@ def split_triptych(
             node,
         )
     out_w, out_h = targets[0]
+    if budget is not None:
+        check_budget(2 * frames_bytes(3 * len(crops), out_h, out_w, strips.shape[3]), budget[0],
+                     f"{len(crops)} strip(s) of three {out_w}x{out_h} panels (twice: panels and first/hero/last)",
+                     "target_width" if target_width else "target_height" if target_height else "strip", node=node,
+                     budget_from=budget[1])
     panels = torch.cat([fit_frames(c, out_w, out_h, fit) for c in crops]).contiguous()
     report = {
         "output_size": [out_w, out_h],

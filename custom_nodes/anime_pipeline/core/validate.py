@@ -9,7 +9,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["InputError", "check_images", "check_positive", "check_same_size"]
+__all__ = ["InputError", "check_budget", "check_images", "check_positive", "check_same_size", "frames_bytes"]
 
 
 def check_images(
@@ -67,3 +67,23 @@ def check_same_size(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, 
             "resize one of them explicitly (no silent resize)",
             node,
         )
+
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+def check_budget(need_bytes: int, budget_bytes: int | None, what: str, input_name: str, *,
+                 node: str | None = None, budget_from: str = "memory_budget_mb") -> None:
+    """Refuse, before anything is allocated, an output of ``need_bytes`` (``what``: its
+    frames and size) over ``budget_bytes`` (None: no limit); the message names both sizes
+    and where the budget came from (the node's ``memory_budget_mb``, or the free memory)."""
+    if budget_bytes is not None and need_bytes > budget_bytes:
+        raise InputError(input_name, (
+            f"{what} need {need_bytes / GIB:.2f} GiB, over the {budget_bytes / GIB:.2f} GiB budget ({budget_from}); "
+            "lower the size or the frame count, or raise memory_budget_mb"), node)
+
+
+def frames_bytes(frames: int, height: int, width: int, channels: int = 3, element_size: int = 4) -> int:
+    """Bytes of a ``[frames, height, width, channels]`` tensor (float32 unless told)."""
+    return int(frames) * int(height) * int(width) * int(channels) * int(element_size)

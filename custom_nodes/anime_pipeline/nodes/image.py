@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..core.triptych import FITS, MODES, split_triptych
+from ._budget import budget, budget_input
 
 CATEGORY = "anime_pipeline/image"
 MAX_SIZE = 16384
@@ -43,6 +44,7 @@ class TriptychSplit:
                 "trim_margin": ("INT", {"default": 0, "min": 0, "max": 512, "step": 1, "tooltip": (
                     "Pixels removed from every side of each panel after detection (soft or noisy panel edges).")}),
                 **target_size_inputs("the output panels", "the detected", "panels"),
+                **budget_input(),
             },
         }
 
@@ -66,9 +68,11 @@ class TriptychSplit:
         "Optional resize to the keyframe size (e.g. 488x892 panels -> 768x1344) with crop / pad / stretch."
     )
 
-    def split(self, strip, mode="auto", trim_margin=0, target_width=0, target_height=0, fit="crop"):
+    def split(self, strip, mode="auto", trim_margin=0, target_width=0, target_height=0, fit="crop",
+              memory_budget_mb=0):
         first, hero, last, panels, report = split_triptych(
-            strip, mode, trim_margin, target_width, target_height, fit, node="AP_TriptychSplit")
+            strip, mode, trim_margin, target_width, target_height, fit, node="AP_TriptychSplit",
+            budget=budget(memory_budget_mb))
         return (first, hero, last, panels, json.dumps(report, indent=2))
 
 

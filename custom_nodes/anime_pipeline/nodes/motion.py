@@ -13,7 +13,8 @@ from ..core.contracts import LABELS, MotionLabels
 from ..core.interpolate import FlowInterpolator
 from ..core.rife import LAYOUT_NAMES, RifeFormatError, RifeInterpolator, load_ifnet
 from ..core.retime import GUARD_THRESHOLD, MODES, Phase, phase_positions, retime, summarize
-from ..core.validate import InputError, check_images, check_positive
+from ..core.validate import InputError, check_budget, check_images, check_positive, frames_bytes
+from ._budget import budget, budget_input
 from ._progress import progress_callback
 
 CATEGORY = "anime_pipeline/motion"
@@ -157,6 +158,7 @@ class AnimeRetime:
                     f"((|m-a| + |m-b|) / |a-b|, ~0.5-1 for a good in-between) passes this is replaced by a copy of "
                     f"the nearer source and listed in the summary's 'replaced'. 0 = off; {GUARD_THRESHOLD} is "
                     f"calibrated on real clips (good frames stayed under 1.2, broken ones scored 34+).")}),
+                **budget_input(),
             },
         }
 
@@ -178,7 +180,7 @@ class AnimeRetime:
     )
 
     def retime(self, frames, fps_in, fps_out, mode, labels=None, interpolator=None, frame_offset=0,
-               output_offset=0, max_outputs=0, fallback_threshold=0.0):
+               output_offset=0, max_outputs=0, fallback_threshold=0.0, memory_budget_mb=0):
         node = "AP_AnimeRetime"
         frames = check_images(frames, "frames", node=node, min_frames=1)
         fps_in = check_positive(fps_in, "fps_in", node=node)
@@ -202,6 +204,11 @@ class AnimeRetime:
             raise InputError("output_offset", f"no output frame of the long clip from {output_offset} on falls "
                                               f"inside this chunk's {n} frames", node)
         guard = check_positive(fallback_threshold, "fallback_threshold", node=node, allow_zero=True)
+        _, h, w, c = frames.shape
+        limit, source = budget(memory_budget_mb)
+        check_budget(frames_bytes(len(positions) + n, h, w, c), limit,  # the output and the float copy of the input
+                     f"{len(positions)} output frames of {w}x{h} (and the {n} input frames)", "fps_out", node=node,
+                     budget_from=source)
         run = functools.partial(retime, frames, fps_in, fps_out, labels, mode=mode, progress=progress_callback(),
                                 phase=phase, guard=guard)
         if interpolator is None:

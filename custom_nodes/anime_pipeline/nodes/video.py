@@ -9,6 +9,7 @@ import logging
 from ..core.chain import COLOR_MATCH, concat_segments
 from ..core.push import EASINGS, SAMPLINGS, held_frame_push
 from ..core.segments import DEFAULT_MAX_SEGMENT, MIN_SEGMENT, WAN_FPS, plan_split_flf
+from ._budget import budget, budget_input
 from ._progress import progress_callback
 
 log = logging.getLogger("anime_pipeline")
@@ -167,6 +168,7 @@ class HeldFramePush:
                     "bicubic (Catmull-Rom): sharper; bilinear: softer. Both sample the exact sub-pixel position "
                     "and antialias reductions.")}),
             },
+            "optional": budget_input(),
         }
 
     RETURN_TYPES = ("IMAGE", "FLOAT")
@@ -187,11 +189,12 @@ class HeldFramePush:
     )
 
     def push(self, image, duration_s, fps, width, height, zoom_start, zoom_end, center_x_start, center_y_start,
-             center_x_end, center_y_end, easing, sampling):
+             center_x_end, center_y_end, easing, sampling, memory_budget_mb=0):
         frames = held_frame_push(
             image, duration_s, fps, width, height, zoom_start, zoom_end,
             (center_x_start, center_y_start), (center_x_end, center_y_end), easing, sampling,
             node="AP_HeldFramePush", progress=progress_callback(),
+            budget=budget(memory_budget_mb, getattr(image, "device", None)),
         )
         return (frames, float(fps))
 

@@ -61,7 +61,24 @@ def validate_registry(doc, source: str = "inline JSON") -> None:
     validator = Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if errors:
-        raise RegistryError(source, [(e.json_path, e.message) for e in errors])
+        raise RegistryError(source, [(e.json_path, _readable(e, load_schema())) for e in errors])
+
+
+def _readable(err, schema: dict) -> str:
+    """A schema error's message, with the description of what a pattern guards instead of the raw regex."""
+    if err.validator != "pattern":
+        return err.message
+    path = list(err.schema_path)[:-1]  # the sub-schema holding the pattern
+    if path and path[-1] == "propertyNames":
+        path = path[:-1]  # a name's pattern: the object's description says what names may be
+    def deref(node: dict) -> dict:
+        return schema["$defs"][node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
+
+    node = schema
+    for key in path:
+        node = deref(node)[key]
+    node = node if "description" in node else deref(node)
+    return f"{err.instance!r} is not allowed: {node.get('description', 'it does not have the required form')}"
 
 
 @dataclass(frozen=True)
