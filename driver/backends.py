@@ -21,16 +21,19 @@ import logging
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from .comfy.client import ComfyClient
 from .comfy.finder import find_comfyui
 from .comfy.local import LocalComfy
 from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
+from .farm import cli as farm_cli
 from .farm.backend import Context, FarmOptions, open_backend, serverless_problems
 from .farm.dispatch import plan_priorities
 from .render.compile import Compiled, Compiler
 from .render.executor import Executor
+from .render.models import model_set
 from .render.preflight import check as preflight_check
 from .story.plan import Plan
 
@@ -65,6 +68,8 @@ class Site:
     priorities: dict[str, float] = dataclasses.field(default_factory=dict)
     comfyui: Path | None = None
     cpu: bool = False
+    models: dict[str, Any] = dataclasses.field(default_factory=dict)  # job id -> model set (pool affinity)
+    affinity: Any = None  # load costs (driver.farm.cli.load_costs); None: no affinity
 
 
 @dataclasses.dataclass
@@ -87,9 +92,10 @@ def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitSt
     site = Site(target.cfg, target.run_dir, target.run_id,
                 check=lambda c: preflight(c, target.compiled(), target.compiler),
                 endpoint_problems=lambda: serverless_problems(target.compiled()),
-                priorities=plan_priorities(target.plan.jobs), comfyui=target.comfyui, cpu=target.cpu)
+                priorities=plan_priorities(target.plan.jobs), comfyui=target.comfyui, cpu=target.cpu,
+                models={c.job.id: model_set(c.prompt) for c in target.compiled()},
+                affinity=farm_cli.load_costs(target.cfg))
     return open_site(backend, site, stack, reporter)
-
 
 def open_site(backend: FarmOptions, site: Site, stack: contextlib.ExitStack, reporter) -> Executor:
     """A command's executor: the farm's pool over the servers, pods or endpoint ``backend``
@@ -99,7 +105,8 @@ def open_site(backend: FarmOptions, site: Site, stack: contextlib.ExitStack, rep
                   request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, check_server=site.check,
                   endpoint_problems=site.endpoint_problems,
                   resolve_urls=partial(_one_or_local, site, stack) if backend.local_fallback() else None)
-    return open_backend(backend, ctx, reporter=reporter, priorities=site.priorities)
+    return open_backend(backend, ctx, reporter=reporter, priorities=site.priorities, affinity=site.affinity,
+                        models=site.models)
 
 
 def _one_or_local(target: Site, stack: contextlib.ExitStack, urls: list[str]) -> list[str]:

@@ -95,8 +95,13 @@ DEFAULTS = {
         # Published figures (ComfyUI's WAN 2.2 14B FLF template notes: RTX 4090D, fp8 +
         # 4-step LoRA, 81 frames at 640x640 ~ 108 s). Estimates scale linearly with
         # frames x pixels x steps: a rough planning figure, not a promise.
-        "rtx4090": {"wan_ref_s": 108.0, "wan_ref": [81, 640, 640, 4], "t2i_s_per_mp_step": {"sdxl": 0.13, "unet": 1.6}},
+        "rtx4090": {"wan_ref_s": 108.0, "wan_ref": [81, 640, 640, 4], "t2i_s_per_mp_step": {"sdxl": 0.13, "unet": 1.6},
+                    "vram_gb": 24, "ram_gb": 62},
     },
+    # model loads (driver.farm.affinity has the sourced default figures): where the models
+    # live, the ComfyUI cache the servers run with, and how far (estimated seconds of a job's
+    # critical path) a job that needs no reload may go ahead of a more urgent one
+    "scheduling": {"affinity": True, "max_delay_s": 120.0, "storage": "network_volume", "comfyui_cache": "default"},
 }
 
 _NUM = {"type": "number"}
@@ -167,7 +172,12 @@ CONFIG_SCHEMA = {
             "type": "object", "additionalProperties": False, "required": ["wan_ref_s", "wan_ref", "t2i_s_per_mp_step"],
             "properties": {"wan_ref_s": _POS,
                            "wan_ref": {"type": "array", "items": _INT1, "minItems": 4, "maxItems": 4},
-                           "t2i_s_per_mp_step": {"type": "object", "additionalProperties": _POS}}}},
+                           "t2i_s_per_mp_step": {"type": "object", "additionalProperties": _POS},
+                           "vram_gb": _POS, "ram_gb": _POS,
+                           "load_gbps": {"type": "object", "additionalProperties": _POS}}}},
+        "scheduling": {"type": "object", "additionalProperties": False, "properties": {
+            "affinity": {"type": "boolean"}, "max_delay_s": {"type": "number", "minimum": 0},
+            "storage": _STR, "comfyui_cache": {"enum": ["default", "lru"]}}},
     },
 }
 

@@ -30,6 +30,7 @@ from .outputs.manifest import Manifest
 from .progress import Reporter
 from .render.compile import Compiler
 from .render.executor import Executor
+from .render.models import model_set
 from .render.scheduler import ALL, RunResult, Scheduler
 from .story.plan import KEYFRAMES, STAGES, VIDEO, Plan, make_plan, shot_planner
 from .story.storyboard import REPO_ROOT, Storyboard, load_storyboard
@@ -99,19 +100,23 @@ def validate(storyboard: Path, config: Path | None = None) -> dict:
 
 
 # ---------------------------------------------------------------------- dry run
-def dry_run(sb: Storyboard, cfg: Config, plan: Plan, run_dir: Path, stage: str = ALL, run_id: str | None = None
-            ) -> Path:
-    """Write the plan and every compiled workflow under ``<run>/dry-run/``."""
+def dry_run(sb: Storyboard, cfg: Config, plan: Plan, run_dir: Path, stage: str = ALL, run_id: str | None = None,
+            n_servers: int = 1) -> Path:
+    """Write the plan and every compiled workflow under ``<run>/dry-run/``; log the GPU
+    time with model loads on ``n_servers`` servers, today's order vs the affinity one."""
     out = run_dir / "dry-run"
     (out / "workflows").mkdir(parents=True, exist_ok=True)
     compiler = Compiler(sb, cfg, run_id or run_id_for(sb, run_dir))
     summary = plan.summary()
+    models = {}
     for c in compile_all(plan, compiler, stage):
         atomic_write_json(out / "workflows" / f"{c.job.id}.json", c.prompt)
+        models[c.job.id] = model_set(c.prompt)
         entry = next(j for j in summary["jobs"] if j["id"] == c.job.id)
         entry.update(workflow=f"workflows/{c.job.id}.json", workflow_sha256=c.sha256, prompt_id=c.prompt_id,
                      template=compiler.template_path(c.job.template).name)
     atomic_write_json(out / "plan.json", summary)
+    farm_cli.log_load_estimates([j for j in plan.jobs if j.id in models], models, cfg, n_servers)
     return out
 
 
@@ -142,7 +147,7 @@ def _run(opts: RunOptions, reporter: Reporter, held: contextlib.ExitStack) -> in
     prep = _prepare(opts, held)
     if opts.dry_run:
         out = dry_run(prep.sb, prep.cfg, prep.plan, prep.run_dir, opts.stage,
-                      prep.existing.run_id if prep.existing else None)
+                      prep.existing.run_id if prep.existing else None, max(1, len(prep.backend.servers)))
         log.info("dry run: %d job(s), estimated GPU time %.0f s on %s; plan and workflows in %s",
                  len(prep.plan.jobs), prep.plan.estimate_s, prep.cfg["gpu"], out)
         if opts.farm is not None:

@@ -26,6 +26,7 @@ from driver.progress import LockedReporter
 from driver.render.compile import Compiled
 from driver.render.executor import ComfyExecutor, server_input_names
 
+from .affinity import Affinity
 from .errors import RunPodAuthError
 from .opening import Opening
 from .pool import Member, ServerPool
@@ -150,11 +151,14 @@ class Context:
     parts: dict = field(default_factory=dict)     # filled as things start; summarised after they stop
 
 
-def open_backend(fo: FarmOptions, ctx: Context, *, reporter=None, priorities: dict[str, float] | None = None
-                 ) -> PoolExecutor:
+def open_backend(fo: FarmOptions, ctx: Context, *, reporter=None, priorities: dict[str, float] | None = None,
+                 models: dict | None = None, affinity: Affinity | None = None) -> PoolExecutor:
     """The executor for the scheduler. Nothing starts yet: the pool (pods, a local ComfyUI, the
     members' preflight, the health watcher) opens when the first job needs a slot, and
-    everything it starts is entered in ``ctx.stack``."""
+    everything it starts is entered in ``ctx.stack``. ``models`` (job id -> model set) and
+    ``affinity`` (load costs) let each ComfyUI server keep its models loaded (not for an
+    endpoint: RunPod picks its workers)."""
+    affinity = None if fo.endpoint else affinity
     problems = fo.problems()
     if problems:
         raise ConfigError("farm options: " + "; ".join(problems), problems=problems)
@@ -167,14 +171,15 @@ def open_backend(fo: FarmOptions, ctx: Context, *, reporter=None, priorities: di
         names = partial(server_input_names, ctx.run_id)
         capacity = fo.slots_per_server * (fo.pods if fo.farm else max(1, len(fo.servers)))
     executor = ctx.stack.enter_context(PoolExecutor(
-        opener=Opening(partial(_open_pool, fo, ctx)), input_names=names, threads=capacity + 2,
-        job_timeout_s=ctx.job_timeout_s, lost_after_s=fo.lost_after_s, priorities=priorities))
+        opener=Opening(partial(_open_pool, fo, ctx, affinity)), input_names=names, threads=capacity + 2,
+        job_timeout_s=ctx.job_timeout_s, lost_after_s=fo.lost_after_s, priorities=priorities,
+        models=models if affinity is not None else None))
     executor.reporter = ctx.reporter  # the scheduler's calls go through the same lock as the servers' events
     ctx.parts["executor"] = executor
     return executor
 
 
-def _open_pool(fo: FarmOptions, ctx: Context) -> ServerPool:
+def _open_pool(fo: FarmOptions, ctx: Context, affinity: Affinity | None = None) -> ServerPool:
     """Start what the options ask for, preflight every member and start the health watcher."""
     fleet = None
     if fo.endpoint:
@@ -197,7 +202,7 @@ def _open_pool(fo: FarmOptions, ctx: Context) -> ServerPool:
                                 slots=fo.slots_per_server) for u in dict.fromkeys(urls)]
         check = partial(_check_server, ctx.check_server)
     pool = ServerPool(members, health_interval_s=fo.health_interval_s, down_after=fo.down_after,
-                      all_down_timeout_s=fo.all_down_timeout_s, rejoin_check=check)
+                      all_down_timeout_s=fo.all_down_timeout_s, rejoin_check=check, affinity=affinity)
     pool.preflight(check)
     if fleet is not None:
         pool.hooks.append(fleet.check_budget)

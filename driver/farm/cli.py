@@ -20,9 +20,10 @@ import datetime as _dt
 import json
 import logging
 
+from .affinity import STORAGE_GBPS, LoadCosts
 from .backend import FarmOptions
 from .errors import FarmError
-from .estimate import Estimate, format_table, table
+from .estimate import Estimate, format_loads, format_table, table, with_loads
 from .pod_orphans import find_pods, stop_pods
 from .redact import install_log_redaction, resolve_api_key
 from .runpod_api import POD_IMAGE_ENV, PodSpec, RunPodApi
@@ -85,6 +86,35 @@ def estimates(jobs, fo: FarmOptions) -> list[Estimate]:
 
 def log_estimates(jobs, fo: FarmOptions) -> None:
     for line in format_table(estimates(jobs, fo)).splitlines():
+        log.info("estimate: %s", line)
+
+
+def load_costs(cfg, *, affinity_on: bool | None = None) -> LoadCosts | None:
+    """The config's model-load costs (``scheduling`` and the GPU's row); None when
+    ``scheduling.affinity`` is off (or ``affinity_on`` says so)."""
+    sched = cfg["scheduling"]
+    if not (sched["affinity"] if affinity_on is None else affinity_on):
+        return None
+    row = cfg.gpu_figures
+    storage = sched["storage"]
+    gbps = (row.get("load_gbps") or {}).get(storage)
+    if gbps is None and storage not in STORAGE_GBPS:
+        log.warning("gpu_table.%s has no load_gbps for storage %r and no default is known: using the network "
+                    "volume's", cfg["gpu"], storage)
+    return LoadCosts(storage=storage, cache=sched["comfyui_cache"], gbps=gbps, ram_gb=row.get("ram_gb", 62.0),
+                     vram_gb=row.get("vram_gb", 24.0), slack_s=sched["max_delay_s"])
+
+
+def log_load_estimates(jobs, models: dict, cfg, n_servers: int) -> None:
+    """The dry run's sampling time, load time and loads per server, today's policy vs
+    the model-affinity one (the storage and cache of ``scheduling``)."""
+    costs = load_costs(cfg, affinity_on=True)
+    assert costs is not None
+    unread = sorted(j for j, m in models.items() if m is None)
+    if unread:
+        log.info("estimate: %d job(s) with a loader the driver cannot read are scheduled as today and priced "
+                 "without loads: %s", len(unread), ", ".join(unread[:5]))
+    for line in format_loads(with_loads(jobs, models, n_servers, costs), costs).splitlines():
         log.info("estimate: %s", line)
 
 

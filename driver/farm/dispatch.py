@@ -16,7 +16,14 @@ Server states: ``up`` (dispatchable), ``down`` (stopped answering; its jobs stay
 assigned until the caller has confirmed them lost or finished and released them),
 ``excluded`` (left out by preflight, or removed). A request may be ``pinned`` to one
 server (to pick up a job that was in flight there); when that server goes down the
-pin is dropped and the request waits for any server, like the others."""
+pin is dropped and the request waits for any server, like the others.
+
+Affinity (optional, ``Dispatcher(affinity=LoadCosts(...))``): a request may name the
+model set its job loads (``models``) and each server remembers what it holds
+(``Server.loaded``). A free server then takes, among the waiting requests whose priority
+is within ``affinity.slack_s`` of the best one, the one that is cheapest to load there
+(then: the set it already runs, then priority, then request order). Without affinity
+the choice is the best priority, as before. :mod:`driver.farm.affinity` has the costs."""
 
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypeVar
+
+from .affinity import Affinity, choose
 
 Key = Hashable
 K = TypeVar("K", bound=Hashable)  # a job key of the functions below
@@ -46,6 +55,7 @@ class Server:
     reason: str = ""
     running: set = field(default_factory=set)
     dispatched: int = 0  # jobs ever assigned here
+    loaded: Hashable = None  # what the server holds, as the affinity's costs see it
 
     @property
     def free(self) -> int:
@@ -59,6 +69,7 @@ class _Request:
     key: Key = field(compare=False)
     pin: str | None = field(compare=False, default=None)
     live: bool = field(compare=False, default=True)
+    models: Hashable = field(compare=False, default=None)
 
 
 class DispatchError(RuntimeError):
@@ -66,9 +77,10 @@ class DispatchError(RuntimeError):
 
 
 class Dispatcher:
-    def __init__(self) -> None:
+    def __init__(self, affinity: Affinity | None = None) -> None:
+        self.affinity = affinity
         self.servers: dict[str, Server] = {}
-        self._heap: list[_Request] = []              # unpinned waiting requests
+        self._heaps: dict[Hashable, list[_Request]] = {}  # unpinned waiting requests, per model set
         self._pinned: dict[str, deque[_Request]] = {}  # server -> pinned waiting requests
         self._waiting: dict[Key, _Request] = {}
         self._assigned: dict[Key, str] = {}
@@ -111,7 +123,7 @@ class Dispatcher:
         for req in self._pinned.pop(name, ()):
             if req.live:
                 req.pin = None
-                heapq.heappush(self._heap, req)
+                self._push(req)
         return sorted(server.running, key=str)
 
     @property
@@ -124,16 +136,17 @@ class Dispatcher:
         return sum(s.capacity for s in self.servers.values() if s.state is State.UP)
 
     # ------------------------------------------------------------------ jobs
-    def request(self, key: Key, *, priority: float = 0.0, pin: str | None = None) -> None:
-        """``key`` is ready to run. With ``pin`` it waits for that server while it is up."""
+    def request(self, key: Key, *, priority: float = 0.0, pin: str | None = None, models: Hashable = None) -> None:
+        """``key`` is ready to run. With ``pin`` it waits for that server while it is up;
+        ``models``: the model set it loads (used with affinity)."""
         if key in self._waiting or key in self._assigned:
             raise DispatchError(f"job {key!r} is already waiting or running")
         if pin is not None and self._server(pin).state is not State.UP:
             pin = None
-        req = _Request(priority, next(self._seq), key, pin)
+        req = _Request(priority, next(self._seq), key, pin, models=models)
         self._waiting[key] = req
         if pin is None:
-            heapq.heappush(self._heap, req)
+            self._push(req)
         else:
             self._pinned.setdefault(pin, deque()).append(req)
 
@@ -154,10 +167,10 @@ class Dispatcher:
                     self._give(req, name, out)
             if not queue:
                 del self._pinned[name]
-        while self._free and not self._heap_empty():
+        while self._free and self._heads():
             name = self._free[0]
             if self.servers[name].free > 0:
-                self._give(heapq.heappop(self._heap), name, out)
+                self._give(self._pick(name), name, out)
             if self.servers[name].free > 0:
                 self._free.rotate(-1)  # round robin among servers with several slots
             else:
@@ -170,6 +183,8 @@ class Dispatcher:
         server = self.servers[name]
         server.running.add(req.key)
         server.dispatched += 1
+        if self.affinity is not None:
+            server.loaded = self.affinity.after(server.loaded, req.models)
         self._assigned[req.key] = name
         out.append((req.key, name))
 
@@ -208,10 +223,25 @@ class Dispatcher:
             self._free.append(name)
             self._in_free.add(name)
 
-    def _heap_empty(self) -> bool:
-        while self._heap and not self._heap[0].live:
-            heapq.heappop(self._heap)
-        return not self._heap
+    def _push(self, req: _Request) -> None:
+        heapq.heappush(self._heaps.setdefault(req.models if self.affinity else None, []), req)
+
+    def _heads(self) -> list[list[_Request]]:
+        """The non-empty per-set heaps, dead requests dropped from their tops."""
+        for group, heap in list(self._heaps.items()):
+            while heap and not heap[0].live:
+                heapq.heappop(heap)
+            if not heap:
+                del self._heaps[group]
+        return list(self._heaps.values())
+
+    def _pick(self, name: str) -> _Request:
+        """The request ``name`` runs next: the best priority, or with affinity the
+        cheapest to load among those within ``slack_s`` of it."""
+        heaps = self._heads()
+        if self.affinity is None or len(heaps) == 1:
+            return heapq.heappop(min(heaps, key=lambda h: h[0]))
+        return heapq.heappop(heaps[choose(self.affinity, self.servers[name].loaded, heaps)])
 
 
 def run_order(jobs: Iterable[K], depends_on: Mapping[K, Iterable[K]]) -> list[K]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .affinity import LoadCosts
 from .simulate import SimJob, schedule
 
 SERVERLESS_USD_PER_S = {  # RunPod docs, flex workers
@@ -48,13 +49,60 @@ class Estimate:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _work(jobs) -> list[SimJob]:
+def _work(jobs, models: dict | None = None) -> list[SimJob]:
     """Plan jobs (``id``, ``shot``, ``estimate_s``, ``depends_on``) as simulation jobs, in
-    dependency order."""
+    dependency order (``models``: job id -> its model set)."""
     jobs = list(jobs)
     shots = {sid: i for i, sid in enumerate(dict.fromkeys(j.shot for j in jobs))}
-    return [SimJob(j.id, shots[j.shot], float(j.estimate_s), float(j.estimate_s), tuple(j.depends_on))
-            for j in jobs]
+    return [SimJob(j.id, shots[j.shot], float(j.estimate_s), float(j.estimate_s), tuple(j.depends_on),
+                   (models or {}).get(j.id)) for j in jobs]
+
+
+@dataclass
+class LoadRow:
+    """One policy's schedule of a plan with model loads."""
+
+    policy: str
+    servers: int
+    wall_s: float
+    sampling_s: float
+    load_s: float
+    loads_per_server: list[int]
+
+    @property
+    def gpu_s(self) -> float:
+        return self.sampling_s + self.load_s
+
+
+def today_policy(n_servers: int) -> str:
+    """What runs today: one server renders shot after shot; a pool by critical path."""
+    return "storyboard" if n_servers == 1 else "critical_path"
+
+
+def with_loads(jobs, models: dict, n_servers: int, costs: LoadCosts, overhead_s: float = 1.0) -> list[LoadRow]:
+    """Today's policy, the model-affinity one and the floor (no loads at all), each
+    scheduled by the dispatcher on ``n_servers`` servers."""
+    work = _work(jobs, models)
+    if not work:
+        return []
+    rows = []
+    for label, policy, c, aff in (("today", today_policy(n_servers), costs, False),
+                                  ("affinity", "critical_path", costs, True), ("floor (no loads)", "critical_path",
+                                                                               None, False)):
+        r = schedule(work, n_servers, policy=policy, overhead_s=overhead_s, costs=c, affinity=aff)
+        rows.append(LoadRow(label, n_servers, r.makespan_s, r.extra["sampling_s"], r.extra["load_s"],
+                            r.extra["loads_per_server"]))
+    return rows
+
+
+def format_loads(rows: list[LoadRow], costs: LoadCosts) -> str:
+    lines = [f"model loads from {costs.storage} at {costs.gbps:.2f} GB/s, ComfyUI cache {costs.cache}:",
+             f"{'policy':<18} {'servers':>7} {'wall':>9} {'sampling':>9} {'loading':>9} {'GPU time':>9}  "
+             "loads per server"]
+    for r in rows:
+        lines.append(f"{r.policy:<18} {r.servers:>7} {_hms(r.wall_s):>9} {_hms(r.sampling_s):>9} {_hms(r.load_s):>9} "
+                     f"{_hms(r.gpu_s):>9}  {r.loads_per_server}")
+    return "\n".join(lines)
 
 
 def makespan(jobs, slots: int, overhead_s: float = 1.0) -> float:

@@ -27,11 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import reduce
 
 from driver.errors import Cancelled, DriverError, PreflightFailed
 from driver.render.attempt import Limits
 from driver.render.executor import ComfyExecutor
 
+from .affinity import Affinity
 from .dispatch import Dispatcher, State
 from .errors import FarmError, NoServerAvailable
 from .members import Check, Lease, Member, check_error
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 
 class ServerPool:
     def __init__(self, members: list[Member], *, health_interval_s: float = 5.0, down_after: int = 2,
-                 all_down_timeout_s: float = 300.0, rejoin_check: Check | None = None):
+                 all_down_timeout_s: float = 300.0, rejoin_check: Check | None = None,
+                 affinity: Affinity | None = None):
         if not members:
             raise NoServerAvailable("the pool has no server")
         names = [m.name for m in members]
@@ -50,7 +53,8 @@ class ServerPool:
         self.health_interval_s, self.down_after = health_interval_s, down_after
         self.all_down_timeout_s = all_down_timeout_s
         self.rejoin_check = rejoin_check
-        self._disp = Dispatcher()
+        self._disp = Dispatcher(affinity)  # affinity: model loads weigh in each server's next job
+        self.affinity = affinity
         for m in members:
             self._disp.add_server(m.name, m.capacity)
         self._cond = threading.Condition()
@@ -95,19 +99,20 @@ class ServerPool:
 
     # ------------------------------------------------------------------ leases
     @contextlib.contextmanager
-    def lease(self, *, priority: float = 0.0, pin: str | None = None) -> Iterator[Lease]:
-        lease = self.acquire(priority=priority, pin=pin)
+    def lease(self, *, priority: float = 0.0, pin: str | None = None, models: Hashable = None) -> Iterator[Lease]:
+        lease = self.acquire(priority=priority, pin=pin, models=models)
         try:
             yield lease
         finally:
             self.release(lease)
 
-    def acquire(self, *, priority: float = 0.0, pin: str | None = None) -> Lease:
-        """Block until a slot is granted (pinned to ``pin`` while that member is up)."""
+    def acquire(self, priority: float = 0.0, models: Hashable = None, *, pin: str | None = None) -> Lease:
+        """Block until a slot is granted (pinned to ``pin`` while that member is up);
+        ``models``: the job's model set, for the dispatcher's affinity."""
         key = next(self._keys)
         with self._cond:
             self._raise_if_stopped()
-            self._disp.request(key, priority=priority, pin=pin if pin in self.members else None)
+            self._disp.request(key, priority=priority, pin=pin if pin in self.members else None, models=models)
             self._assign()
             while key not in self._granted:
                 try:
@@ -278,14 +283,10 @@ class ServerPool:
                                     f"{states}; finished shots are kept, rerun to resume")
 
     # ------------------------------------------------------------------ reporting
-    def limits(self) -> Limits:
-        """The tightest limits of the members that are up (a job may land on any of them)."""
+    def limits(self) -> Limits:  # a job may land on any member that is up: the tightest of their limits
         with self._cond:
             up = list(self._disp.up)
-        out = Limits()
-        for name in up:
-            out = out.tighter(self.members[name].executor.limits())
-        return out
+        return reduce(Limits.tighter, (self.members[n].executor.limits() for n in up), Limits())
 
     @property
     def capacity(self) -> int:

@@ -42,11 +42,12 @@ POOL_LABEL = "pool"
 
 class PoolExecutor(Executor):
     """Give it the ``pool``, or ``opener`` (an :class:`~driver.farm.opening.Opening`) to open it
-    when the first job needs a slot, with ``input_names`` (the members' naming of inputs,
-    known before any member is) and ``threads`` (shot threads; default: the pool's slots + 2)."""
+    when the first job needs a slot, with ``input_names`` (the members' naming of inputs, known
+    before any member is), ``threads`` (default: the pool's slots + 2) and ``models`` (job id ->
+    model set, for the pool's affinity: then one thread per shot, so it sees every ready job)."""
 
     def __init__(self, pool: ServerPool | None = None, *, job_timeout_s: float = 3600.0, lost_after_s: float = 30.0,
-                 priorities: dict[str, float] | None = None, threads: int | None = None,
+                 priorities: dict[str, float] | None = None, threads: int | None = None, models: dict | None = None,
                  opener: Opening | None = None, input_names: Callable[[dict], dict[str, str]] | None = None):
         super().__init__()
         if (pool is None) == (opener is None):
@@ -55,7 +56,7 @@ class PoolExecutor(Executor):
         self._names = input_names
         self.job_timeout_s, self.lost_after_s = job_timeout_s, lost_after_s
         self.priorities = dict(priorities or {})
-        self.threads = threads
+        self.threads, self.models = threads, dict(models or {})
         self._tls = threading.local()
         self._big = threading.Lock()
         self._held_by_main = False
@@ -110,7 +111,7 @@ class PoolExecutor(Executor):
         if held is not None:  # nested: keep the slot we have
             yield held.member
             return
-        self._tls.priority = self.priorities.get(job.id, 0.0) if job is not None else 0.0
+        self._tls.want = (self.priorities.get(job.id, 0.0), self.models.get(job.id)) if job else (0.0, None)
         with self.unlocked():
             self._tls.lease = self._take(pin=server)
         try:
@@ -163,14 +164,13 @@ class PoolExecutor(Executor):
     def map_shots(self, shots: Iterable[Any], fn: Callable[[Any], None], *,
                   key: Callable[[Any], float] | None = None) -> None:
         """Run ``fn(shot)`` for every shot on up to ``threads`` threads (default: the
-        pool's slots + 2). The first error that escapes ``fn`` (a shot's own failures are
+        pool's slots + 2; one per shot with ``models``). The first error that escapes ``fn`` (a shot's own failures are
         recorded by the scheduler and do not escape) stops the run: no new job starts, and
         it is raised here once bookkeeping is quiet. Ctrl-C does the same."""
         shots = sorted(shots, key=key) if key else list(shots)
         todo = iter(shots)
         errors: list[BaseException] = []
-        n = min(len(shots), self.threads or self.pool.capacity + 2) or 1
-
+        n = min(len(shots), len(shots) if self.models else self.threads or self.pool.capacity + 2) or 1
         changed = threading.Event()
 
         def worker() -> None:
@@ -282,7 +282,7 @@ class PoolExecutor(Executor):
         """Lease a slot and upload the pending inputs there; a member that fails the
         upload is reported unreachable and another is tried."""
         while True:
-            lease = self.pool.acquire(priority=getattr(self._tls, "priority", 0.0), pin=pin)
+            lease = self.pool.acquire(*getattr(self._tls, "want", (0.0, None)), pin=pin)  # priority, model set
             try:
                 self._push_inputs(lease.member)
                 return lease

@@ -14,7 +14,13 @@ Policies (the request priority; lower runs first), all from the plan's estimates
 are noisy (the true duration times a log-normal factor): ``critical_path`` (the job's
 estimate plus the longest chain of work waiting on it: a keyframe inherits its video's
 length, so long shots start early and do not form the tail), ``longest_first`` (the
-job's own estimate) or ``storyboard`` (shot order)."""
+job's own estimate) or ``storyboard`` (shot order).
+
+Model loads (optional ``costs``, a :class:`~driver.farm.affinity.LoadCosts`): a job whose
+``models`` its server does not hold first loads them (``costs.cost``), which holds the
+server and counts as GPU time; ``affinity=True`` hands the same costs to the dispatcher
+(the pool's own affinity). ``extra`` then has the sampling and load seconds and the
+loads per server."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .affinity import LoadCosts
 from .dispatch import Dispatcher, critical_path_priorities
 
 POLICIES = ("critical_path", "longest_first", "storyboard")
@@ -38,6 +45,7 @@ class SimJob:
     duration: float
     estimate: float
     deps: tuple[int, ...] = ()
+    models: frozenset | None = None  # the model set it loads (driver.render.models), for load costs
 
 
 @dataclass
@@ -56,9 +64,12 @@ class SimResult:
     max_per_server: int
     min_per_server: int
     extra: dict = field(default_factory=dict)
+    order: list = field(default_factory=list)  # (job key, server) in the order they were dispatched
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["order"]
+        return out
 
 
 def make_workload(n_jobs: int, rng: random.Random, estimate_noise: float = 0.3) -> list[SimJob]:
@@ -105,11 +116,12 @@ def priorities(work: list[SimJob], policy: str) -> dict[int, float]:
 
 def schedule(work: list[SimJob], servers: int, *, rng: random.Random | None = None, policy: str = "critical_path",
              overhead_s: float = 0.5, capacity: int = 1, failures: int = 0, detect_s: float = 30.0,
-             downtime_s: float = 300.0) -> SimResult:
+             downtime_s: float = 300.0, costs: LoadCosts | None = None, affinity: bool = False) -> SimResult:
     """Run ``work`` (in dependency order: a job after the jobs it needs) through the
     dispatcher on ``servers`` simulated servers."""
     sim = _Simulation(work, servers, rng or random.Random(0), priorities(work, policy), overhead_s=overhead_s,
-                      capacity=capacity, detect_s=detect_s, downtime_s=downtime_s)
+                      capacity=capacity, detect_s=detect_s, downtime_s=downtime_s, costs=costs,
+                      affinity=affinity)
     now, loop = sim.run(failures)
     if sim.done != len(work):
         raise RuntimeError(f"simulation ended with {len(work) - sim.done} job(s) never run")
@@ -120,15 +132,17 @@ def schedule(work: list[SimJob], servers: int, *, rng: random.Random | None = No
         lower_bound_s=max(total / (servers * capacity), _critical_path(work, overhead_s)),
         utilisation=sim.busy / (servers * capacity * now) if now else 0.0,
         dispatch_us_per_job=sim.dispatch_cpu / len(work) * 1e6, loop_us_per_job=loop / len(work) * 1e6,
-        resubmitted=sim.resubmitted, max_per_server=max(per_server), min_per_server=min(per_server),
-        extra={"shots": len({j.shot for j in work}), "total_gpu_s": round(total, 1)})
+        resubmitted=sim.resubmitted, max_per_server=max(per_server), min_per_server=min(per_server), order=sim.order,
+        extra={"shots": len({j.shot for j in work}), "total_gpu_s": round(total, 1), "sampling_s": round(total, 1),
+               "load_s": round(sim.load_s, 1), "loads_per_server": [sim.loads[n] for n in sim.names]})
 
 
 class _Simulation:
     """The event loop of :func:`schedule`; ``dispatch_cpu`` counts the dispatcher's own time."""
 
     def __init__(self, work: list[SimJob], servers: int, rng: random.Random, prio: dict[int, float], *,
-                 overhead_s: float, capacity: int, detect_s: float, downtime_s: float):
+                 overhead_s: float, capacity: int, detect_s: float, downtime_s: float,
+                 costs: LoadCosts | None = None, affinity: bool = False):
         self.work, self.rng, self.prio = work, rng, prio
         self.overhead_s, self.detect_s, self.downtime_s = overhead_s, detect_s, downtime_s
         self.by_key: dict[Hashable, SimJob] = {j.key: j for j in work}
@@ -137,8 +151,13 @@ class _Simulation:
         for j in work:
             for d in j.deps:
                 self.children[d].append(j.key)
-        self.disp = Dispatcher()
+        self.disp = Dispatcher(costs if affinity else None)
+        self.costs = costs
         self.names = [f"s{i:03d}" for i in range(servers)]
+        self.held: dict[str, Hashable] = {n: None for n in self.names}  # what each server holds
+        self.loads = {n: 0 for n in self.names}
+        self.load_s = 0.0
+        self.order: list[tuple[Hashable, str]] = []
         for n in self.names:
             self.disp.add_server(n, capacity)
         self.events: list[tuple[float, int, str, Any]] = []
@@ -159,9 +178,22 @@ class _Simulation:
             self.dispatch_cpu += time.perf_counter() - c0
 
     def dispatch(self, now: float) -> None:
-        for key, _server in self.timed(self.disp.assign):
+        for key, server in self.timed(self.disp.assign):
+            self.order.append((key, server))
             tok = self.tokens[key] = self.tokens.get(key, 0) + 1
-            self.push(now + self.overhead_s + self.by_key[key].duration, "finish", (key, tok))
+            self.push(now + self.overhead_s + self._load(server, self.by_key[key]) + self.by_key[key].duration,
+                      "finish", (key, tok))
+
+    def _load(self, server: str, job: SimJob) -> float:
+        """Seconds ``server`` spends loading ``job``'s models (0 without costs)."""
+        if self.costs is None:
+            return 0.0
+        state = self.held[server]
+        seconds, runs = self.costs.cost(state, job.models), self.costs.split(state, job.models)[2]
+        self.held[server] = self.costs.after(state, job.models)
+        self.loads[server] += runs
+        self.load_s += seconds
+        return seconds
 
     def run(self, failures: int) -> tuple[float, float]:
         """Returns (makespan in simulated seconds, wall seconds of the loop)."""
@@ -169,7 +201,7 @@ class _Simulation:
         def first() -> None:
             for j in self.work:
                 if not j.deps:
-                    self.disp.request(j.key, priority=self.prio[j.key])
+                    self.disp.request(j.key, priority=self.prio[j.key], models=j.models)
         self.timed(first)
         for _ in range(failures):
             self.push(self.rng.uniform(0.0, 0.6) * sum(j.duration for j in self.work) / len(self.names), "down", None)
@@ -194,7 +226,7 @@ class _Simulation:
         for c in self.children[key]:
             self.missing[c] -= 1
             if not self.missing[c]:
-                self.disp.request(c, priority=self.prio[c])
+                self.disp.request(c, priority=self.prio[c], models=self.by_key[c].models)
 
     def _on_down(self, now: float, payload: None) -> None:
         up = self.disp.up
@@ -209,9 +241,10 @@ class _Simulation:
     def _on_lost(self, now: float, key: int) -> None:
         def again() -> None:
             self.disp.release(key)
-            self.disp.request(key, priority=self.prio[key])
+            self.disp.request(key, priority=self.prio[key], models=self.by_key[key].models)
         self.timed(again)
         self.resubmitted += 1
 
     def _on_up(self, now: float, name: str) -> None:
+        self.held[name] = self.disp.servers[name].loaded = None  # restarted: nothing loaded
         self.disp.mark_up(name)

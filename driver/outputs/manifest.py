@@ -4,7 +4,7 @@ atomically (temp file, fsync, rename) after every change.
 Layout (the records are typed in :mod:`driver.outputs.records`, which also keeps the format's
 history)::
 
-    {"manifest_version": 3, "run_id", "created_at", "updated_at",
+    {"manifest_version": 4, "run_id", "created_at", "updated_at",
      "driver": {"version", "git_commit", "python"},
      "storyboard": {"path", "sha256", "project", "episode"},
      "config": {"sha256", "data"},
@@ -16,7 +16,8 @@ history)::
     attempt = {"attempt", "seed", "prompt_id", "server", "client_id", "workflow_sha256", "workflow_file": file,
                "inputs": [{"role", "source", "sha256", "uploaded_as"}], "outputs": [file + role],
                "timings": {"queue_s", "execution_s", "download_s", "wall_s"},
-               "gate_report", "report_file", "passed", "score", "status", "error", "started_at", "finished_at"}
+               "gate_report", "report_file", "passed", "score", "status", "error", "started_at", "finished_at",
+               "loaders": {"ran": [node id, ...], "cached": [node id, ...]}}   # loaders: version 4, optional
     file = {"path" (relative to the run folder), "sha256", "bytes"}
 
 Statuses (:class:`driver.outputs.records.Status`): job/attempt ``pending`` -> ``submitted`` ->

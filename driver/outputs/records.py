@@ -9,7 +9,12 @@ Format history (``manifest_version``; the driver reads every earlier version):
    file record of ``attempts/<job id>_a<n>.workflow.json``); v1 attempts keep theirs
    inline until they are submitted again.
 3. jobs may carry ``retake_from``: the first attempt of the series a reviewer's clip
-   retake started (earlier attempts are kept and stay playable)."""
+   retake started (earlier attempts are kept and stay playable).
+4. attempts rendered on a ComfyUI server may carry ``loaders``: which of the workflow's
+   loader nodes ran (read their model files) and which came from ComfyUI's cache
+   (its ``execution_cached`` event), node ids: ``{"ran": [...], "cached": [...]}``, so a
+   run's real model loads can be compared with the estimate. Absent in earlier
+   versions; null where the backend cannot tell (RunPod Serverless)."""
 
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ from typing import Any, TypedDict
 
 from driver.files import FileRecord
 
-MANIFEST_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+MANIFEST_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class Status(str, Enum):
@@ -69,6 +74,7 @@ class AttemptRecord(TypedDict, total=False):
     error: dict[str, Any] | None
     started_at: str
     finished_at: str
+    loaders: dict[str, list[str]] | None   # version 4: {"ran": [node ids], "cached": [node ids]}
 
 
 class JobRecord(TypedDict, total=False):

@@ -31,6 +31,7 @@ from driver.outputs.verify import verify_file
 
 from .attempt import Attempt, JobRef, Limits, server_limits
 from .compile import REPORT
+from .models import ran_and_cached
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Outcome:
     report: dict | None = None
     timings: dict = field(default_factory=dict)
     stopped_by_gate: bool = False  # AP_QualityReport(policy=stop) raised: no video
+    loaders: dict | None = None    # loader node ids that ran / came from the cache (driver.render.models)
 
 
 def upload_name(path: Path, role: str) -> str:
@@ -254,6 +256,7 @@ class ComfyExecutor(Executor):
         entry, timings = got
         outcome = self.collect(compiled, entry, dest_for)
         outcome.timings = {**timings, **outcome.timings}
+        outcome.loaders = ran_and_cached(compiled.prompt, entry)
         return outcome
 
 

@@ -268,7 +268,7 @@ class Scheduler:
             report_file = file_record(self.run_dir, path)
         ok = quality.passed(outcome.report) if job.gated else True
         att.update({"outputs": record_files(self.run_dir, outcome.files), "gate_report": outcome.report,
-                    "report_file": report_file, "passed": ok,
+                    "report_file": report_file, "passed": ok, "loaders": outcome.loaders,
                     "score": quality.score(outcome.report) if job.gated else None, "timings": outcome.timings,
                     "status": Status.DONE if ok else Status.GATE_FAILED, "finished_at": now()})
         if not ok:

@@ -1,7 +1,8 @@
 """Manifests written by earlier drivers still load and resume: ``tests/fixtures/run_v1``
 was written by the driver before the manifest became typed records (version 1, every
 submitted workflow inline), ``run_v2`` by the first driver writing version 2 (workflows
-in per-attempt files). Each later version adds its own fixture here."""
+in per-attempt files), ``run_v3`` by the last driver writing version 3 (the same run).
+Each later version adds its own fixture here."""
 
 import json
 import shutil
@@ -19,7 +20,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 V1_SHOTS = [*SHOTS, shot(2, 2, "standard_flf", duration_s=2.0)]  # what wrote run_v1 (fixtures/README.md)
 
 
-VERSIONS = ["run_v1", "run_v2"]
+VERSIONS = ["run_v1", "run_v2", "run_v3"]
 
 
 def _old_run(tmp_path, fixture: str = "run_v1") -> Run:
@@ -62,5 +63,5 @@ def test_an_earlier_run_resumes_and_is_saved_as_the_current_version(tmp_path, fi
 
 def test_unknown_versions_are_refused(tmp_path):
     (tmp_path / "run_manifest.json").write_text(json.dumps({"manifest_version": MANIFEST_VERSION + 1}))
-    with pytest.raises(ConfigError, match=f"reads 1, 2, 3 and writes {MANIFEST_VERSION}"):
+    with pytest.raises(ConfigError, match=f"reads 1, 2, 3, 4 and writes {MANIFEST_VERSION}"):
         Manifest.load(tmp_path)

@@ -1,0 +1,171 @@
+"""Model sets read from compiled workflows, load costs, and the dispatcher's affinity:
+on storyboard_ep_001 with one server, the order it gives has the least reload cost the
+dependencies and the critical-path bound allow (checked against an exhaustive search)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from functools import lru_cache
+
+import pytest
+
+from driver.config import load_config
+from driver.errors import ConfigError
+from driver.farm.affinity import STORAGE_GBPS, LoadCosts
+from driver.farm.dispatch import Dispatcher
+from driver.farm.estimate import _work, with_loads
+from driver.farm.simulate import priorities, schedule
+from driver.render.compile import Compiler
+from driver.render.models import loads, model_set, models_of, predicted_loads, ran_and_cached
+from driver.runner import dry_run
+from driver.story.plan import make_plan
+from driver.story.storyboard import REPO_ROOT, load_storyboard
+
+EXAMPLE = REPO_ROOT / "storyboards" / "storyboard_ep_001.json"
+
+
+@pytest.fixture(scope="module")
+def episode():
+    sb, cfg = load_storyboard(EXAMPLE), load_config(REPO_ROOT / "configs" / "project.example.yaml")
+    plan = make_plan(sb, cfg)
+    compiler = Compiler(sb, cfg, "test")
+    prompts = {j.id: compiler.compile(j).prompt for j in plan.jobs}
+    return sb, cfg, plan, prompts, {k: model_set(p) for k, p in prompts.items()}
+
+
+def test_model_sets_name_every_loader_of_the_compiled_workflows(episode):
+    *_, plan, prompts, models = episode
+    kinds = {j.template: sorted(ld.kind for ld in models[j.id]) for j in plan.jobs}
+    assert kinds["t2i_sdxl"][0] == "checkpoint"
+    assert kinds["wan22_flf"] == ["lora", "text_encoder", "unet", "unet", "vae"]
+    assert kinds["held_push"] == [] and kinds["triptych_split"] == []
+    wan = next(m for k, m in models.items() if k.endswith("video") and m)
+    assert {f for ld in wan for f in ld.files} >= {"wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                                                  "umt5_xxl_fp8_e4m3fn_scaled.safetensors"}
+    # the same loader with the same inputs has the same signature in every job (ComfyUI's cache key)
+    ckpts = {ld.signature for m in models.values() for ld in m if ld.kind == "checkpoint"}
+    assert len(ckpts) == 1
+
+
+def test_a_custom_loader_makes_the_set_unreadable(episode):
+    *_, prompts, _ = episode
+    prompt = dict(next(p for k, p in prompts.items() if k.endswith("kf-hero")))
+    prompt["99"] = {"class_type": "MyStudioLoader", "inputs": {"path": "x.safetensors"}}
+    m = models_of(prompt)
+    assert m.unknown == ("99 (MyStudioLoader)",) and m.set is None
+    assert loads(None, None) == 0
+
+
+def test_loads_count_loaders_not_held_by_the_previous_prompt(episode):
+    *_, models = episode
+    a = models["S02T01-kf-first"]
+    b = models["S02T01-video"]
+    assert loads(None, a) == len(a) and loads(a, a) == 0 and loads(a, b) == len(b)
+    assert predicted_loads([a, a, b, frozenset(), b]) == len(a) + 2 * len(b)  # a model-free prompt empties the cache
+
+
+def test_ran_and_cached_reads_the_execution_cached_event(episode):
+    *_, prompts, _ = episode
+    prompt = prompts["S02T01-video"]
+    ids = sorted(models_of(prompt).nodes)
+    entry = {"status": {"messages": [["execution_start", {}], ["execution_cached", {"nodes": [ids[0], "999"]}]]}}
+    assert ran_and_cached(prompt, entry) == {"ran": ids[1:], "cached": [ids[0]]}
+    assert ran_and_cached(prompt, {"status": {"messages": []}}) is None  # no event: not known
+
+
+def _least_reload_cost(work, costs: LoadCosts) -> float:
+    """Exhaustive: the least load cost over every one-server order that keeps the
+    dependencies and never starts a job whose priority is more than ``slack_s`` worse
+    than the best ready one (dynamic programming over the set of jobs done)."""
+    prio = priorities(work, "critical_path")
+    idx = {j.key: i for i, j in enumerate(work)}
+    deps = [sum(1 << idx[d] for d in j.deps) for j in work]
+    full = (1 << len(work)) - 1
+
+    @lru_cache(None)
+    def best(done: int, state) -> float:
+        if done == full:
+            return 0.0
+        ready = [i for i in range(len(work)) if not done >> i & 1 and deps[i] & done == deps[i]]
+        bound = min(prio[work[i].key] for i in ready) + costs.slack_s
+        return min(costs.cost(state, work[i].models) + best(done | 1 << i, costs.after(state, work[i].models))
+                   for i in ready if prio[work[i].key] <= bound)
+    return best(0, None)
+
+
+@pytest.mark.parametrize("slack_s", [0.0, 60.0, 120.0, float("inf")])
+def test_one_server_order_of_the_example_has_the_least_reload_cost_allowed(episode, slack_s):
+    *_, plan, _, models = episode
+    work = _work(plan.jobs, models)
+    costs = LoadCosts(slack_s=slack_s)
+    r = schedule(work, 1, policy="critical_path", costs=costs, affinity=True)
+    order = [k for k, _ in r.order]
+    assert sorted(order) == sorted(j.key for j in work)
+    assert all(order.index(d) < order.index(j.key) for j in work for d in j.deps)
+    assert r.extra["load_s"] == pytest.approx(_least_reload_cost(work, costs))
+    today = schedule(work, 1, policy="storyboard", costs=costs)
+    assert r.extra["load_s"] <= today.extra["load_s"]
+    if slack_s >= 120.0:  # the default bound already lets keyframes and videos group
+        assert r.extra["load_s"] < 0.5 * today.extra["load_s"]
+        assert predicted_loads([models[k] for k in order]) == r.extra["loads_per_server"][0]
+
+
+def test_the_dispatcher_never_passes_over_more_than_the_slack(episode):
+    *_, models = episode
+    sets = list({m for m in models.values()})
+    rng = random.Random(3)
+    costs = LoadCosts(slack_s=50.0)
+    disp = Dispatcher(costs)
+    for name in ("a", "b"):
+        disp.add_server(name)
+    waiting: dict[int, float] = {}
+    for step in range(300):
+        key = step
+        waiting[key] = rng.uniform(-300, 0)
+        disp.request(key, priority=waiting[key], models=rng.choice(sets))
+        if step % 3 == 0:
+            for k, _server in disp.assign():
+                assert waiting[k] <= min(waiting.values()) + costs.slack_s
+                del waiting[k]
+                disp.release(k)
+
+
+def test_load_costs_default_and_lru(episode, caplog):
+    *_, models = episode
+    t2i, wan = models["S02T01-kf-first"], models["S02T01-video"]
+    nvme = LoadCosts(storage="nvme")
+    assert nvme.cost(None, wan) == pytest.approx(sum(nvme.gb(ld) for ld in wan) / STORAGE_GBPS["nvme"])
+    state = nvme.after(nvme.after(None, wan), t2i)
+    assert nvme.cost(state, wan) == nvme.cost(None, wan)  # default cache: switching back reloads from disk
+    lru = LoadCosts(storage="network_volume", cache="lru", ram_gb=64, vram_gb=24)
+    state = lru.after(lru.after(None, wan), t2i)
+    assert 0 < lru.cost(state, wan) < 0.1 * lru.cost(None, wan)  # from RAM, not the volume
+    roomy = LoadCosts(cache="lru", ram_gb=64, vram_gb=80)
+    assert roomy.cost(roomy.after(roomy.after(None, wan), t2i), wan) == 0  # both fit on the GPU
+    tight = LoadCosts(cache="lru", ram_gb=10)
+    assert tight.cost(tight.after(tight.after(None, wan), t2i), wan) == tight.cost(None, wan)  # evicted
+    with caplog.at_level(logging.WARNING):
+        assert LoadCosts(storage="tape").gbps == STORAGE_GBPS["network_volume"]
+    assert "no load throughput known for storage 'tape'" in caplog.text
+    with pytest.raises(ValueError, match="cache must be one of"):
+        LoadCosts(cache="none")
+
+
+def test_dry_run_shows_sampling_load_and_loads_per_server(episode, tmp_path, caplog):
+    sb, cfg, plan, *_ = episode
+    with caplog.at_level(logging.INFO):
+        dry_run(sb, cfg, plan, tmp_path, n_servers=2)
+    text = caplog.text
+    assert "model loads from network_volume at 0.30 GB/s, ComfyUI cache default" in text
+    for row in ("today", "affinity", "floor (no loads)"):
+        assert f"estimate: {row}" in text
+    rows = with_loads(plan.jobs, {k: model_set(p) for k, p in episode[3].items()}, 2, LoadCosts())
+    assert rows[2].load_s == 0 and rows[0].sampling_s == rows[1].sampling_s == pytest.approx(plan.estimate_s, abs=0.1)
+    assert rows[1].load_s < rows[0].load_s and len(rows[0].loads_per_server) == 2
+
+
+def test_scheduling_config_is_checked(tmp_path):
+    (tmp_path / "c.yaml").write_text("scheduling: {comfyui_cache: forever}\n")
+    with pytest.raises(ConfigError):
+        load_config(tmp_path / "c.yaml")
