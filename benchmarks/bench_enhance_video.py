@@ -1,27 +1,34 @@
 """``python -m driver enhance`` against ffmpeg ``minterpolate`` (mci) + ``scale`` (lanczos),
 side by side in one run on the same inputs (a benchmark, not a test).
 
-    python -m benchmarks.bench_enhance_video [--sizes 720,1080] [--memory-budget 0.5]
+    python -m benchmarks.bench_enhance_video [--sizes 720,1080] [--memory-budget 1.0]
 
 Inputs: the enhance tests' footage (three real WAN shots joined with hard cuts, the middle
 one on twos; devkit/harness/enhance_media.py) cover-resized to 1280x720 and 1920x1080,
 x264 CRF 8, 24 fps. One CPU ComfyUI server (started here) renders ours.
 
 1. End to end, 24 -> 48 fps (and x2 upscale at 720p): source frames per second from the
-   input file to the encoded output (ours: probe, analysis, chunk upload, render, download,
-   encode; theirs: decode, minterpolate mci (+ scale lanczos), encode with the same CRF).
+   input file to the encoded output, wall clock and CPU seconds (ours: this process and the
+   ComfyUI process; theirs: this process), with the load average beside them. Ours: probe,
+   analysis, chunk upload, render, download, encode (x264 CRF 18 medium, the default
+   preset), and the ``fast`` preset (one flow estimate; its own CRF 23 veryfast encode);
+   theirs: decode, minterpolate mci (+ scale lanczos), encode x264 CRF 18 medium, one step
+   after the other as PyAV runs a filter graph.
 2. Quality on the drop-every-other-frame protocol: the even frames as a 12 fps input,
    12 -> 24, mean PSNR (RGB) and SSIM-Y of each predicted odd frame against the true one
    (frames whose two kept neighbours straddle a cut are left out), before the final encode.
 3. Frames blended across cuts in the 24 -> 48 output: an output frame at a cut interval
    that is neither source frame (mean |diff| > 2 levels to both) counts.
-4. Peak RSS of the ComfyUI process above its idle level while ours renders, against the
-   chunk budget (``--memory-budget``, float32 frames in + out per chunk).
+4. Memory: the ComfyUI process's peak RSS while each chunk renders, above its RSS when it
+   was idle before the first job, against the chunk's modelled need and the budget
+   (``--memory-budget``; ``driver.enhance.plan.Budget``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import threading
 import time
@@ -37,14 +44,26 @@ from benchmarks.pyav_filters import run_chain
 from devkit.harness import enhance_media as em
 from devkit.harness.comfy import find_comfyui, start_server
 from driver.cli import main as driver_main
+from driver.enhance import dispatch
+from driver.enhance.output import frames_of
 from driver.enhance.probe import FrameSource, probe
 
 SIZES = {720: (1280, 720), 1080: (1920, 1080)}
 
 
-def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, list[np.ndarray]]:
-    """minterpolate mci (+ lanczos scale), then x264 CRF 18 medium; (seconds, frames before the encode)."""
-    t0 = time.perf_counter()
+def cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, float, list[np.ndarray]]:
+    """minterpolate mci (+ lanczos scale), then x264 CRF 18 medium; (wall s, CPU s, frames before the encode)."""
+    me = psutil.Process()
+    t0, c0 = time.perf_counter(), cpu_s(me)
     with av.open(str(src)) as c:
         s = c.streams.video[0]
         w, h, tb = s.codec_context.width, s.codec_context.height, Fraction(1, int(s.average_rate))
@@ -63,39 +82,65 @@ def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, list[n
             vf.pts = i
             o.mux(v.encode(vf))
         o.mux(v.encode(None))
-    return time.perf_counter() - t0, result
+    return time.perf_counter() - t0, cpu_s(me) - c0, result
 
 
-def ours(url: str, src: Path, out: Path, fps_out: int, scale: int, budget: float, pid: int) -> tuple[float, float]:
-    """(seconds, peak RSS above idle in bytes) of ``driver enhance``."""
-    proc, peak, stop = psutil.Process(pid), [0], threading.Event()
-    idle = proc.memory_info().rss
+class Memory:
+    """Peak RSS of the ComfyUI process per rendered chunk (sampled every 20 ms)."""
 
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.05)
+    def __init__(self, pid: int):
+        self.proc = psutil.Process(pid)
+        self.idle = self.proc.memory_info().rss
+        self.peak, self.per_chunk = 0, []
+        self.stop = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+        original = dispatch.Dispatch._attempt  # runs while the chunk holds its server
+        memory = self
 
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    t0 = time.perf_counter()
+        def measured(d, run, chunk, *a, **kw):
+            memory.peak = 0
+            try:
+                return original(d, run, chunk, *a, **kw)
+            finally:
+                memory.per_chunk.append((chunk.n_src, chunk.n_rendered, memory.peak - memory.idle))
+
+        dispatch.Dispatch._attempt = measured  # type: ignore[method-assign]
+
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.02)
+
+
+def ours(url: str, mem: Memory, src: Path, out: Path, fps_out: int, scale: int, budget: float,
+         preset: str = "anime-clean") -> tuple[float, float]:
+    """(wall s, CPU s of this process and ComfyUI) of ``driver enhance``."""
+    me = psutil.Process()
+    c0, t0 = cpu_s(me) + cpu_s(mem.proc), time.perf_counter()
+    mem.per_chunk = []
     rc = driver_main(["enhance", str(src), "--out", str(out), "--fps", str(fps_out), "--scale", str(scale),
-                      "--server", url, "--memory-budget", str(budget), "--overwrite", "--plain"])
+                      "--server", url, "--memory-budget", str(budget), "--preset", preset, "--overwrite", "--plain"])
     seconds = time.perf_counter() - t0
-    stop.set()
-    t.join()
     assert rc == 0, f"enhance exited {rc}"
-    return seconds, max(0, peak[0] - idle)
+    return seconds, cpu_s(me) + cpu_s(mem.proc) - c0
 
 
 def rendered(out: Path) -> list[np.ndarray]:
-    import json
+    """Our frames just before the final encode."""
+    return list(frames_of(out.with_name(f"{out.stem}.enhance")))
 
-    from anime_pipeline.core.chunkio import iter_chunk
 
-    work = out.with_name(f"{out.stem}.enhance")
-    doc = json.loads((work / "enhance.json").read_text())
-    return [f for r in doc["chunks"] for _, f in zip(range(r["n_out"]), iter_chunk(work / r["file"]), strict=False)]
+def memory_lines(out: Path, mem: Memory) -> list[str]:
+    doc = json.loads((out.with_name(f"{out.stem}.enhance") / "enhance.json").read_text())
+    b = doc["budget"]
+    per_src, per_out = b["in_frame_bytes"], b["out_frame_bytes"]
+    lines = []
+    for n_src, n_rendered, peak in mem.per_chunk:
+        need = n_src * per_src + n_rendered * per_out + b["fixed_bytes"]
+        lines.append(f"    chunk {n_src:3d} src / {n_rendered:3d} rendered: peak {peak / 2**20:6.0f} MB above idle, "
+                     f"modelled {need / 2**20:5.0f} MB, budget {b['memory_bytes'] / 2**20:.0f} MB"
+                     f"{'' if peak <= b['memory_bytes'] else '  OVER BUDGET'}")
+    return lines
 
 
 def blended(frames: list[np.ndarray], src: np.ndarray, cuts, ratio: int) -> int:
@@ -115,36 +160,47 @@ def quality(preds: list[np.ndarray], truth: np.ndarray, cuts) -> tuple[float, fl
             float(np.mean([ssim_y(preds[k], truth[k]) for k in ks])))
 
 
-def run_size(url: str, pid: int, size: int, budget: float, tmp: Path) -> None:
+def run_size(url: str, mem: Memory, size: int, budget: float, tmp: Path) -> None:
     frames, cuts, _ = em.source_frames(size=SIZES[size])
+    n = len(frames)
     src = em.write_video(tmp / f"in{size}.mkv", frames, Fraction(24), subtitles=False)
     # each method against the input as it decodes it: ours with the HD matrix (BT.709, the file is
     # untagged), the peer with swscale's default (BT.601)
     truth_ours = np.stack(list(FrameSource(probe(src))))
     truth = np.stack([f.to_ndarray(format="rgb24") for f in av.open(str(src)).decode(video=0)])
+    print(f"{size}p: {n} source frames, 24 -> 48 fps, budget {budget:.2f} GB per chunk")
     for scale in (1, 2) if size == 720 else (1,):
-        t_ours, mem = ours(url, src, tmp / f"ours{size}_{scale}.mkv", 48, scale, budget, pid)
-        t_peer, peer_frames = peers(src, tmp / f"peer{size}_{scale}.mkv", 48, scale)
-        n = len(frames)
-        print(f"{size}p x{scale} 24->48, {n} frames: ours {n / t_ours:.2f} src fps ({t_ours:.1f} s), "
-              f"minterpolate {n / t_peer:.2f} src fps ({t_peer:.1f} s); speed ratio {t_peer / t_ours:.2f}x")
+        tag = f"{size}_{scale}"
+        t_ours, c_ours = ours(url, mem, src, tmp / f"ours{tag}.mkv", 48, scale, budget)
+        mem_lines = memory_lines(tmp / f"ours{tag}.mkv", mem)
+        t_fast, c_fast = ours(url, mem, src, tmp / f"fast{tag}.mkv", 48, scale, budget, preset="fast")
+        t_peer, c_peer, peer_frames = peers(src, tmp / f"peer{tag}.mkv", 48, scale)
+        print(f"  x{scale} end to end ({load()}):\n"
+              f"    ours anime-clean {n / t_ours:5.2f} src fps ({t_ours:5.1f} s wall, {c_ours:5.1f} s CPU)\n"
+              f"    ours fast        {n / t_fast:5.2f} src fps ({t_fast:5.1f} s wall, {c_fast:5.1f} s CPU)\n"
+              f"    minterpolate     {n / t_peer:5.2f} src fps ({t_peer:5.1f} s wall, {c_peer:5.1f} s CPU)\n"
+              f"    speed ratio (wall) clean {t_peer / t_ours:.2f}x, fast {t_peer / t_fast:.2f}x; "
+              f"(CPU) clean {c_peer / c_ours:.2f}x, fast {c_peer / c_fast:.2f}x")
         if scale == 1:
-            ours_frames = rendered(tmp / f"ours{size}_{scale}.mkv")
-            print(f"  blended cut frames: ours {blended(ours_frames, truth_ours, cuts, 2)}, "
+            print(f"    blended cut frames: ours {blended(rendered(tmp / f'ours{tag}.mkv'), truth_ours, cuts, 2)}, "
+                  f"fast {blended(rendered(tmp / f'fast{tag}.mkv'), truth_ours, cuts, 2)}, "
                   f"minterpolate {blended(peer_frames, truth, cuts, 2)} (of {len(cuts)} cuts x 1 frame)")
-            print(f"  ComfyUI peak RSS above idle {mem / 2**20:.0f} MB; chunk budget {budget * 1024:.0f} MB")
+        print("    ComfyUI memory per chunk (anime-clean):\n" + "\n".join(mem_lines))
     half = em.write_video(tmp / f"half{size}.mkv", frames[::2], Fraction(12), subtitles=False)
-    ours(url, half, tmp / f"oursq{size}.mkv", 24, 1, budget, pid)
-    _, peer_frames = peers(half, tmp / f"peerq{size}.mkv", 24, 1)
+    ours(url, mem, half, tmp / f"oursq{size}.mkv", 24, 1, budget)
+    ours(url, mem, half, tmp / f"fastq{size}.mkv", 24, 1, budget, preset="fast")
+    _, _, peer_frames = peers(half, tmp / f"peerq{size}.mkv", 24, 1)
     po, so = quality(rendered(tmp / f"oursq{size}.mkv"), truth_ours, cuts)
+    pf, sf = quality(rendered(tmp / f"fastq{size}.mkv"), truth_ours, cuts)
     pp, sp = quality(peer_frames, truth, cuts)
-    print(f"  drop-every-other {size}p: ours PSNR {po:.2f} SSIM {so:.4f}; minterpolate PSNR {pp:.2f} SSIM {sp:.4f}")
+    print(f"  drop-every-other {size}p: ours PSNR {po:.2f} SSIM {so:.4f}; fast PSNR {pf:.2f} SSIM {sf:.4f}; "
+          f"minterpolate PSNR {pp:.2f} SSIM {sp:.4f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="720,1080")
-    ap.add_argument("--memory-budget", type=float, default=0.5, help="GB per chunk")
+    ap.add_argument("--memory-budget", type=float, default=1.0, help="GB per chunk")
     args = ap.parse_args()
     install, why = find_comfyui()
     if install is None:
@@ -152,10 +208,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         server = start_server(tmp / "base", install=install)
+        mem = Memory(server.proc.pid)
         try:
             for size in (int(s) for s in args.sizes.split(",")):
-                run_size(server.url, server.proc.pid, size, args.memory_budget, tmp)
+                run_size(server.url, mem, size, args.memory_budget, tmp)
         finally:
+            mem.stop.set()
             server.stop()
 
 

@@ -10,6 +10,8 @@ cel-style pictures made by this code, so the examples ship no third-party art.
   motion on ones, then a cut to night with a hold, so the motion gate finds all three
   labels. Its first and last daytime frames are the first / last keyframes. Each frame
   differs from the next in its corner pixel, or the WebP encoder would merge the holds.
+* ``ap_example_clip.mp4``: the same 17 frames as an H.264 video file at 16 fps (CRF 12)
+  with a quiet tone and a click on the cut, for the video examples (core ``LoadVideo``).
 """
 
 from __future__ import annotations
@@ -87,7 +89,35 @@ def write(out: Path) -> list[Path]:
         img.putpixel((0, 0), (k, k, k))
     frames[0].save(out / "ap_example_clip.webp", save_all=True, append_images=frames[1:], duration=62,
                    loop=0, lossless=True, method=6)
-    return written + [out / "ap_example_clip.webp"]
+    write_video(out / "ap_example_clip.mp4", frames, cut=12)
+    return written + [out / "ap_example_clip.webp", out / "ap_example_clip.mp4"]
+
+
+def write_video(path: Path, frames: list[Image.Image], cut: int, fps: int = 16, rate: int = 48000) -> None:
+    """H.264 at ``fps`` with an AAC tone (a click where frame ``cut`` starts), made with PyAV."""
+    import av
+    import numpy as np
+
+    seconds = len(frames) / fps
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = 0.05 * np.sin(2 * np.pi * 440 * t)
+    pcm[int(cut / fps * rate):int(cut / fps * rate) + 480] = 0.6
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
+        video = out.add_stream("libx264", rate=fps, options={"crf": "12", "preset": "slow"})
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        audio = out.add_stream("aac", rate=rate, layout="mono")
+        for k, img in enumerate(frames):
+            vf = av.VideoFrame.from_image(img.convert("RGB")).reformat(format="yuv420p")
+            vf.pts = k
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+        samples = pcm.astype(np.float32)[None, :]
+        for start in range(0, samples.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def convert(workflow: dict, object_info: dict) -> dict:
                 opts = spec[1] if len(spec) > 1 else {}
                 if opts.get("control_after_generate"):
                     pos += 1
-                if opts.get("image_upload"):
+                if opts.get("image_upload") or opts.get("video_upload"):  # the upload button's value
                     pos += 1
                 if name not in linked:
                     _check_value(node, name, spec, value)

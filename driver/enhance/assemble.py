@@ -4,7 +4,9 @@ temporary file beside the target and moved into place when complete.
 
 The only lossy step of the command. RGB -> YUV uses the input's tagged matrix and range
 (BT.709 for HD, BT.601 for SD when untagged) and the output carries the input's colour
-tags; a source deeper than 8 bits is encoded at 10 bits.
+tags; a source deeper than 8 bits is encoded at 10 bits. Frames smaller than the output
+size (``--scale`` without an upscale model) are resized in the same conversion (swscale
+lanczos).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, VideoReformatter
+from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
 
 from driver.errors import DiskFull
 
@@ -65,17 +67,55 @@ def _video_stream(out, info: VideoProbe, fps: Fraction, size: tuple[int, int], e
     return stream
 
 
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
+
+
+class _Convert:
+    """A text subtitle stream re-encoded as ``mov_text`` (MP4/MOV hold no other text subtitles)."""
+
+    def __init__(self, src_stream, out_stream):
+        self.src, self.out = src_stream, out_stream
+
+        decoder = src_stream.codec_context
+        if not decoder.is_open:
+            decoder.open()
+        # the decoder's ASS header, as ffmpeg passes it on (the muxer opens the encoder with its header)
+        out_stream.codec_context.subtitle_header = decoder.subtitle_header
+
+    def packet(self, packet: av.Packet) -> av.Packet | None:
+        subs = self.src.codec_context.decode2(packet)
+        if subs is None or not len(subs):
+            return None
+        out = self.out.codec_context.encode_subtitle(subs)
+        out.pts, out.dts, out.duration, out.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+        return out
+
+
 def _copy_streams(out, src, info: VideoProbe, warnings: list[str]) -> dict:
-    """Output streams for every audio and subtitle stream of ``src`` the container can hold."""
-    mapping = {}
+    """Output streams for every audio and subtitle stream of ``src`` the container can hold: a
+    text subtitle stream it cannot hold as is is converted to ``mov_text`` (a :class:`_Convert`
+    is mapped), anything else it cannot hold is dropped with a warning."""
+    mapping: dict = {}
     for s in src.streams:
         if s.type not in ("audio", "subtitle"):
             continue
         try:
             mapping[s.index] = out.add_stream_from_template(s)
+            continue
         except (ValueError, av.error.FFmpegError) as exc:
-            warnings.append(f"{s.type} stream {s.index} ({s.codec_context.name}) dropped: "
-                            f"{Path(out.name).suffix or 'the'} container cannot hold it ({exc})")
+            why = exc
+        name, container = s.codec_context.name, Path(out.name).suffix or "the"
+        if s.type == "subtitle" and name in TEXT_SUBTITLES:
+            try:
+                stream = out.add_stream("mov_text")
+                stream.time_base = s.time_base
+                mapping[s.index] = _Convert(s, stream)
+                warnings.append(f"subtitle stream {s.index} ({name}) converted to mov_text: the {container} "
+                                f"container cannot hold {name}")
+                continue
+            except (ValueError, av.error.FFmpegError) as exc:
+                why = exc
+        warnings.append(f"{s.type} stream {s.index} ({name}) dropped: {container} container cannot hold it ({why})")
     return mapping
 
 
@@ -92,16 +132,26 @@ def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterato
         t = float((packet.pts - shift) * tb)
         if t < -1e-6 or t >= seconds - 1e-6:
             continue
+        target = mapping[packet.stream.index]
+        if isinstance(target, _Convert):
+            converted = target.packet(packet)
+            if converted is None:
+                continue
+            packet, target = converted, target.out
         packet.pts -= shift
         packet.dts = packet.pts if packet.dts is None else packet.dts - shift
-        packet.stream = mapping[packet.stream.index]
+        packet.stream = target
         yield t, packet
 
 
-def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter):
+def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter,
+                  size: tuple[int, int]):
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
+    resize = (frame.width, frame.height) != size
     return reformatter.reformat(frame, format=pix_fmt, dst_colorspace=info.matrix,
-                                dst_color_range=ColorRange.JPEG if info.full_range else ColorRange.MPEG)
+                                dst_color_range=ColorRange.JPEG if info.full_range else ColorRange.MPEG,
+                                width=size[0] if resize else None, height=size[1] if resize else None,
+                                interpolation=Interpolation.LANCZOS if resize else None)
 
 
 def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: int, fps: Fraction,
@@ -119,7 +169,7 @@ def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: 
             reformatter, last, frame = VideoReformatter(), None, None
             for k, rgb in enumerate(padded(frames, total)):
                 if rgb is not last or frame is None:  # a held last frame is converted once
-                    frame, last = _rgb_to_frame(rgb, info, video.pix_fmt, reformatter), rgb
+                    frame, last = _rgb_to_frame(rgb, info, video.pix_fmt, reformatter, size), rgb
                 frame.pts = k
                 for packet in video.encode(frame):
                     while pending is not None and pending[0] <= float(packet.pts * video.time_base):

@@ -5,15 +5,20 @@ are one queue; each has its own work folder, locked for the command
 
 The work folder (``--work``, default ``<output stem>.enhance`` beside the output) holds
 ``enhance.json`` (input hash, settings, probe, labels, chunks with their state, server,
-timings and counts, repairs, warnings) and ``chunks/out_NNNNN.mkv``, the rendered lossless
-chunks. A chunk is recorded done only after its file is downloaded and its frames
-counted, so a killed server, a Ctrl-C or a full disk keeps every finished chunk. A chunk
-whose source range, settings and output hash are recorded is never rendered again,
-whichever machine or server made it: a rerun keeps the recorded chunk plan while its
-chunks fit the new backend's limits.
+attempts, timings and counts, repairs, warnings) and ``chunks/out_NNNNN.nut``, the rendered
+lossless chunks (only the interpolated frames without an upscale model: :mod:`.output`; a
+chunk with nothing to interpolate is not sent at all). A chunk is recorded done only after
+its file is downloaded and its frames counted, so a killed server, a Ctrl-C or a full
+disk keeps every finished chunk. A chunk whose source range, settings and output hash
+are recorded is never rendered again, whichever machine or server made it: a rerun keeps
+the recorded chunk plan while its chunks fit the new backend's limits.
 
-``enhance.json`` versions: 1 (one server); 2 adds each chunk's ``server`` and
-``attempts`` and the farm's summary. Version 1 folders are read and reused as they are.
+``enhance.json`` versions: 1 (one server, FFV1 chunks in Matroska, every output frame
+rendered); 2 was written by two branches with two meanings (each chunk's ``server`` and
+``attempts`` and the farm's summary; or NUT chunks, ``rendered`` and ``source_range``);
+3 is both. A folder of version 1 or 2 cannot be told apart safely (chunk plans and what a
+chunk file holds differ), so its chunks are rendered afresh (logged); a newer version is
+refused (:class:`WorkFolderNewer`).
 """
 
 from __future__ import annotations
@@ -27,17 +32,16 @@ from pathlib import Path
 import numpy as np
 
 from anime_pipeline.core import motion
-from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase
 from anime_pipeline.core.retime import plan as retime_plan
 from driver.files import atomic_write_json, now, sha256_file
 from driver.render.attempt import Limits
 
-from . import assemble
+from . import assemble, output
 from .errors import WorkFolderNewer
 from .limits import check_fits, chunk_limits
-from .options import Options, check, clip_frames, fps_out
+from .options import PRESETS, Options, check, clip_frames, fps_out
 from .plan import Budget, Chunk, analyse, chunk_file_bytes, make_budget, make_chunks, total_outputs
 from .probe import FrameSource, VideoProbe, probe
 from .render import ChunkSettings, Windows
@@ -45,8 +49,7 @@ from .render import ChunkSettings, Windows
 log = logging.getLogger(__name__)
 
 MANIFEST = "enhance.json"
-MANIFEST_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+MANIFEST_VERSION = 3  # 1: one server; 2: farm fields OR NUT chunks (two branches); 3: both
 SECONDS_PER_MEGAPIXEL = 0.08  # rough CPU cost of one interpolated output megapixel (for --dry-run)
 
 
@@ -56,9 +59,12 @@ def _load_manifest(path: Path, key: dict) -> dict | None:
     except (OSError, ValueError):
         return None
     version = doc.get("manifest_version") if isinstance(doc, dict) else None
-    if version not in READABLE_VERSIONS:
-        raise WorkFolderNewer(f"{path} has manifest_version {version!r}; this driver reads {list(READABLE_VERSIONS)}: "
+    if isinstance(version, int) and version > MANIFEST_VERSION:
+        raise WorkFolderNewer(f"{path} has manifest_version {version}; this driver reads up to {MANIFEST_VERSION}: "
                               "use the driver that wrote it, or another --work folder")
+    if version != MANIFEST_VERSION:
+        log.info("%s has manifest_version %r (an older driver's): its chunks are rendered afresh", path, version)
+        return None
     return doc if doc.get("key") == key else None
 
 
@@ -87,17 +93,21 @@ class Enhance:
             self.doc = {"manifest_version": MANIFEST_VERSION, "kind": "enhance", "key": key, "created_at": now(),
                         "input": {"path": str(self.opts.input), **self.info.summary()}, "frames_in": n,
                         "labels": MotionLabels(labels, n).letters(), "repairs": [r.__dict__ for r in repairs],
-                        "chunks": [], "warnings": []}
+                        "chunks": [], "warnings": [], "mode": self.opts.retime_mode(),
+                        "source_range": [self.first, self.stop],
+                        "rendered": output.ALL if self.opts.model() else output.INTERPOLATED}
         n = self.doc["frames_in"]
         labels = MotionLabels.from_letters(self.doc["labels"], n).labels
-        growth = float(self.fps_out / self.info.fps) * self.opts.scale ** 2
+        on_server = bool(self.opts.model())  # else the final encode resizes
+        growth = float(self.fps_out / self.info.fps) * (self.opts.scale ** 2 if on_server else 1)
         sized = chunk_limits(limits, memory_budget_gb=self.opts.memory_budget_gb, growth=growth)
         budget = make_budget(self.info, self.opts.scale, sized.memory, sized.upload, self.opts.max_chunk_frames,
-                             chunk_file_bytes(self.info))
+                             chunk_file_bytes(self.info), upscale_on_server=on_server)
         check_fits(str(self.opts.input), budget, sized)
         chunks = self._recorded_plan(budget)
         if chunks is None:
-            chunks = make_chunks(labels, n, self.info.fps, self.fps_out, self.opts.retime_mode(), budget)
+            chunks = make_chunks(labels, n, self.info.fps, self.fps_out, self.opts.retime_mode(), budget,
+                                 interpolated_only=not on_server)
         self._merge_chunks(chunks, budget)
         return chunks
 
@@ -108,7 +118,7 @@ class Enhance:
             chunks = [Chunk(**{k: r[k] for k in fields}) for r in self.doc.get("chunks", [])]
         except KeyError:
             return None
-        if not chunks or not all(budget.fits(c.n_src, c.n_out) for c in chunks):
+        if not chunks or not all(budget.fits(c.n_src, c.n_rendered) for c in chunks):
             return None
         return chunks
 
@@ -121,7 +131,9 @@ class Enhance:
             records.append(keep or {**c.to_dict(), "status": "pending", **self._counts(c)})
         self.doc["chunks"] = records
         self.doc["budget"] = {"memory_bytes": budget.memory, "upload_bytes": budget.upload,
-                              "file_frame_bytes": budget.file_frame_bytes}
+                              "file_frame_bytes": budget.file_frame_bytes, "in_frame_bytes": budget.in_frame_bytes,
+                              "out_frame_bytes": budget.out_frame_bytes, "fixed_bytes": budget.fixed_bytes,
+                              "largest_chunk_bytes": max(budget.needs(c.n_src, c.n_rendered) for c in chunks)}
         self.doc["frames_out"] = total_outputs(self.doc["frames_in"], self.info.fps, self.fps_out)
         self.save()
 
@@ -162,7 +174,7 @@ class Enhance:
     def settings(self) -> ChunkSettings:
         return ChunkSettings(self.info.fps, self.fps_out, self.opts.retime_mode(), self.info.rgb_bits,
                              self.out_size(), (self.info.width, self.info.height), self.opts.model(),
-                             self.work.name, self.opts.fallback_threshold)
+                             self.work.name, self.opts.fallback_threshold, PRESETS[self.opts.preset].fast_flow)
 
     def windows(self) -> Windows:
         """The source frames, read once in order, for chunks asked for in increasing order."""
@@ -174,27 +186,33 @@ class Enhance:
 
     def done(self, c: Chunk) -> bool:
         r = self.record(c)
-        path = self.work / r.get("file", "-")
+        if r.get("status") == "done" and not c.n_rendered:  # only copies: no file
+            return True
+        path = self.work / (r.get("file") or "-")
         return r.get("status") == "done" and path.is_file() and sha256_file(path) == r.get("sha256")
 
     # ------------------------------------------------------------------ assembling
-    def frames(self) -> Iterator[np.ndarray]:
-        """The rendered frames in output order: what the final encode gets."""
-        for r in self.doc["chunks"]:
-            yield from (f for _, f in zip(range(r["n_out"]), iter_chunk(self.work / r["file"]), strict=False))
+    def frames(self, wait=None) -> Iterator[np.ndarray]:
+        """The rendered frames in output order: what the final encode gets (``wait(record)``
+        returns once that chunk is rendered)."""
+        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
+        yield from output.output_frames(self.work, self.doc, iter(source), wait)
 
-    def assemble(self) -> None:
-        n_in = self.doc["frames_in"]
-        span = assemble.Span(self.first, n_in / self.info.fps)
+    def encode(self, wait=None) -> tuple[list[str], float]:
+        """The final encode (warnings, seconds); ``wait`` as for :meth:`frames`."""
+        span = assemble.Span(self.first, self.doc["frames_in"] / self.info.fps)
         t0 = time.monotonic()
-        warnings = assemble.encode(self.opts.out, self.info, self.frames(), self.doc["frames_out"], self.fps_out,
+        warnings = assemble.encode(self.opts.out, self.info, self.frames(wait), self.doc["frames_out"], self.fps_out,
                                    self.out_size(), span, self.opts.encoding())
+        return warnings, time.monotonic() - t0
+
+    def assemble(self, encoded: tuple[list[str], float] | None = None) -> None:
+        """Record the final encode (run it here unless ``encoded`` gives its result)."""
+        warnings, seconds = encoded or self.encode()
         for w in warnings:
             log.warning("%s", w)
         self.doc["warnings"] = warnings
         self.doc["output"] = {"path": str(self.opts.out), "frames": self.doc["frames_out"],
-                              "fps": str(self.fps_out), "encode_s": round(time.monotonic() - t0, 3),
+                              "fps": str(self.fps_out), "encode_s": round(seconds, 3),
                               "finished_at": now()}
         self.save()
-
-

@@ -8,16 +8,18 @@ Bookkeeping is single-threaded as in the storyboard runs: the pool's threads hol
 lock except during network I/O, so reading the source frames (each input once, in
 order), writing the source chunk and saving ``enhance.json`` never race. A chunk
 recorded ``running`` on a server that is still in the pool is looked up there before
-anything is submitted again (a driver killed mid-chunk does not render it twice)."""
+anything is submitted again (a driver killed mid-chunk does not render it twice). A chunk
+with nothing to interpolate (``n_rendered == 0``: only copies, placed from the source at
+the final encode) is recorded done without a file and never sent."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from anime_pipeline.core.chunkio import chunk_tags, write_chunk
+from anime_pipeline.core.chunkio import SUFFIX, chunk_tags, write_chunk
 from driver.farm.errors import PayloadTooLarge
 from driver.files import now, sha256_file
 from driver.render.executor import Executor
@@ -47,9 +49,22 @@ class Dispatch:
     template: dict = field(default_factory=lambda: load_template(TEMPLATE))
     windows: dict[int, Windows] = field(default_factory=dict)
 
-    def render(self, runs: Sequence[tuple[Enhance, list[Chunk]]]) -> int:
-        """Render every chunk not done yet, all inputs as one queue; returns how many rendered."""
+    def render(self, runs: Sequence[tuple[Enhance, list[Chunk]]], on_start: Callable[[], None] | None = None) -> int:
+        """Render every chunk not done yet, all inputs as one queue; returns how many rendered.
+        ``on_start`` is called once every chunk's record says what is left (the final encodes
+        start there: a record says done only for a chunk whose file is there)."""
         tasks = [Task(run, c) for run, chunks in runs for c in chunks if not run.done(c)]  # hashes each file once
+        for t in tasks:
+            rec = t.run.record(t.chunk)
+            if not t.chunk.n_rendered:  # only copies: nothing for a server to do
+                rec.update(status="done", file=None, report={}, wall_s=0.0, finished_at=now())
+            elif rec.get("status") == "done":  # its file is gone or changed
+                rec["status"] = "pending"
+        for run in {id(t.run): t.run for t in tasks}.values():
+            run.save()
+        tasks = [t for t in tasks if t.chunk.n_rendered]
+        if on_start is not None:
+            on_start()
         for run in {id(t.run): t.run for t in tasks}.values():
             (run.work / "chunks").mkdir(exist_ok=True)
             self.windows[id(run)] = run.windows()
@@ -64,7 +79,7 @@ class Dispatch:
     def _one(self, task: Task) -> None:
         run, c = task.run, task.chunk
         rec = run.record(c)
-        src = run.work / "chunks" / f"in_{c.index:05d}.mkv"
+        src = run.work / "chunks" / f"in_{c.index:05d}{SUFFIX}"
         frames = self.windows[id(run)].get(c.src_lo, c.src_hi)  # in order, under the bookkeeping lock
         with self.executor.unlocked():  # the encode (PyAV releases the GIL) runs beside the other chunks'
             write_chunk(src, iter(frames), run.info.fps, run.info.rgb_bits)

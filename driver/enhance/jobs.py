@@ -4,7 +4,8 @@ failover) and RunPod Serverless run chunks exactly as they run storyboard jobs.
 
 A chunk's attempt is its workflow (``render.bind``) with the uploaded chunk's name; its
 one output, the ``Chunk Out`` node, has the role ``video`` so every executor checks the
-downloaded file's frame count against the chunk's ``n_out`` before it is recorded."""
+downloaded file's frame count against the chunk's ``n_rendered`` (every output frame, or
+only the interpolated ones without an upscale model) before it is recorded."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ INPUT_ROLE = "chunk"
 class ChunkJob:
     id: str  # "<work folder name>/c00003": unique across the inputs of one command
     shot: str  # "<input file name> chunk 3", for messages
-    frames: int  # output frames the chunk file must have
+    frames: int  # frames the returned chunk file must have (the chunk's n_rendered)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ChunkAttempt:
 
 
 def chunk_job(label: str, run_id: str, chunk: Chunk) -> ChunkJob:
-    return ChunkJob(f"{run_id}/c{chunk.index:05d}", f"{label} chunk {chunk.index}", chunk.n_out)
+    return ChunkJob(f"{run_id}/c{chunk.index:05d}", f"{label} chunk {chunk.index}", chunk.n_rendered)
 
 
 def chunk_attempt(template: dict, job: ChunkJob, chunk: Chunk, upload: str, letters: str,

@@ -86,6 +86,7 @@ class Chunk:
     src_lo: int  # its source frames: src_lo .. src_hi (inclusive)
     src_hi: int
     shot: int
+    n_rendered: int  # frames the server returns: every output, or only the interpolated ones
 
     @property
     def n_src(self) -> int:
@@ -97,28 +98,61 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Budget:
-    """Limits one chunk must fit: ``memory`` bytes of float32 frames in and out on the
-    server, ``upload`` bytes of the chunk file, and an explicit frame cap (0 = none)."""
+    """Limits one chunk must fit: ``memory`` bytes of what the server holds for it, ``upload``
+    bytes of the chunk file, and an explicit frame cap (0 = none).
+
+    The server's memory for a chunk of ``n_src`` source and ``n_out`` rendered frames is
+    modelled as ``n_src * in_frame_bytes + n_out * out_frame_bytes + fixed_bytes``: per
+    source frame its float32 IMAGE, the 8/16-bit frame it was decoded from and the 8-bit
+    copy the optical-flow interpolator works on (freed memory is not always handed back to
+    the system, so the two are counted side by side), per rendered
+    frame its float32 IMAGE (at the upscaled size, plus the retimed frame it came from, when
+    a model upscales on the server), and per chunk the interpolation workers' buffers and one
+    frame being converted while the chunk is saved (see :func:`make_budget`)."""
 
     memory: int
     upload: int
-    in_frame_bytes: int  # float32 bytes of one source frame
+    in_frame_bytes: int
     out_frame_bytes: int
     file_frame_bytes: int  # estimated bytes of one source frame in a chunk file
     max_frames: int = 0
+    fixed_bytes: int = 0
+
+    def needs(self, n_src: int, n_out: int) -> int:
+        """Modelled server bytes of a chunk."""
+        return n_src * self.in_frame_bytes + n_out * self.out_frame_bytes + self.fixed_bytes
 
     def fits(self, n_src: int, n_out: int) -> bool:
         if self.max_frames and n_src > self.max_frames:
             return False
-        return (n_src * self.in_frame_bytes + n_out * self.out_frame_bytes <= self.memory
-                and n_src * self.file_frame_bytes <= self.upload)
+        return self.needs(n_src, n_out) <= self.memory and n_src * self.file_frame_bytes <= self.upload
+
+
+#: Bytes per source pixel each interpolation worker holds at once (two uint8 sources and their
+#: RGBA copies, two warped RGBA frames per flow estimate and their means, the float luma planes
+#: of the bad mid-frame check), and the workers a server runs (``core.retime.WORKERS``).
+WORKER_BYTES_PER_PIXEL = 56
+FRAME_CONVERT_BYTES = 3 * 4  # a frame converted (float -> 8/16 bits -> planar) while saving
 
 
 def make_budget(info: VideoProbe, scale: int, memory: int, upload: int, max_frames: int = 0,
-                file_frame_bytes: int | None = None) -> Budget:
+                file_frame_bytes: int | None = None, *, upscale_on_server: bool = True) -> Budget:
+    """The chunk budget of a run: frames rendered at the output size when a model upscales on
+    the server (the retimed frame kept beside it), at the source size otherwise (the final
+    encode resizes)."""
     px = info.width * info.height
-    return Budget(memory, upload, px * FLOAT_BYTES, px * scale * scale * FLOAT_BYTES,
-                  file_frame_bytes or px * 3 * info.rgb_bits // 8, max_frames)
+    stored = 2 if info.rgb_bits > 8 else 1  # bytes per channel of the decoded chunk frames
+    out = px * FLOAT_BYTES * (scale * scale + 1 if upscale_on_server and scale > 1 else 1)
+    saved = scale * scale if upscale_on_server else 1  # pixels of a frame Chunk Out converts, per source pixel
+    fixed = px * (WORKER_BYTES_PER_PIXEL * retime_workers() + FRAME_CONVERT_BYTES * saved)
+    return Budget(memory, upload, px * (FLOAT_BYTES + 3 * stored + 3), out,
+                  file_frame_bytes or px * 3 * info.rgb_bits // 8, max_frames, fixed)
+
+
+def retime_workers() -> int:
+    from anime_pipeline.core.retime import WORKERS
+
+    return WORKERS
 
 
 def chunk_file_bytes(info: VideoProbe, frames: int = 3) -> int:
@@ -142,8 +176,10 @@ def _span(steps: list[Step], n: int) -> tuple[int, int]:
 
 
 def make_chunks(labels: tuple[str, ...], n: int, fps_in: Fraction, fps_out: Fraction, mode: str,
-                budget: Budget) -> list[Chunk]:
-    """Chunks of the retime's output frames: split at cuts and where ``budget`` would be passed."""
+                budget: Budget, *, interpolated_only: bool = False) -> list[Chunk]:
+    """Chunks of the retime's output frames: split at cuts and where ``budget`` would be passed.
+    With ``interpolated_only`` the server returns only the interpolated frames (the copies are
+    placed from the source when the output is assembled), so only those count as rendered."""
     if n < 2:
         raise OptionsInvalid(f"the input has {n} frame(s); retiming needs at least 2")
     steps = plan(n, fps_in, fps_out, labels, mode)[: total_outputs(n, fps_in, fps_out)]
@@ -151,20 +187,24 @@ def make_chunks(labels: tuple[str, ...], n: int, fps_in: Fraction, fps_out: Frac
     chunks: list[Chunk] = []
     current: list[Step] = []
 
+    def rendered(run: list[Step]) -> int:
+        return sum(not s.is_copy for s in run) if interpolated_only else len(run)
+
     def close() -> None:
         lo, hi = _span(current, n)
-        chunks.append(Chunk(len(chunks), current[0].k, len(current), lo, hi, int(shot_of[current[0].a])))
+        chunks.append(Chunk(len(chunks), current[0].k, len(current), lo, hi, int(shot_of[current[0].a]),
+                            rendered(current)))
 
     for step in steps:
         if current:
             same_shot = shot_of[step.a] == shot_of[current[0].a]
             lo, hi = _span(current + [step], n)
-            if same_shot and budget.fits(hi - lo + 1, len(current) + 1):
+            if same_shot and budget.fits(hi - lo + 1, rendered(current) + rendered([step])):
                 current.append(step)
                 continue
             close()
         lo, hi = _span([step], n)
-        if not budget.fits(hi - lo + 1, 1):
+        if not budget.fits(hi - lo + 1, rendered([step])):
             raise OptionsInvalid(f"one output frame needs more than the chunk budget ({budget.memory / 2**20:.0f} MB "
                                  f"of frames, {budget.upload / 2**20:.0f} MB upload): raise --memory-budget")
         current = [step]

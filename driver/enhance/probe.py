@@ -208,7 +208,8 @@ class FrameSource:
         info = self.info
         with _open(Path(info.path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            # slice threads only: frame threads report a bad packet a few packets late (a wrong time)
+            stream.thread_type = "SLICE"
             slot, last = 0, None
             for t, frame in self._decoded(container, stream):
                 frame = last if frame is None else frame

@@ -1,11 +1,13 @@
 """A chunk's ComfyUI workflow, from ``workflows/enhance_chunk.api.json``, with lossless chunk
-files both ways (``AP_LoadChunk`` / ``AP_SaveChunk``: FFV1, 8 or 16 bits); the chunks run
-as jobs of the driver's executors (:mod:`.jobs`, :mod:`.dispatch`).
+files both ways (``AP_LoadChunk`` / ``AP_SaveChunk``: Ut Video or FFV1 in NUT, 8 or 16
+bits); the chunks run as jobs of the driver's executors (:mod:`.jobs`, :mod:`.dispatch`).
 
 The template is bound by node title (``driver.render.workflow``): ``Chunk In``,
 ``Motion Gate`` (the whole input's labels given), ``Retime`` (rates, mode and the chunk's
-phase), ``Upscale Model`` + ``Upscale`` (removed when no model is configured), ``Resize``
-(to the exact output size; removed at scale 1 without a model) and ``Chunk Out``.
+phase; without an upscale model it returns only the interpolated frames, the copies are
+placed from the source at the final encode, which also resizes), ``Upscale Model`` +
+``Upscale`` (removed when no model is configured), ``Resize`` (to the exact output size;
+removed without a model) and ``Chunk Out``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class ChunkSettings:
     upscale_model: str | None = None
     run_id: str = "run"
     fallback: float = GUARD_THRESHOLD  # bad mid-frame fallback threshold (0 = off)
+    fast_flow: bool = False  # one flow estimate instead of two (the fast preset)
+
+    @property
+    def interpolated_only(self) -> bool:
+        """Without an upscale model the server returns only the interpolated frames."""
+        return not self.upscale_model
 
 
 def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings) -> dict:
@@ -52,7 +60,7 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     else:
         b.bypass("Upscale", {0: "image"})
         b.bypass("Upscale Model")
-    if s.out_size == s.in_size and not s.upscale_model:
+    if not s.upscale_model:  # the final encode resizes
         b.bypass("Resize", {0: "image"})
     else:
         b.set("Resize", width=s.out_size[0], height=s.out_size[1])
@@ -62,7 +70,8 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     # socket-only inputs (no widget, so absent from the template): set on the titled nodes
     _add(prompt, "Motion Gate", labels_given=letters)
     _add(prompt, "Retime", frame_offset=chunk.src_lo, output_offset=chunk.first_out, max_outputs=chunk.n_out,
-         fallback_threshold=s.fallback)
+         fallback_threshold=s.fallback, **({"interpolated_only": True} if s.interpolated_only else {}),
+         **({"fast_flow": True} if s.fast_flow else {}))
     return prompt
 
 

@@ -12,7 +12,6 @@ import av
 import numpy as np
 import pytest
 
-from anime_pipeline.core.chunkio import iter_chunk
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import plan as retime_plan
 from devkit.harness import enhance_media as em
@@ -20,6 +19,7 @@ from driver.cli import main
 from driver.config import load_config
 from driver.enhance import batch, dispatch
 from driver.enhance.options import Options
+from driver.enhance.output import frames_of
 from driver.enhance.probe import FrameSource, probe
 from driver.farm.backend import FarmOptions
 from driver.farm.errors import NoServerAvailable
@@ -43,10 +43,8 @@ def manifest(out: Path) -> dict:
 
 
 def rendered(out: Path) -> np.ndarray:
-    """The frames the final encode got (the rendered chunks, in order)."""
-    doc, work = manifest(out), out.with_name(f"{out.stem}.enhance")
-    frames = [f for r in doc["chunks"] for _, f in zip(range(r["n_out"]), iter_chunk(work / r["file"]), strict=False)]
-    return np.stack(frames)
+    """The frames the final encode got (the rendered chunks with the copies placed, in order)."""
+    return np.stack(list(frames_of(out.with_name(f"{out.stem}.enhance"))))
 
 
 def video_info(path: Path) -> tuple[int, Fraction, float]:
@@ -146,14 +144,15 @@ def test_killed_server_then_rerun_reuses_finished_chunks(comfy_server_factory, i
     with pytest.raises(NoServerAvailable):
         batch.run(opts, fo, load_config(None))
     first = manifest(out)["chunks"]
-    done = [c["index"] for c in first if c["status"] == "done"]
-    assert done == [0, 1] and not out.exists()
+    sent = [c["index"] for c in first if c["n_rendered"]]  # a chunk of copies only is never sent
+    done = [c["index"] for c in first if c["status"] == "done" and c["n_rendered"]]
+    assert done == sent[:2] and not out.exists()
     calls.clear()
     server2 = comfy_server_factory()
     assert enhance(server2.url, inputs[24].path, out, *args) == 0
-    assert sorted(calls) == [c["index"] for c in first if c["index"] not in done]
+    assert sorted(calls) == [i for i in sent if i not in done]
     second = manifest(out)["chunks"]
-    assert [c["finished_at"] for c in second[:2]] == [c["finished_at"] for c in first[:2]]
+    assert [second[i]["finished_at"] for i in done] == [first[i]["finished_at"] for i in done]
     count, _, _ = video_info(out)
     assert count == manifest(out)["frames_out"]
 
@@ -176,3 +175,31 @@ def test_injected_broken_interpolation_is_replaced_and_counted(comfy_server_fact
             assert np.array_equal(frames[k], src[k // 2 + 1])
     assert sum(c["report"]["interpolated"] for c in doc["chunks"]) == \
         sum(c["interpolated"] for c in doc["chunks"]) - 2
+
+
+def test_ctrl_c_keeps_finished_chunks_and_the_rerun_continues(comfy, inputs, tmp_path, monkeypatch):
+    out, calls = tmp_path / "cancelled.mkv", []
+    original = dispatch.Dispatch._attempt
+
+    def attempt_then_interrupt(self, run, chunk, *a, **kw):
+        calls.append(chunk.index)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second chunk renders
+        return original(self, run, chunk, *a, **kw)
+
+    monkeypatch.setattr(dispatch.Dispatch, "_attempt", attempt_then_interrupt)
+    args = ("--fps", "48", "--max-chunk-frames", "8")
+    assert enhance(comfy.url, inputs[24].path, out, *args) == 130
+    first = manifest(out)["chunks"]
+    sent = [c["index"] for c in first if c["n_rendered"]]
+    finished = {c["index"]: c["finished_at"] for c in first if c["status"] == "done" and c["n_rendered"]}
+    assert list(finished) == sent[:1] and not out.exists()
+    assert not list(tmp_path.glob(".cancelled.partial*"))  # the final encode, started beside, is dropped
+    rerun: list[int] = []
+    monkeypatch.setattr(dispatch.Dispatch, "_attempt", lambda self, run, chunk, *a, **kw: rerun.append(chunk.index)
+                        or original(self, run, chunk, *a, **kw))
+    assert enhance(comfy.url, inputs[24].path, out, *args) == 0
+    assert sorted(rerun) == sent[1:]
+    second = manifest(out)["chunks"]
+    assert {i: second[i]["finished_at"] for i in finished} == finished
+    assert video_info(out)[0] == manifest(out)["frames_out"]

@@ -107,17 +107,22 @@ def test_a_second_command_on_the_work_folder_is_refused_naming_the_holder(small_
     assert "the first" in caplog.text
 
 
-def test_manifest_versions(small_video, tmp_path):
+def test_manifest_versions(small_video, tmp_path, caplog):
     out = tmp_path / "o.mkv"
     assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 0
     path = out.with_name("o.enhance") / command.MANIFEST
     doc = json.loads(path.read_text())
-    assert doc["manifest_version"] == command.MANIFEST_VERSION == 2
-    v1 = {**doc, "manifest_version": 1, "chunks": [{k: v for k, v in c.items() if k not in ("server", "attempts")}
-                                                   for c in doc["chunks"]]}
-    path.write_text(json.dumps(v1))  # a version-1 folder (no server, no attempts) is read and reused
-    assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 0
+    assert doc["manifest_version"] == command.MANIFEST_VERSION == 3
+    assert {"rendered", "source_range"} <= set(doc) and all("n_rendered" in c for c in doc["chunks"])
+    assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 0  # version 3 is reused
     assert json.loads(path.read_text())["created_at"] == doc["created_at"]
+    for old in (1, 2):  # older folders (two different version 2s existed) are rendered afresh, logged
+        path.write_text(json.dumps({**doc, "manifest_version": old, "created_at": "then"}))
+        caplog.clear()
+        assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 0
+        again = json.loads(path.read_text())
+        assert again["manifest_version"] == 3 and again["created_at"] != "then"
+        assert f"manifest_version {old}" in caplog.text and "rendered afresh" in caplog.text
     path.write_text(json.dumps({**doc, "manifest_version": 99}))
     assert run(small_video, "--out", out, "--fps", "48", "--dry-run") == 31
     assert json.loads(path.read_text())["manifest_version"] == 99  # left as it was
@@ -126,18 +131,18 @@ def test_manifest_versions(small_video, tmp_path):
 def test_the_chunk_job_is_an_executor_attempt():
     from driver.render.attempt import Attempt
 
-    c = Chunk(3, 10, 5, 4, 7, 1)
+    c = Chunk(3, 10, 5, 4, 7, 1, 2)  # 5 outputs, 2 of them interpolated (returned by the server)
     settings = ChunkSettings(Fraction(24), Fraction(48), "keep_holds", 8, (64, 32), (64, 32))
     job = chunk_job("ep01.mkv", "ep01.enhance", c)
     att: Attempt = chunk_attempt(load_template(TEMPLATE), job, c, "ap/x/chunk.mkv", "mmh", settings)
     again = chunk_attempt(load_template(TEMPLATE), job, c, "ap/x/chunk.mkv", "mmh", settings)
-    assert (job.id, job.shot, job.frames) == ("ep01.enhance/c00003", "ep01.mkv chunk 3", 5)
+    assert (job.id, job.shot, job.frames) == ("ep01.enhance/c00003", "ep01.mkv chunk 3", 2)
     assert list(att.outputs.values()) == [ROLE] and att.prompt == again.prompt and att.prompt_id != again.prompt_id
     assert dropped_outputs(att.prompt, att.outputs) == []  # worker-comfyui returns AP_SaveChunk's file
 
 
 def test_the_report_travels_in_the_chunk_file(tmp_path):
-    path = tmp_path / "c.mkv"
+    path = tmp_path / f"c{chunkio.SUFFIX}"  # NUT keeps container tags
     chunkio.write_chunk(path, iter(np.zeros((2, 8, 8, 3), np.uint8)), Fraction(24), 8, tags={"AP_REPORT": '{"a": 1}'})
     assert chunkio.chunk_tags(path) == {"AP_REPORT": '{"a": 1}'}
     assert len(list(chunkio.iter_chunk(path))) == 2
@@ -168,7 +173,7 @@ def test_progress_eta_and_the_per_server_summary(caplog):
     from driver.enhance.progress import ChunkProgress
 
     caplog.set_level(logging.INFO)
-    chunks = [Chunk(i, 10 * i, 10, 5 * i, 5 * i + 5, 0) for i in range(4)]
+    chunks = [Chunk(i, 10 * i, 10, 5 * i, 5 * i + 5, 0, 10) for i in range(4)]
     run = _Run()
     console = Console(file=io.StringIO(), force_terminal=True, width=100)
     progress = ChunkProgress(console)

@@ -138,6 +138,7 @@ class FlowInterpolator:
     (0..1) above which the nearer warped frame replaces the blend (``0`` disables)."""
 
     name = "dis_flow"
+    takes_uint8 = True  # ``interpolate`` also accepts uint8 frames (what it converts float ones to)
 
     def __init__(
         self,
@@ -233,7 +234,8 @@ class FlowInterpolator:
         and each of ``extra_flow_sizes``)."""
         h, w = a8.shape[:2]
         sizes = dict.fromkeys(min(int(x), max(h, w)) for x in (self.flow_size, *self.extra_flow_sizes))  # distinct
-        members = [self.flows(a8, b8, size) for size in sizes]
+        ga, gb = (f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (a8, b8))  # once for all sizes
+        members = [self.flows(ga, gb, size) for size in sizes]
         # RGB uint8 is warped as RGBA (OpenCV's vectorised remap path), converted once per call;
         # the estimates are averaged in 8 bits (one rounding, < 0.01 dB), then blended to float.
         rgba = a8.ndim == 3 and a8.shape[2] == 3

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from .contracts import CUT, HOLD, MotionLabels
-from .interpolate import Interpolator
+from .interpolate import Interpolator, _to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,19 @@ def summarize(steps: Sequence[Step], n: int, fps_in: float, fps_out: float, mode
     }
 
 
+class _Uint8Frames:
+    """Float frames 0..1 as uint8 (rounded, saturated), each converted on first use and kept."""
+
+    def __init__(self, frames: np.ndarray):
+        self.frames = frames
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if i not in self.cache:
+            self.cache[i] = _to_uint8(self.frames[i])
+        return self.cache[i]
+
+
 def _jobs(steps: Sequence[Step]) -> list[tuple[int, int]]:
     """Consecutive output ranges made in one go: a copy, or a run of outputs between one source pair."""
     jobs, k = [], 0
@@ -219,6 +232,7 @@ def retime(
     workers: int = WORKERS,
     phase: Phase = Phase(),
     guard: float = 0.0,
+    interpolated_only: bool = False,
 ) -> tuple[torch.Tensor, list[Step]]:
     """Retime an IMAGE batch ``[N,H,W,C]``; returns the new batch and its plan.
 
@@ -228,7 +242,10 @@ def retime(
     a learned model, always gets one); at most ``2 * workers`` are in flight. ``phase`` retimes a
     chunk of a longer clip as that clip's retime would (:func:`phase_positions`). With
     ``guard > 0`` an interpolated frame whose :func:`mid_frame_error` exceeds it is replaced
-    by a copy of the nearer source; its step becomes that copy with ``replaced=True``."""
+    by a copy of the nearer source; its step becomes that copy with ``replaced=True``.
+    ``interpolated_only`` returns only the frames the plan interpolates (a replaced one as
+    its copy), in order: whoever holds the source frames places the copies itself, so they
+    are neither stored nor moved twice."""
     if not getattr(interpolator, "concurrent", True):
         workers = 1
     seq = labels.labels if isinstance(labels, MotionLabels) else tuple(labels)
@@ -237,21 +254,28 @@ def retime(
     if n == 1:
         log.info("retime: single-frame clip, output is %d copy(ies) of it", len(steps))
     src = frames.detach().cpu().float().contiguous().numpy()
-    out = torch.empty((len(steps), *frames.shape[1:]), dtype=torch.float32)
+    # an interpolator that works on 8-bit frames gets each source frame converted once, not per pair
+    src8 = _Uint8Frames(src) if getattr(interpolator, "takes_uint8", False) else src
+    slot = list(range(len(steps)))  # output row of each step
+    if interpolated_only:
+        slot = [int(x) for x in np.cumsum([not s.is_copy for s in steps]) - 1]
+    out = torch.empty((slot[-1] + 1 if steps else 0, *frames.shape[1:]), dtype=torch.float32)
     dst = out.numpy()
 
     def make(k: int, end: int) -> int:
-        s = steps[k]
+        s, lo = steps[k], slot[k]
         if s.is_copy:
-            np.copyto(dst[k], src[s.a])
-        else:
-            interpolator.interpolate(src[s.a], src[s.b], [float(steps[j].t) for j in range(k, end)], out=dst[k:end])
-            np.clip(dst[k:end], 0.0, 1.0, out=dst[k:end])
-            for j in range(k, end) if guard > 0 else ():
-                if not mid_frame_error(src[s.a], src[s.b], dst[j]) <= guard:  # NaN counts as broken
-                    near = s.a if steps[j].t < Fraction(1, 2) else s.b
-                    np.copyto(dst[j], src[near])
-                    steps[j] = Step(j, steps[j].position, near, near, Fraction(0), replaced=True)
+            if not interpolated_only:
+                np.copyto(dst[lo], src[s.a])
+            return end
+        rows = dst[lo:lo + end - k]
+        interpolator.interpolate(src8[s.a], src8[s.b], [float(steps[j].t) for j in range(k, end)], out=rows)
+        np.clip(rows, 0.0, 1.0, out=rows)
+        for j in range(k, end) if guard > 0 else ():
+            if not mid_frame_error(src[s.a], src[s.b], rows[j - k]) <= guard:  # NaN counts as broken
+                near = s.a if steps[j].t < Fraction(1, 2) else s.b
+                np.copyto(rows[j - k], src[near])
+                steps[j] = Step(j, steps[j].position, near, near, Fraction(0), replaced=True)
         return end
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

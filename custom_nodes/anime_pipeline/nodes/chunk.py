@@ -1,11 +1,13 @@
 """Nodes of the ``anime_pipeline/video`` family that move video chunks in and out of a
-server losslessly (FFV1 in Matroska, 8 or 16 bits per channel): what the driver's
+server losslessly (Ut Video / FFV1 in NUT, 8 or 16 bits per channel): what the driver's
 ``enhance`` command renders each chunk of a long video with."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+
+import av
 
 from ..core import chunkio
 from ..core.validate import InputError, check_images, check_positive
@@ -35,8 +37,8 @@ class LoadChunk:
         return {
             "required": {
                 "chunk": ("STRING", {"default": "", "tooltip": (
-                    "File name (with subfolder) in ComfyUI's input folder of an FFV1/Matroska chunk, as uploaded "
-                    "by the driver or written by Save Chunk (AP).")}),
+                    "File name (with subfolder) in ComfyUI's input folder of a lossless chunk (.nut; older FFV1 "
+                    ".mkv ones too), as uploaded by the driver or written by Save Chunk (AP).")}),
             },
         }
 
@@ -50,18 +52,18 @@ class LoadChunk:
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "Load a lossless video chunk (FFV1 in Matroska, RGB, 8 or 16 bits per channel). Unlike the core "
-        "Load Video, nothing is lost: no 8-bit or 4:2:0 conversion."
+        "Load a lossless video chunk (RGB in NUT: Ut Video for 8 bits, FFV1 for 16 bits per channel). Unlike "
+        "the core Load Video, nothing is lost: no 8-bit or 4:2:0 conversion."
     )
 
     def load(self, chunk):
         node = "AP_LoadChunk"
         path = _input_file(chunk, node)
         try:
-            frames, fps, bits = chunkio.read_chunk(path)
-        except (ValueError, OSError) as exc:
+            frames, fps, bits = chunkio.load_tensor(path)
+        except (ValueError, OSError, av.error.FFmpegError) as exc:
             raise InputError("chunk", f"{chunk!r} cannot be read as a chunk: {exc}", node) from None
-        return (chunkio.to_tensor(frames), float(fps), bits)
+        return (frames, float(fps), bits)
 
     @classmethod
     def IS_CHANGED(cls, chunk):
@@ -98,13 +100,13 @@ class SaveChunk:
 
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("file",)
-    OUTPUT_TOOLTIPS = ("The saved chunk's path in the output folder (subfolder/name.mkv).",)
+    OUTPUT_TOOLTIPS = ("The saved chunk's path in the output folder (subfolder/name.nut).",)
     OUTPUT_NODE = True
     FUNCTION = "save"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "Save frames as a lossless video chunk (FFV1 in Matroska, RGB, 8 or 16 bits per channel), so a chunk "
-        "rendered on a server comes back exactly. Play or convert it with any FFmpeg-based tool."
+        "Save frames as a lossless video chunk (RGB in NUT: Ut Video for 8 bits, FFV1 for 16 bits per channel), "
+        "so a chunk rendered on a server comes back exactly. Play or convert it with any FFmpeg-based tool."
     )
 
     def save(self, frames, fps, bits, filename_prefix, report=None):
@@ -118,9 +120,9 @@ class SaveChunk:
         h, w = frames.shape[1:3]
         out_dir = folder_paths.get_output_directory()
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir, w, h)
-        filename = f"{name}_{counter:05}_.mkv"
-        data = chunkio.from_tensor(frames, int(bits))
-        chunkio.write_chunk(Path(folder) / filename, iter(data), Fraction(fps).limit_denominator(10000), int(bits),
+        filename = f"{name}_{counter:05}_{chunkio.SUFFIX}"
+        chunkio.write_chunk(Path(folder) / filename, chunkio.iter_from_tensor(frames, int(bits)),
+                            Fraction(fps).limit_denominator(10000), int(bits),
                             tags={REPORT_TAG: report} if report else None)
         ref = {"filename": filename, "subfolder": subfolder, "type": "output"}
         # under "images" too: a RunPod worker-comfyui returns only those files (the report rides in the file)

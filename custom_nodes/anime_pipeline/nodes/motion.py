@@ -158,6 +158,14 @@ class AnimeRetime:
                     f"((|m-a| + |m-b|) / |a-b|, ~0.5-1 for a good in-between) passes this is replaced by a copy of "
                     f"the nearer source and listed in the summary's 'replaced'. 0 = off; {GUARD_THRESHOLD} is "
                     f"calibrated on real clips (good frames stayed under 1.2, broken ones scored 34+).")}),
+                "interpolated_only": ("BOOLEAN", {"default": False, "forceInput": True, "tooltip": (
+                    "Return only the interpolated frames, in order (a replaced one as its copy), not the copies of "
+                    "source frames: for a caller that holds the source frames and places the copies itself (the "
+                    "driver's enhance command). The summary still describes every output frame.")}),
+                "fast_flow": ("BOOLEAN", {"default": False, "forceInput": True, "tooltip": (
+                    "The optical-flow interpolator with one flow estimate (192 px) instead of two averaged "
+                    "(192 + 128 px): about half the warping work, a little less robust on hard motion. Ignored "
+                    "when an interpolator is connected.")}),
                 **budget_input(),
             },
         }
@@ -180,7 +188,8 @@ class AnimeRetime:
     )
 
     def retime(self, frames, fps_in, fps_out, mode, labels=None, interpolator=None, frame_offset=0,
-               output_offset=0, max_outputs=0, fallback_threshold=0.0, memory_budget_mb=0):
+               output_offset=0, max_outputs=0, fallback_threshold=0.0, interpolated_only=False, fast_flow=False,
+               memory_budget_mb=0):
         node = "AP_AnimeRetime"
         frames = check_images(frames, "frames", node=node, min_frames=1)
         fps_in = check_positive(fps_in, "fps_in", node=node)
@@ -210,9 +219,9 @@ class AnimeRetime:
                      f"{len(positions)} output frames of {w}x{h} (and the {n} input frames)", "fps_out", node=node,
                      budget_from=source)
         run = functools.partial(retime, frames, fps_in, fps_out, labels, mode=mode, progress=progress_callback(),
-                                phase=phase, guard=guard)
+                                phase=phase, guard=guard, interpolated_only=bool(interpolated_only))
         if interpolator is None:
-            out, steps = run(interpolator=FlowInterpolator())
+            out, steps = run(interpolator=FlowInterpolator(extra_flow_sizes=()) if fast_flow else FlowInterpolator())
         elif not isinstance(interpolator, RifeInterpolator):
             raise InputError("interpolator", f"expected {INTERPOLATOR_TYPE} from AP_LoadInterpolator, got "
                                              f"{type(interpolator).__name__}", node)
