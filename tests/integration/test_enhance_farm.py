@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import requests
 
-from anime_pipeline.core.chunkio import iter_chunk
 from devkit.farm_helpers import history_size, kill_first_busy
 from devkit.harness import enhance_media as em
 from driver.comfy.client import ComfyClient
 from driver.config import load_config
 from driver.enhance import batch
 from driver.enhance.options import Options
+from driver.enhance.output import frames_of
 from driver.farm.backend import FarmOptions
 
 pytestmark = [pytest.mark.integration,
@@ -54,8 +54,8 @@ def manifest(out: Path) -> dict:
 
 
 def rendered(out: Path) -> np.ndarray:
-    doc, work = manifest(out), out.with_name(f"{out.stem}.enhance")
-    return np.stack([f for r in doc["chunks"] for f in iter_chunk(work / r["file"])])
+    """The frames the final encode got: the returned chunks' frames with the copies placed from the source."""
+    return np.stack(list(frames_of(out.with_name(f"{out.stem}.enhance"))))
 
 
 def decoded(path: Path) -> np.ndarray:
@@ -90,8 +90,9 @@ def test_two_inputs_on_three_servers_one_killed_mid_chunk(comfy, comfy_server_fa
     assert killed, "no extra server ever ran a chunk"
     dead = killed[0].url
     docs = {p.name: manifest(out_dir / p.name) for p in inputs}
-    chunks = [c for d in docs.values() for c in d["chunks"]]
-    assert all(c["status"] == "done" for c in chunks)
+    everything = [c for d in docs.values() for c in d["chunks"]]
+    assert all(c["status"] == "done" for c in everything)
+    chunks = [c for c in everything if c["n_rendered"]]  # a chunk of copies only is never sent
     moved = [c for c in chunks if c["attempts"] == 2]
     assert len(moved) == 1 and moved[0]["server"] != dead  # the killed server's chunk, rendered elsewhere
     assert all(c["attempts"] == 1 for c in chunks if c is not moved[0])
@@ -106,7 +107,7 @@ def test_two_inputs_on_three_servers_one_killed_mid_chunk(comfy, comfy_server_fa
         ref_chunks, ref_out = reference[p.name]
         assert np.array_equal(rendered(out_dir / p.name), ref_chunks)
         assert np.array_equal(decoded(out_dir / p.name), ref_out)
-    assert docs[inputs[0].name]["manifest_version"] == 2
+    assert docs[inputs[0].name]["manifest_version"] == 3
     assert {s["server"] for s in docs[inputs[0].name]["servers"]} <= set(urls)
 
     alive = [u for u in urls if u != dead]
@@ -148,14 +149,15 @@ def test_serverless_chunks_sized_for_the_request_limit_and_one_that_cannot_fit(c
                          endpoint_slots=2, health_interval_s=1.0, endpoint_payload_bytes=_limit(src, 3))
         assert enhance([src], tmp_path / "sized", fo) == 0
         doc = manifest(tmp_path / "sized" / src.name)
-        assert len(standin.runs) == len(doc["chunks"])  # one /run per chunk, none twice
+        sent_chunks = [c for c in doc["chunks"] if c["n_rendered"]]  # a chunk of copies only is never sent
+        assert len(standin.runs) == len(sent_chunks)  # one /run per chunk, none twice
         assert max(len(json.dumps(body)) for body in standin.runs) <= fo.endpoint_payload_bytes
         assert max(c["src_hi"] - c["src_lo"] + 1 for c in doc["chunks"]) <= 3 < CHUNK
-        assert {c["server"] for c in doc["chunks"]} == {f"runpod:{standin.endpoint_id}"}
+        assert {c["server"] for c in sent_chunks} == {f"runpod:{standin.endpoint_id}"}
         assert np.array_equal(rendered(tmp_path / "sized" / src.name), reference[src.name][0])
         # the retime's counts came back inside each chunk file (worker-comfyui returns files only)
         assert all(c["report"]["interpolated"] + len(c["report"]["replaced"]) == c["interpolated"]
-                   for c in doc["chunks"])
+                   for c in sent_chunks)
 
         sent = len(standin.runs)
         with pytest.raises(ChunkTooLarge) as err:  # 2 source frames, the smallest chunk, do not fit
@@ -207,5 +209,5 @@ def test_pods_ctrl_c_stops_every_pod_and_the_rerun_finishes(comfy, inputs, refer
     second = manifest(out_dir / src.name)["chunks"]
     kept = [c for c in first if c["status"] == "done"]
     assert all(second[c["index"]]["finished_at"] == c["finished_at"] for c in kept)  # not rendered again
-    assert {c["server"] for c in second} <= {f"http://{h}:{p}" for h, p in backends}
+    assert {c["server"] for c in second if c["n_rendered"]} <= {f"http://{h}:{p}" for h, p in backends}
     assert np.array_equal(rendered(out_dir / src.name), reference[src.name][0])

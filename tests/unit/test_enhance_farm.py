@@ -213,3 +213,58 @@ def test_preflight_names_the_server_and_the_missing_pack_or_model(small_video, t
         site.check(SimpleNamespace(url="http://gpu:8188", object_info=lambda: info))
     assert "http://gpu:8188" in str(err.value)
     assert site.endpoint_problems() == []
+
+
+def test_final_encodes_take_chunks_in_index_order_whichever_finishes_first():
+    import threading
+    import time as _time
+
+    from driver.enhance import batch as batch_mod
+
+    lock, active, most = threading.Lock(), [0], [0]
+
+    class FakeRun:
+        def __init__(self, n):
+            self.records = [{"index": i, "status": "pending"} for i in range(n)]
+            self.seen: list[int] = []
+
+        def encode(self, wait):
+            with lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            for r in self.records:
+                wait(r)
+                self.seen.append(r["index"])
+            with lock:
+                active[0] -= 1
+            return [], 0.0
+
+    runs = [FakeRun(3) for _ in range(3)]
+    encoders = batch_mod._encoders(runs)  # type: ignore[arg-type]
+    for run in runs:  # chunks finish in reverse order (e.g. on several servers)
+        for r in reversed(run.records):
+            _time.sleep(0.02)
+            r["status"] = "done"
+    assert [e.result() for e in encoders] == [([], 0.0)] * 3
+    assert all(run.seen == [0, 1, 2] for run in runs)
+    assert most[0] == batch_mod.ENCODES_AT_ONCE == 2  # the third input's encode waited for a turn
+
+
+def test_a_stopped_render_stops_encodes_waiting_for_their_turn():
+    from driver.enhance import batch as batch_mod
+    from driver.enhance.output import Stopped
+
+    class Waiting:
+        records = [{"status": "pending"}]
+
+        def encode(self, wait):
+            for r in self.records:
+                wait(r)
+            return [], 0.0
+
+    encoders = batch_mod._encoders([Waiting(), Waiting(), Waiting()])  # type: ignore[list-item]
+    for e in encoders:
+        e.stop()  # returns: the third was waiting for a turn, the others for a chunk
+    for e in encoders:
+        with pytest.raises(Stopped):
+            e.result()
