@@ -146,7 +146,8 @@ def test_killed_server_then_rerun_reuses_finished_chunks(comfy_server_factory, i
     first = manifest(out)["chunks"]
     sent = [c["index"] for c in first if c["n_rendered"]]  # a chunk of copies only is never sent
     done = [c["index"] for c in first if c["status"] == "done" and c["n_rendered"]]
-    assert done == sent[:2] and not out.exists()
+    # the pool's threads may finish chunks out of index order: two of the sent chunks are done
+    assert len(done) == 2 and set(done) <= set(sent) and not out.exists()
     calls.clear()
     server2 = comfy_server_factory()
     assert enhance(server2.url, inputs[24].path, out, *args) == 0
@@ -193,13 +194,13 @@ def test_ctrl_c_keeps_finished_chunks_and_the_rerun_continues(comfy, inputs, tmp
     first = manifest(out)["chunks"]
     sent = [c["index"] for c in first if c["n_rendered"]]
     finished = {c["index"]: c["finished_at"] for c in first if c["status"] == "done" and c["n_rendered"]}
-    assert list(finished) == sent[:1] and not out.exists()
+    assert len(finished) == 1 and calls[1] not in finished and not out.exists()
     assert not list(tmp_path.glob(".cancelled.partial*"))  # the final encode, started beside, is dropped
     rerun: list[int] = []
     monkeypatch.setattr(dispatch.Dispatch, "_attempt", lambda self, run, chunk, *a, **kw: rerun.append(chunk.index)
                         or original(self, run, chunk, *a, **kw))
     assert enhance(comfy.url, inputs[24].path, out, *args) == 0
-    assert sorted(rerun) == sent[1:]
+    assert sorted(rerun) == [i for i in sent if i not in finished]
     second = manifest(out)["chunks"]
     assert {i: second[i]["finished_at"] for i in finished} == finished
     assert video_info(out)[0] == manifest(out)["frames_out"]
