@@ -44,7 +44,7 @@ from benchmarks.pyav_filters import run_chain
 from devkit.harness import enhance_media as em
 from devkit.harness.comfy import find_comfyui, start_server
 from driver.cli import main as driver_main
-from driver.enhance import render
+from driver.enhance import dispatch
 from driver.enhance.output import frames_of
 from driver.enhance.probe import FrameSource, probe
 
@@ -94,17 +94,17 @@ class Memory:
         self.peak, self.per_chunk = 0, []
         self.stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
-        original = render.ChunkRunner.render
+        original = dispatch.Dispatch._attempt  # runs while the chunk holds its server
         memory = self
 
-        def measured(runner, chunk, *a, **kw):
+        def measured(d, run, chunk, *a, **kw):
             memory.peak = 0
             try:
-                return original(runner, chunk, *a, **kw)
+                return original(d, run, chunk, *a, **kw)
             finally:
                 memory.per_chunk.append((chunk.n_src, chunk.n_rendered, memory.peak - memory.idle))
 
-        render.ChunkRunner.render = measured  # type: ignore[method-assign]
+        dispatch.Dispatch._attempt = measured  # type: ignore[method-assign]
 
     def _sample(self) -> None:
         while not self.stop.is_set():

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import requests
 
 from driver import runner
 from driver.backends import Target, open_executor
@@ -76,3 +80,39 @@ def assert_complete_and_verified(manifest: dict, run_dir: Path, shots: list[str]
         for role, f in rec["assets"].items():
             if isinstance(f, dict) and "path" in f:
                 assert sha256_file(run_dir / f["path"]) == f["sha256"], (sid, role)
+
+
+def history_size(url: str) -> int:
+    return len(requests.get(f"{url}/history", timeout=10).json())
+
+
+def _busy(url: str) -> bool:
+    try:
+        return bool(requests.get(f"{url}/queue", timeout=5).json().get("queue_running"))
+    except requests.RequestException:
+        return False
+
+
+@contextlib.contextmanager
+def kill_first_busy(victims, poll_s: float = 0.02) -> Iterator[list]:
+    """While the block runs, kill the first of ``victims`` (harness server handles) seen
+    running a prompt: a server dying mid-job. Yields the list the killed one is put in."""
+    killed: list = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set() and not killed:
+            for handle in victims:
+                if _busy(handle.url):
+                    handle.kill()
+                    killed.append(handle)
+                    return
+            stop.wait(poll_s)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        watcher.join(5)

@@ -8,7 +8,10 @@ checks, a lost job requeued when its server answers again or on another one). Wh
 single listed server does not answer (or none is listed), the pool's one member is the
 local or managed ComfyUI (``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui``)
 started for the run. The pool opens only once a job needs rendering: a rerun with
-nothing to render starts nothing and connects nowhere."""
+nothing to render starts nothing and connects nowhere.
+
+``driver run`` and ``driver enhance`` both open their backend here: a :class:`Site` says
+where the command keeps its files and what it checks on each server."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import logging
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from .comfy.client import ComfyClient
 from .comfy.finder import find_comfyui
@@ -25,7 +29,7 @@ from .comfy.local import LocalComfy
 from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
 from .farm import cli as farm_cli
-from .farm.backend import Context, FarmOptions, open_backend
+from .farm.backend import Context, FarmOptions, open_backend, serverless_problems
 from .farm.dispatch import plan_priorities
 from .render.compile import Compiled, Compiler
 from .render.executor import Executor
@@ -51,6 +55,24 @@ def preflight(client: ComfyClient, compiled: list[Compiled], compiler: Compiler)
 
 
 @dataclasses.dataclass
+class Site:
+    """What :func:`open_site` needs of a command: its folder (journals, a local ComfyUI's
+    files), the run id (upload folder, pod names), the checks of a ComfyUI server and of an
+    endpoint, and the job priorities for the pool."""
+
+    cfg: Config
+    run_dir: Path
+    run_id: str
+    check: Callable[[ComfyClient], None]
+    endpoint_problems: Callable[[], list[str]]
+    priorities: dict[str, float] = dataclasses.field(default_factory=dict)
+    comfyui: Path | None = None
+    cpu: bool = False
+    models: dict[str, Any] = dataclasses.field(default_factory=dict)  # job id -> model set (pool affinity)
+    affinity: Any = None  # load costs (driver.farm.cli.load_costs); None: no affinity
+
+
+@dataclasses.dataclass
 class Target:
     """What :func:`open_executor` needs of the run."""
 
@@ -65,19 +87,29 @@ class Target:
 
 
 def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitStack, reporter) -> Executor:
-    """The run's executor (the farm's pool, opened on the first job that renders); everything
-    it starts is stopped with ``stack``."""
-    cfg = target.cfg
-    ctx = Context(target.run_dir, target.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
-                  request_timeout_s=cfg["timeouts"]["request_s"], stack=stack,
-                  check_server=lambda c: preflight(c, target.compiled(), target.compiler), compiled=target.compiled,
-                  resolve_urls=partial(_one_or_local, target, stack) if backend.local_fallback() else None)
-    models = {c.job.id: model_set(c.prompt) for c in target.compiled()}
-    return open_backend(backend, ctx, reporter=reporter, priorities=plan_priorities(target.plan.jobs),
-                        affinity=farm_cli.load_costs(cfg), models=models)
+    """The storyboard run's executor (the farm's pool, opened on the first job that renders);
+    everything it starts is stopped with ``stack``."""
+    site = Site(target.cfg, target.run_dir, target.run_id,
+                check=lambda c: preflight(c, target.compiled(), target.compiler),
+                endpoint_problems=lambda: serverless_problems(target.compiled()),
+                priorities=plan_priorities(target.plan.jobs), comfyui=target.comfyui, cpu=target.cpu,
+                models={c.job.id: model_set(c.prompt) for c in target.compiled()},
+                affinity=farm_cli.load_costs(target.cfg))
+    return open_site(backend, site, stack, reporter)
+
+def open_site(backend: FarmOptions, site: Site, stack: contextlib.ExitStack, reporter) -> Executor:
+    """A command's executor: the farm's pool over the servers, pods or endpoint ``backend``
+    names (one server: a pool of one, or the local ComfyUI), opened on the first job."""
+    cfg = site.cfg
+    ctx = Context(site.run_dir, site.run_id, job_timeout_s=cfg["timeouts"]["job_s"],
+                  request_timeout_s=cfg["timeouts"]["request_s"], stack=stack, check_server=site.check,
+                  endpoint_problems=site.endpoint_problems,
+                  resolve_urls=partial(_one_or_local, site, stack) if backend.local_fallback() else None)
+    return open_backend(backend, ctx, reporter=reporter, priorities=site.priorities, affinity=site.affinity,
+                        models=site.models)
 
 
-def _one_or_local(target: Target, stack: contextlib.ExitStack, urls: list[str]) -> list[str]:
+def _one_or_local(target: Site, stack: contextlib.ExitStack, urls: list[str]) -> list[str]:
     """The one listed server if it answers, else a local ComfyUI started for this run (stopped with
     ``stack``): ``--comfyui``, ``COMFYUI_DIR``, the config's ``local_comfyui`` or the managed install."""
     cfg = target.cfg

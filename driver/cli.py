@@ -7,7 +7,7 @@
     python -m driver review RUN_DIR [--port N] [--host H] [--token T] [--by NAME] [--no-browser]
     python -m driver farm up|status|down ...   (render farm: ``driver.farm.cli``)
     python -m driver comfyui install|status|start|uninstall|where   (managed ComfyUI: ``driver.comfy.cli``)
-    python -m driver enhance INPUT --out OUTPUT [--fps F | --fps-multiplier M] [--scale S] [--preset P] ...
+    python -m driver enhance INPUT... (--out OUTPUT | --out-dir DIR) [--fps F | --fps-multiplier M] [--scale S] ...
                                                (video files: ``driver.enhance.cli``)
 
 Exit codes: one per class of error (``driver.errors``; table in the README)."""
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    reporter = make_reporter(force_plain=args.plain) if args.command == "run" and not args.dry_run else None
+    drawn = args.command in ("run", "enhance") and not args.dry_run
+    reporter = make_reporter(force_plain=args.plain) if drawn else None
     setup_logging(args.verbose, rich_console=reporter.console if isinstance(reporter, RichReporter) else None)
     try:
         if args.command == "validate":
@@ -143,7 +144,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "comfyui":
             return comfy_cli.main(args)
         if args.command == "enhance":
-            return enhance_cli.main(args)
+            return enhance_cli.main(args, reporter.console if isinstance(reporter, RichReporter) else None)
         opts = runner.RunOptions(args.storyboard, args.config, args.out, args.only, args.stage, args.dry_run,
                                  args.max_retakes, args.comfyui, args.cpu,
                                  farm=farm_cli.options_from_args(args, args.server))

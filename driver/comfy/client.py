@@ -147,15 +147,20 @@ class ComfyClient:
     @staticmethod
     def output_files(entry: dict) -> list[dict]:
         """Every file reference (``filename``/``subfolder``/``type``) in a history entry's
-        outputs, whatever UI key the node used (``images``, ``gifs``...), with its node id."""
-        refs = []
+        outputs, whatever UI key the node used (``images``, ``gifs``...), with its node id.
+        A file a node lists under several keys (``AP_SaveChunk``: ``chunks`` and ``images``)
+        is given once, under the first."""
+        refs, seen = [], set()
         for node_id, ui in (entry.get("outputs") or {}).items():
             for key, values in ui.items():
                 if not isinstance(values, list):
                     continue
                 for v in values:
                     if isinstance(v, dict) and {"filename", "type"} <= v.keys():
-                        refs.append({**v, "node_id": node_id, "ui_key": key})
+                        same = (node_id, v["filename"], v.get("subfolder", ""), v["type"])
+                        if same not in seen:
+                            seen.add(same)
+                            refs.append({**v, "node_id": node_id, "ui_key": key})
         return refs
 
     def download(self, ref: dict, dest: str | os.PathLike, chunk: int = 1 << 20) -> Path:

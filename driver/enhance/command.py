@@ -1,22 +1,32 @@
-"""``python -m driver enhance``: probe, plan, render the chunks one after another on one
-server, assemble. Rerunning the same command reuses the finished chunks.
+"""``python -m driver enhance``: probe, plan, render the chunks (on one server, a pool of
+servers, pods or a RunPod Serverless endpoint: :mod:`.dispatch`), assemble. Several inputs
+are one queue; each has its own work folder, locked for the command
+(``driver.lock.folder_lock``). Rerunning the same command reuses the finished chunks.
 
 The work folder (``--work``, default ``<output stem>.enhance`` beside the output) holds
-``enhance.json`` (input hash, settings, probe, labels, chunks with their state, timings
-and counts, repairs, warnings) and ``chunks/out_NNNNN.nut``, the rendered lossless
-chunks (only the interpolated frames without an upscale model: ``output``; a chunk with
-nothing to interpolate is not sent at all). A chunk is recorded done only after its file
-is downloaded and its frames counted, so a killed server, a Ctrl-C or a full disk keeps
-every finished chunk.
+``enhance.json`` (input hash, settings, probe, labels, chunks with their state, server,
+attempts, timings and counts, repairs, warnings) and ``chunks/out_NNNNN.nut``, the rendered
+lossless chunks (only the interpolated frames without an upscale model: :mod:`.output`; a
+chunk with nothing to interpolate is not sent at all). A chunk is recorded done only after
+its file is downloaded and its frames counted, so a killed server, a Ctrl-C or a full
+disk keeps every finished chunk. A chunk whose source range, settings and output hash
+are recorded is never rendered again, whichever machine or server made it: a rerun keeps
+the recorded chunk plan while its chunks fit the new backend's limits.
+
+``enhance.json`` versions: 1 (one server, FFV1 chunks in Matroska, every output frame
+rendered); 2 was written by two branches with two meanings (each chunk's ``server`` and
+``attempts`` and the farm's summary; or NUT chunks, ``rendered`` and ``source_range``);
+3 is both. A folder of version 1 or 2 cannot be told apart safely (chunk plans and what a
+chunk file holds differ), so its chunks are rendered afresh (logged); a newer version is
+refused (:class:`WorkFolderNewer`).
 """
 
 from __future__ import annotations
 
-import errno
+import json
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -25,48 +35,37 @@ from anime_pipeline.core import motion
 from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.retime import Phase
 from anime_pipeline.core.retime import plan as retime_plan
-from driver.comfy.client import ComfyClient
-from driver.errors import DiskFull
 from driver.files import atomic_write_json, now, sha256_file
+from driver.render.attempt import Limits
 
 from . import assemble, output
+from .errors import WorkFolderNewer
+from .limits import check_fits, chunk_limits
 from .options import PRESETS, Options, check, clip_frames, fps_out
 from .plan import Budget, Chunk, analyse, chunk_file_bytes, make_budget, make_chunks, total_outputs
 from .probe import FrameSource, VideoProbe, probe
-from .render import ChunkRunner, ChunkSettings, Windows
+from .render import ChunkSettings, Windows
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "enhance.json"
-MANIFEST_VERSION = 2  # 2: lossless chunks in NUT, "rendered" (all | interpolated frames), "source_range"
-DEFAULT_MEMORY = 4 << 30  # bytes of frames per chunk when neither the option nor the server says
-DEFAULT_UPLOAD = 100 << 20  # ComfyUI's default --max-upload-size
+MANIFEST_VERSION = 3  # 1: one server; 2: farm fields OR NUT chunks (two branches); 3: both
 SECONDS_PER_MEGAPIXEL = 0.08  # rough CPU cost of one interpolated output megapixel (for --dry-run)
 
 
 def _load_manifest(path: Path, key: dict) -> dict | None:
-    import json
-
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return doc if doc.get("key") == key and doc.get("manifest_version") == MANIFEST_VERSION else None
-
-
-def _server_limits(client: ComfyClient | None, opts: Options) -> tuple[int, int]:
-    """(memory budget, upload limit) in bytes: the option, else half the server's free memory."""
-    upload, memory = DEFAULT_UPLOAD, DEFAULT_MEMORY
-    if client is not None:
-        upload = int(client.features().get("max_upload_size") or upload)  # {} from an older server
-        stats = client.system_stats()
-        free = [d.get("vram_free") or 0 for d in stats.get("devices", []) if d.get("type") != "cpu"]
-        free = free or [stats.get("system", {}).get("ram_free") or 0]
-        if max(free) > 0:
-            memory = max(free) // 2
-    if opts.memory_budget_gb:
-        memory = int(opts.memory_budget_gb * (1 << 30))
-    return memory, upload
+    version = doc.get("manifest_version") if isinstance(doc, dict) else None
+    if isinstance(version, int) and version > MANIFEST_VERSION:
+        raise WorkFolderNewer(f"{path} has manifest_version {version}; this driver reads up to {MANIFEST_VERSION}: "
+                              "use the driver that wrote it, or another --work folder")
+    if version != MANIFEST_VERSION:
+        log.info("%s has manifest_version %r (an older driver's): its chunks are rendered afresh", path, version)
+        return None
+    return doc if doc.get("key") == key else None
 
 
 class Enhance:
@@ -82,7 +81,8 @@ class Enhance:
         self.doc: dict = {}
 
     # ------------------------------------------------------------------ planning
-    def prepare(self, client: ComfyClient | None) -> list[Chunk]:
+    def prepare(self, limits: Limits) -> list[Chunk]:
+        """Labels (once), then the chunks, sized for ``limits`` (the backend's)."""
         self.work.mkdir(parents=True, exist_ok=True)
         key = {"input_sha256": sha256_file(self.opts.input), "settings": self.opts.settings(),
                "fps_out": str(self.fps_out)}
@@ -98,13 +98,28 @@ class Enhance:
                         "rendered": output.ALL if self.opts.model() else output.INTERPOLATED}
         n = self.doc["frames_in"]
         labels = MotionLabels.from_letters(self.doc["labels"], n).labels
-        memory, upload = _server_limits(client, self.opts)
-        on_server = bool(self.opts.model())
-        budget = make_budget(self.info, self.opts.scale, memory, upload, self.opts.max_chunk_frames,
+        on_server = bool(self.opts.model())  # else the final encode resizes
+        growth = float(self.fps_out / self.info.fps) * (self.opts.scale ** 2 if on_server else 1)
+        sized = chunk_limits(limits, memory_budget_gb=self.opts.memory_budget_gb, growth=growth)
+        budget = make_budget(self.info, self.opts.scale, sized.memory, sized.upload, self.opts.max_chunk_frames,
                              chunk_file_bytes(self.info), upscale_on_server=on_server)
-        chunks = make_chunks(labels, n, self.info.fps, self.fps_out, self.opts.retime_mode(), budget,
-                             interpolated_only=not on_server)
+        check_fits(str(self.opts.input), budget, sized)
+        chunks = self._recorded_plan(budget)
+        if chunks is None:
+            chunks = make_chunks(labels, n, self.info.fps, self.fps_out, self.opts.retime_mode(), budget,
+                                 interpolated_only=not on_server)
         self._merge_chunks(chunks, budget)
+        return chunks
+
+    def _recorded_plan(self, budget: Budget) -> list[Chunk] | None:
+        """The manifest's chunks when every one fits ``budget`` (a rerun on other servers keeps them)."""
+        fields = tuple(Chunk.__dataclass_fields__)
+        try:
+            chunks = [Chunk(**{k: r[k] for k in fields}) for r in self.doc.get("chunks", [])]
+        except KeyError:
+            return None
+        if not chunks or not all(budget.fits(c.n_src, c.n_rendered) for c in chunks):
+            return None
         return chunks
 
     def _merge_chunks(self, chunks: list[Chunk], budget: Budget) -> None:
@@ -155,44 +170,23 @@ class Enhance:
                   f"from source {c['src_lo']}..{c['src_hi']} ({c['status']})" for c in self.doc["chunks"]]
         return "\n".join(lines)
 
-    # ------------------------------------------------------------------ rendering
-    def render(self, client: ComfyClient, chunks: list[Chunk]) -> None:
-        todo = [c for c in chunks if not self._done(c)]
-        if not todo:
-            return
-        runner = ChunkRunner(client, ChunkSettings(self.info.fps, self.fps_out, self.opts.retime_mode(),
-                                                   self.info.rgb_bits, self.out_size(),
-                                                   (self.info.width, self.info.height), self.opts.model(),
-                                                   self.work.name, self.opts.fallback_threshold,
-                                                   PRESETS[self.opts.preset].fast_flow))
+    # ------------------------------------------------------------------ rendering (driver.enhance.dispatch)
+    def settings(self) -> ChunkSettings:
+        return ChunkSettings(self.info.fps, self.fps_out, self.opts.retime_mode(), self.info.rgb_bits,
+                             self.out_size(), (self.info.width, self.info.height), self.opts.model(),
+                             self.work.name, self.opts.fallback_threshold, PRESETS[self.opts.preset].fast_flow)
+
+    def windows(self) -> Windows:
+        """The source frames, read once in order, for chunks asked for in increasing order."""
         source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
-        windows, chunk_dir = Windows(iter(source)), self.work / "chunks"
-        chunk_dir.mkdir(exist_ok=True)
-        started = time.monotonic()
-        for done, c in enumerate(todo):
-            record = self.doc["chunks"][c.index]
-            if not c.n_rendered:  # only copies: nothing for the server to do
-                record.update(status="done", file=None, report={}, wall_s=0.0, finished_at=now())
-                self.save()
-                continue
-            frames = windows.get(c.src_lo, c.src_hi)
-            t0 = time.monotonic()
-            path, prompt_id, report = runner.render(c, frames, self.doc["labels"][c.src_lo:c.src_hi], chunk_dir,
-                                                    on_submit=lambda pid, r=record: self._submitted(r, pid))
-            record.update(status="done", file=str(path.relative_to(self.work)), sha256=sha256_file(path),
-                          prompt_id=prompt_id, report=report, wall_s=round(time.monotonic() - t0, 3), finished_at=now())
-            self.save()
-            eta = (time.monotonic() - started) / (done + 1) * (len(todo) - done - 1)
-            log.info("chunk %d/%d done (%d frames, %.1f s); ETA %.0f s", c.index + 1, len(chunks), c.n_out,
-                     record["wall_s"], eta)
+        return Windows(iter(source))
 
-    def _submitted(self, record: dict, prompt_id: str) -> None:
-        record.update(status="running", prompt_id=prompt_id)
-        self.save()
+    def record(self, c: Chunk) -> dict:
+        return self.doc["chunks"][c.index]
 
-    def _done(self, c: Chunk) -> bool:
-        r = self.doc["chunks"][c.index]
-        if r.get("status") == "done" and not c.n_rendered:
+    def done(self, c: Chunk) -> bool:
+        r = self.record(c)
+        if r.get("status") == "done" and not c.n_rendered:  # only copies: no file
             return True
         path = self.work / (r.get("file") or "-")
         return r.get("status") == "done" and path.is_file() and sha256_file(path) == r.get("sha256")
@@ -222,36 +216,3 @@ class Enhance:
                               "fps": str(self.fps_out), "encode_s": round(seconds, 3),
                               "finished_at": now()}
         self.save()
-
-
-def run(opts: Options, connect) -> int:
-    """The command: ``connect()`` gives a context manager yielding a :class:`ComfyClient`. A full
-    disk anywhere (work folder, chunks, output) is :class:`DiskFull`; finished chunks are kept."""
-    try:
-        return _run(opts, connect)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        where = exc.filename or opts.work_dir()
-        raise DiskFull(f"no space left on the device writing {where}: free some space and rerun the same "
-                       "command (finished chunks are kept)") from None
-
-
-def _run(opts: Options, connect) -> int:
-    job = Enhance(opts)
-    if opts.dry_run:
-        print(job.describe(job.prepare(None)))
-        return 0
-    with ExitStack() as stack:
-        client = stack.enter_context(connect())
-        chunks = job.prepare(client)
-        log.info("%s", job.describe(chunks))
-        encoder = output.Encoder(job.encode)  # encodes each chunk as soon as it is rendered
-        try:
-            job.render(client, chunks)
-        except BaseException:
-            encoder.stop()
-            raise
-    job.assemble(encoder.result())
-    log.info("wrote %s (%d frames at %.3f fps)", opts.out, job.doc["frames_out"], float(job.fps_out))
-    return 0

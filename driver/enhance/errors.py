@@ -1,5 +1,6 @@
 """The enhance command's errors (exit codes 22-24, after the managed-ComfyUI ones, 13-19, and
-the review app's, 20-21; a full disk is :class:`driver.errors.DiskFull`, 17)."""
+the review app's, 20-21; a full disk is :class:`driver.errors.DiskFull`, 17) and those of
+enhancing at scale (30-31)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,13 @@ class OutputRefused(DriverError, code="output_refused", exit_code=23):
 class OptionsInvalid(DriverError, code="options_invalid", exit_code=24):
     """An option does not fit the input: ``--clip`` outside the duration, a bad frame
     rate, scale or preset value."""
+
+
+class ChunkTooLarge(DriverError, code="chunk_too_large", exit_code=30):
+    """Even the smallest chunk of the input does not fit the backend's payload limit
+    (a RunPod Serverless request or result, a ComfyUI upload); the message names it."""
+
+
+class WorkFolderNewer(DriverError, code="enhance_manifest_newer", exit_code=31):
+    """The work folder's ``enhance.json`` was written by a newer driver (its version is
+    unknown here): nothing in it is reused or overwritten."""

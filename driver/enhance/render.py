@@ -1,6 +1,6 @@
-"""Chunks rendered as ComfyUI jobs from ``workflows/enhance_chunk.api.json``, one after
-another on one server, with lossless chunk files both ways (``AP_LoadChunk`` /
-``AP_SaveChunk``: Ut Video or FFV1 in NUT, 8 or 16 bits).
+"""A chunk's ComfyUI workflow, from ``workflows/enhance_chunk.api.json``, with lossless chunk
+files both ways (``AP_LoadChunk`` / ``AP_SaveChunk``: Ut Video or FFV1 in NUT, 8 or 16
+bits); the chunks run as jobs of the driver's executors (:mod:`.jobs`, :mod:`.dispatch`).
 
 The template is bound by node title (``driver.render.workflow``): ``Chunk In``,
 ``Motion Gate`` (the whole input's labels given), ``Retime`` (rates, mode and the chunk's
@@ -12,22 +12,17 @@ removed without a model) and ``Chunk Out``.
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
-from anime_pipeline.core.chunkio import SUFFIX, write_chunk
 from anime_pipeline.core.retime import GUARD_THRESHOLD
-from driver.comfy.client import ComfyClient
 from driver.errors import OutputMissing
-from driver.render.workflow import Binder, find, load_template
+from driver.render.workflow import Binder, find
 
 from .plan import Chunk
 
@@ -106,56 +101,3 @@ class Windows:
                 self.buffer.append((self.next, frame))
             self.next += 1
         return [f for i, f in self.buffer if lo <= i <= hi]
-
-
-def count_frames(path: Path) -> int:
-    with av.open(str(path)) as container:
-        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
-
-
-class ChunkRunner:
-    """Renders chunks on one server: upload, submit, follow, download, check."""
-
-    def __init__(self, client: ComfyClient, settings: ChunkSettings, *, timeout: float = 3600.0):
-        self.client, self.settings, self.timeout = client, settings, timeout
-        self.template = load_template(TEMPLATE)
-
-    def workflow(self, chunk: Chunk, letters: str, name: str = "dry-run" + SUFFIX) -> dict:
-        return bind(self.template, chunk, name, letters, self.settings)
-
-    def render(self, chunk: Chunk, frames: list[np.ndarray], letters: str, work: Path,
-               on_submit=None) -> tuple[Path, str, dict]:
-        """Render one chunk; returns (downloaded output file, prompt id, the retime's report)."""
-        src = work / f"in_{chunk.index:05d}{SUFFIX}"
-        write_chunk(src, iter(frames), self.settings.fps_in, self.settings.bits)
-        try:
-            name = self.client.upload_image(src, subfolder=f"ap_enhance/{self.settings.run_id}",
-                                            name=f"c{chunk.index:05d}_{uuid.uuid4().hex[:8]}{SUFFIX}")
-        finally:
-            src.unlink(missing_ok=True)
-        prompt_id = uuid.uuid4().hex
-        if on_submit is not None:
-            on_submit(prompt_id)
-        entry = self.client.run(self.workflow(chunk, letters, name), prompt_id=prompt_id, timeout=self.timeout)
-        refs = [r for r in ComfyClient.output_files(entry) if r.get("ui_key") == "chunks"]
-        if len(refs) != 1:
-            raise OutputMissing(f"chunk {chunk.index}: expected one saved chunk, the server reported {len(refs)}")
-        dest = self.client.download(refs[0], work / f"out_{chunk.index:05d}{SUFFIX}")
-        got = count_frames(dest)
-        if got != chunk.n_rendered:
-            dest.unlink(missing_ok=True)
-            raise OutputMissing(f"chunk {chunk.index}: the server returned {got} frames, expected "
-                                f"{chunk.n_rendered}")
-        return dest, prompt_id, _report(entry)
-
-
-def _report(entry: dict) -> dict:
-    """The retime summary Chunk Out returned (``ui.reports``), reduced to its counts."""
-    for ui in (entry.get("outputs") or {}).values():
-        for text in ui.get("reports", []):
-            try:
-                doc = json.loads(text)
-            except (TypeError, ValueError):
-                continue
-            return {k: doc.get(k) for k in ("frames_in", "frames_out", "copied", "interpolated", "replaced")}
-    return {}

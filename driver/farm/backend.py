@@ -36,7 +36,7 @@ from .runpod_api import PodSpec, RunPodApi
 from .runpod_endpoint import DEFAULT_BASE_URL, EndpointClient, parse_endpoint
 from .runpod_pods import PROXY_TEMPLATE, PodFleet
 from .serverless import Journal, ServerlessExecutor, serverless_input_names
-from .worker_outputs import RUN_PAYLOAD_LIMIT, b64_size, dropped_outputs
+from .worker_outputs import RESULT_LIMIT, RUN_PAYLOAD_LIMIT, b64_size, dropped_outputs
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class FarmOptions:
     max_cost_usd: float | None = None
     slots_per_server: int = 1
     endpoint_slots: int = 4
+    endpoint_payload_bytes: int = RUN_PAYLOAD_LIMIT  # /run body limit (RunPod's is 10 MB)
+    endpoint_bucket: bool = False         # the endpoint sends outputs to S3 (no ~20 MB result limit)
     runpod_api_url: str | None = None     # None: the SDK's default (https://api.runpod.io)
     endpoint_base_url: str = DEFAULT_BASE_URL
     pod_url_template: str = PROXY_TEMPLATE
@@ -109,7 +111,9 @@ def serverless_member(fo: FarmOptions, *, run_id: str, run_dir: Path, job_timeou
                               "~/.runpod/config.toml")
     endpoint = EndpointClient(endpoint_id, key, base_url=fo.endpoint_base_url)
     executor = ServerlessExecutor(endpoint, run_id=run_id, job_timeout=job_timeout_s,
-                                  journal=Journal(run_dir / FARM_DIR / "serverless_jobs.json"))
+                                  journal=Journal(run_dir / FARM_DIR / "serverless_jobs.json"),
+                                  payload_limit=fo.endpoint_payload_bytes,
+                                  result_limit=None if fo.endpoint_bucket else RESULT_LIMIT)
     return Member(executor.server, executor, probe=endpoint.health, capacity=fo.endpoint_slots, kind="serverless")
 
 
@@ -138,8 +142,8 @@ class Context:
     job_timeout_s: float
     request_timeout_s: float
     stack: contextlib.ExitStack
-    check_server: Callable[[ComfyClient], None]  # the driver's preflight of one server (raises PreflightFailed)
-    compiled: Callable[[], list[Compiled]]        # the plan's workflows (the serverless checks)
+    check_server: Callable[[ComfyClient], None]  # the command's preflight of one server (raises PreflightFailed)
+    endpoint_problems: Callable[[], list[str]]    # what an endpoint cannot do for the job (serverless_problems)
     #: the listed URLs -> the URLs to render on, called when the pool opens (the driver starts a
     #: local ComfyUI there when a single listed server does not answer); None: as listed
     resolve_urls: Callable[[list[str]], list[str]] | None = None
@@ -180,7 +184,7 @@ def _open_pool(fo: FarmOptions, ctx: Context, affinity: Affinity | None = None) 
     fleet = None
     if fo.endpoint:
         members = [serverless_member(fo, run_id=ctx.run_id, run_dir=ctx.run_dir, job_timeout_s=ctx.job_timeout_s)]
-        check = partial(_check_endpoint, ctx.compiled)
+        check = partial(_check_endpoint, ctx.endpoint_problems)
     else:
         urls = list(fo.servers)
         if fo.farm == "runpod":
@@ -212,9 +216,9 @@ def _check_server(check_server: Callable[[ComfyClient], None], member: Member) -
     check_server(member.executor.client)
 
 
-def _check_endpoint(compiled: Callable[[], list[Compiled]], member: Member) -> None:
+def _check_endpoint(endpoint_problems: Callable[[], list[str]], member: Member) -> None:
     member.probe()  # reachable, key accepted
-    found = serverless_problems(compiled())
+    found = endpoint_problems()
     if found:
         raise PreflightFailed(f"the plan cannot run on {member.name}:\n" + "\n".join(f"  - {p}" for p in found),
                               problems=found)

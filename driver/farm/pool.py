@@ -27,8 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import reduce
 
 from driver.errors import Cancelled, DriverError, PreflightFailed
+from driver.render.attempt import Limits
 from driver.render.executor import ComfyExecutor
 
 from .affinity import Affinity
@@ -281,6 +283,11 @@ class ServerPool:
                                     f"{states}; finished shots are kept, rerun to resume")
 
     # ------------------------------------------------------------------ reporting
+    def limits(self) -> Limits:  # a job may land on any member that is up: the tightest of their limits
+        with self._cond:
+            up = list(self._disp.up)
+        return reduce(Limits.tighter, (self.members[n].executor.limits() for n in up), Limits())
+
     @property
     def capacity(self) -> int:
         with self._cond:

@@ -1,26 +1,22 @@
 """The scheduler's executor over a :class:`~driver.farm.pool.ServerPool`.
 
-Every run renders through it (one server is a pool of one). It implements
-:class:`driver.render.executor.Executor`, the scheduler's contract, with two abilities
-that a single member's executor does not have:
+Every run renders through it (one server is a pool of one). It implements :class:`driver.render.executor.Executor`,
+the scheduler's contract, with two abilities that a single member's executor does not have:
 
-* ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned
-  to ``server``, the member that had the attempt in flight, while that member is up),
-  uploads the job's inputs to the leased member and makes ``server`` / ``client`` name
-  it, so the manifest records which server did what.
+* ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned to ``server``, the member
+  that had the attempt in flight, while that member is up), uploads the job's inputs to the leased member and makes
+  ``server`` / ``client`` name it, so the manifest records which server did what.
 * ``map_shots(shots, fn)``: runs ``fn(shot)`` for many shots at once, on threads.
 
-Concurrency model: the scheduler's bookkeeping (manifest, approvals, reporter, file
-selection) stays single-threaded: every shot thread holds one lock except while it
-waits for a slot or does network I/O (upload, submit, follow, download). So the
-scheduler's code needs no locking of its own.
+Concurrency model: the scheduler's bookkeeping (manifest, approvals, reporter, file selection) stays
+single-threaded: every shot thread holds one lock except while it waits for a slot or does network I/O (upload,
+submit, follow, download). So the scheduler's code needs no locking of its own.
 
-A job whose server stops answering is not resubmitted blindly: its prompt id is looked
-up on that server (``/queue`` then ``/history``) until the server answers or
-``lost_after_s`` passes; only a job the server does not know (or a server that stays
-silent) is confirmed lost and submitted again, under a fresh prompt id, elsewhere (or on
-the same server once it answers again). The pool opens on the first job that needs a
-slot (:mod:`driver.farm.opening`): a run with nothing to render starts and asks nothing."""
+A job whose server stops answering is not resubmitted blindly: its prompt id is looked up on that server (``/queue``
+then ``/history``) until the server answers or ``lost_after_s`` passes; only a job the server does not know (or a
+server that stays silent) is confirmed lost and submitted again, under a fresh prompt id, elsewhere (or on the same
+server once it answers again). The pool opens on the first job that needs a slot (:mod:`driver.farm.opening`): a run
+with nothing to render starts and asks nothing."""
 
 from __future__ import annotations
 
@@ -33,7 +29,7 @@ from typing import Any
 
 from driver.errors import Cancelled, LostContact, ServerUnreachable
 from driver.progress import LockedReporter
-from driver.render.executor import Executor
+from driver.render.executor import Attempt, DestFor, Executor, JobRef, Limits, Outcome  # the executor contract
 
 from .errors import NoServerAvailable, ServerLost
 from .opening import Opening
@@ -101,19 +97,22 @@ class PoolExecutor(Executor):
         self._tls.pending = dict(files)
         lease = self._lease()
         if lease is not None:
-            with self._unlocked():
+            with self.unlocked():
                 self._push_inputs(lease.member)
         return self.input_names(files)
 
+    def limits(self) -> Limits:
+        return self.pool.limits()
+
     @contextlib.contextmanager
-    def slot(self, job=None, server: str | None = None) -> Iterator[Member]:
+    def slot(self, job: JobRef | None = None, server: str | None = None) -> Iterator[Member]:
         """Hold a slot for one attempt of ``job`` (pinned to ``server`` while it is up)."""
         held = self._lease()
         if held is not None:  # nested: keep the slot we have
             yield held.member
             return
         self._tls.want = (self.priorities.get(job.id, 0.0), self.models.get(job.id)) if job else (0.0, None)
-        with self._unlocked():
+        with self.unlocked():
             self._tls.lease = self._take(pin=server)
         try:
             yield self._tls.lease.member
@@ -122,7 +121,8 @@ class PoolExecutor(Executor):
             if lease is not None:  # None: moving the job to another server failed
                 self.pool.release(lease)
 
-    def run_attempt(self, compiled, dest_for, *, in_flight: bool = False, resubmit: Callable | None = None):
+    def run_attempt(self, compiled: Attempt, dest_for: DestFor, *, in_flight: bool = False,
+                    resubmit: Callable[[], Attempt] | None = None) -> Outcome:
         if self._lease() is None:  # a scheduler without the slot() hook
             with self.slot(compiled.job):
                 return self.run_attempt(compiled, dest_for, in_flight=in_flight, resubmit=resubmit)
@@ -133,14 +133,14 @@ class PoolExecutor(Executor):
             assert lease is not None  # held by the slot above (or moved by the loop below)
             member = lease.member
             try:
-                with self._unlocked():
+                with self.unlocked():
                     return member.executor.run_attempt(compiled, dest_for, in_flight=in_flight, resubmit=relocked)
             except (ServerUnreachable, LostContact) as exc:
                 if isinstance(exc, NoServerAvailable) or member.kind != "comfyui":
                     raise
                 if time.monotonic() - started > self.job_timeout_s:
                     raise
-                with self._unlocked():
+                with self.unlocked():
                     known = self.pool.knows(member.name, compiled.prompt_id, within_s=self.lost_after_s)
                 if known:
                     log.info("%s: %s still knows %s; following it there", compiled.job.id, member.name,
@@ -154,7 +154,7 @@ class PoolExecutor(Executor):
                                      "moved to another server; rerun to resume", shot=compiled.job.shot) from exc
                 log.warning("%s: %s was lost with %s (%s); submitting it again on another server",
                             compiled.job.id, compiled.prompt_id, member.name, exc)
-                with self._unlocked():
+                with self.unlocked():
                     old, self._tls.lease = self._tls.lease, None
                     self.pool.release(old)
                     self._tls.lease = self._take(pin=None)
@@ -253,8 +253,8 @@ class PoolExecutor(Executor):
         return getattr(self._tls, "lease", None)
 
     @contextlib.contextmanager
-    def _unlocked(self) -> Iterator[None]:
-        """Let other shot threads do bookkeeping while this one waits on the network."""
+    def unlocked(self) -> Iterator[None]:
+        """Let other shot threads do bookkeeping while this one waits on the network or encodes its own file."""
         if not getattr(self._tls, "holds", False):
             yield
             return

@@ -34,7 +34,8 @@ from driver.errors import Cancelled, LostContact, OutputMissing
 from driver.files import atomic_write_chunks
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error
 from driver.outputs.verify import verify_file
-from driver.render.compile import REPORT, Compiled
+from driver.render.attempt import Attempt, Limits
+from driver.render.compile import REPORT
 from driver.render.executor import Executor, Outcome, upload_name
 
 from .errors import (
@@ -50,6 +51,7 @@ from .images import SERVERLESS_IMAGE
 from .redact import redact
 from .runpod_endpoint import DEFAULT_BASE_URL, SCHEME, EndpointClient, Journal, parse_endpoint  # noqa: F401 (re-exported)
 from .worker_outputs import (
+    RESULT_LIMIT,
     RUN_PAYLOAD_LIMIT,
     b64_size,
     decode_base64,
@@ -77,8 +79,10 @@ class ServerlessExecutor(Executor):
     kind = "serverless"
 
     def __init__(self, endpoint: EndpointClient, *, run_id: str, job_timeout: float, journal: Journal,
-                 queue_timeout_s: float = 3600.0, poll_s: tuple[float, float] = (0.5, 5.0)):
+                 queue_timeout_s: float = 3600.0, poll_s: tuple[float, float] = (0.5, 5.0),
+                 payload_limit: int = RUN_PAYLOAD_LIMIT, result_limit: int | None = RESULT_LIMIT):
         super().__init__()
+        self.payload_limit, self.result_limit = payload_limit, result_limit  # result_limit None: outputs go to S3
         self.endpoint, self.run_id, self.job_timeout = endpoint, run_id, job_timeout
         self.journal, self.queue_timeout_s, self.poll_s = journal, queue_timeout_s, poll_s
         self._files: dict[str, Path] = {}
@@ -96,6 +100,12 @@ class ServerlessExecutor(Executor):
         """What the manifest records as the attempt's client: the endpoint."""
         return self.server
 
+    def limits(self) -> Limits:
+        """The ``/run`` body (inputs inside, base64) and, without an S3 bucket, the result."""
+        where = f"RunPod Serverless {self.server} (/run body up to {self.payload_limit / 1e6:.1f} MB, base64" + (
+            f"; results up to {self.result_limit / 1e6:.0f} MB)" if self.result_limit else ")")
+        return Limits(body_bytes=self.payload_limit, result_bytes=self.result_limit, where=where)
+
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
         return serverless_input_names(self.run_id, files)
@@ -107,7 +117,7 @@ class ServerlessExecutor(Executor):
             self._files.update({names[r]: Path(p) for r, p in files.items()})
         return names
 
-    def body(self, compiled: Compiled) -> bytes:
+    def body(self, compiled: Attempt) -> bytes:
         """The ``/run`` body; PayloadTooLarge when it would pass RunPod's limit."""
         import base64
 
@@ -117,10 +127,11 @@ class ServerlessExecutor(Executor):
                        if isinstance(v, str) and v in files})
         sizes = {n: files[n].stat().st_size for n in used}
         estimate = len(json.dumps(compiled.prompt)) + sum(b64_size(s) + len(n) + 40 for n, s in sizes.items())
-        if estimate > RUN_PAYLOAD_LIMIT:
+        if estimate > self.payload_limit:
             listing = ", ".join(f"{n} ({s / 1e6:.1f} MB)" for n, s in sorted(sizes.items(), key=lambda x: -x[1]))
             raise PayloadTooLarge(
-                f"{compiled.job.id}: the /run body would be ~{estimate / 1e6:.1f} MB, over RunPod's 10 MB limit "
+                f"{compiled.job.id}: the /run body would be ~{estimate / 1e6:.1f} MB, over the endpoint's "
+                f"{self.payload_limit / 1e6:.1f} MB limit (RunPod's is 10 MB) "
                 f"(inputs travel base64: {listing or 'none'}); use smaller keyframes, or a pool of pods for this shot",
                 shot=compiled.job.shot)
         timeout_ms = int(min(max(self.job_timeout, 5.0), 7 * 86400) * 1000)
@@ -132,7 +143,7 @@ class ServerlessExecutor(Executor):
         return json.dumps(doc).encode()
 
     # ------------------------------------------------------------------ running
-    def run_attempt(self, compiled: Compiled, dest_for, *, in_flight: bool = False, resubmit=None) -> Outcome:
+    def run_attempt(self, compiled: Attempt, dest_for, *, in_flight: bool = False, resubmit=None) -> Outcome:
         t0 = time.monotonic()
         job_id = self.journal.get(compiled.prompt_id) if in_flight else None
         status = self.endpoint.status(job_id) if job_id else None
@@ -152,7 +163,7 @@ class ServerlessExecutor(Executor):
                 self._active.pop(job_id, None)
         return self._outcome(compiled, job_id, status, dest_for, t0)
 
-    def _wait(self, job_id: str, compiled: Compiled, t0: float) -> dict:
+    def _wait(self, job_id: str, compiled: Attempt, t0: float) -> dict:
         interval, cap = self.poll_s
         queue_deadline = t0 + self.queue_timeout_s
         run_deadline = None
@@ -195,7 +206,7 @@ class ServerlessExecutor(Executor):
             self._cancel(job_id)
 
     # ------------------------------------------------------------------ outcome
-    def _outcome(self, compiled: Compiled, job_id: str, status: dict, dest_for, t0: float) -> Outcome:
+    def _outcome(self, compiled: Attempt, job_id: str, status: dict, dest_for, t0: float) -> Outcome:
         state, shot, pid = status.get("status"), compiled.job.shot, compiled.prompt_id
         texts = failure_texts(status)
         stop = next((r for r in map(parse_report_from_error, (t for t in texts if REPORT_MARKER in t)) if r), None)
@@ -222,7 +233,7 @@ class ServerlessExecutor(Executor):
         out.timings["download_s"] = round(time.monotonic() - t1, 4)
         return out
 
-    def _failed(self, compiled: Compiled, job_id: str, texts: list[str]) -> None:
+    def _failed(self, compiled: Attempt, job_id: str, texts: list[str]) -> None:
         message = redact("\n".join(texts) or "no error given")
         missing = missing_node(texts, compiled.prompt)
         if missing and missing.startswith("AP_"):
@@ -233,7 +244,7 @@ class ServerlessExecutor(Executor):
         raise ServerlessJobFailed(f"RunPod job {job_id} failed: {message[:2000]}", prompt_id=compiled.prompt_id,
                                   exception_message=message, shot=compiled.job.shot)
 
-    def _save(self, compiled: Compiled, job_id: str, images: list, dest_for) -> tuple[dict, dict | None]:
+    def _save(self, compiled: Attempt, job_id: str, images: list, dest_for) -> tuple[dict, dict | None]:
         prefixes = prefix_roles(compiled.prompt, compiled.outputs)
         wanted = set(compiled.outputs.values()) - {REPORT}
         files: dict[str, Path] = {}

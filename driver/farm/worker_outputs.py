@@ -19,13 +19,17 @@ from pathlib import PurePosixPath
 
 log = logging.getLogger(__name__)
 
-#: Core savers that report their file under ``images`` (SaveVideo/SaveWEBM via
-#: ``ui.PreviewVideo``; comfyui.md §1.4, runpod.md §2.6).
-RETURNED_SAVERS = frozenset({"SaveImage", "SaveVideo", "SaveWEBM", "SaveAnimatedWEBP", "SaveAnimatedPNG"})
+#: Savers that report their file under ``images`` (SaveVideo/SaveWEBM via ``ui.PreviewVideo``;
+#: comfyui.md §1.4, runpod.md §2.6; the pack's AP_SaveChunk lists its chunk there too).
+RETURNED_SAVERS = frozenset({"SaveImage", "SaveVideo", "SaveWEBM", "SaveAnimatedWEBP", "SaveAnimatedPNG",
+                             "AP_SaveChunk"})
 #: Nodes whose result reaches the driver another way (the report rides on its card PNG).
 REPORT_NODES = frozenset({"AP_QualityReport"})
 #: RunPod refuses ``/run`` bodies over 10 MB; stay clear of it.
 RUN_PAYLOAD_LIMIT = 9_500_000
+#: Results over about 20 MB come back ``COMPLETED`` without ``output`` unless the endpoint
+#: has an S3 bucket (``BUCKET_ENDPOINT_URL``; runpod.md section 1.7, worker-comfyui #57/#129).
+RESULT_LIMIT = 19_000_000
 
 
 def dropped_outputs(prompt: dict, outputs: dict[str, str]) -> list[str]:

@@ -9,7 +9,7 @@ import av
 from PIL import Image
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp"}
-VIDEO_EXT = {".mp4", ".webm", ".mov", ".mkv"}
+VIDEO_EXT = {".mp4", ".webm", ".mov", ".mkv", ".nut"}  # .nut: enhance's lossless chunks
 
 
 def verify_file(path: Path, frames: int | None = None) -> str | None:

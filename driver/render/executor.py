@@ -29,7 +29,8 @@ from driver.files import FileRecord, file_record, sha256_file
 from driver.outputs.quality import REPORT_MARKER, parse_report_from_error, report_from_history
 from driver.outputs.verify import verify_file
 
-from .compile import REPORT, Compiled
+from .attempt import Attempt, JobRef, Limits, server_limits
+from .compile import REPORT
 from .models import ran_and_cached
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,14 @@ class Executor(ABC):
     def upload(self, files: dict[str, Path]) -> dict[str, str]: ...
 
     @abstractmethod
-    def run_attempt(self, compiled: Compiled, dest_for: DestFor, *, in_flight: bool = False,
-                    resubmit: Callable[[], Compiled] | None = None) -> Outcome: ...
+    def run_attempt(self, compiled: Attempt, dest_for: DestFor, *, in_flight: bool = False,
+                    resubmit: Callable[[], Attempt] | None = None) -> Outcome: ...
 
-    def slot(self, job: Any, server: str | None = None) -> AbstractContextManager[Any]:
+    def limits(self) -> Limits:
+        """What one job may send to this backend and hold there (unknown: no limit)."""
+        return Limits()
+
+    def slot(self, job: JobRef | None, server: str | None = None) -> AbstractContextManager[Any]:
         """Held around one attempt of ``job`` (pinned to ``server``, which had it in flight).
         One server runs one job at a time: nothing to hold (the farm's pool has slots)."""
         return contextlib.nullcontext()
@@ -101,6 +106,11 @@ class Executor(ABC):
         (the pool runs them concurrently, ordered by ``key``)."""
         for shot in shots:
             fn(shot)
+
+    def unlocked(self) -> AbstractContextManager[Any]:
+        """Held around work of a :meth:`map_shots` job that touches no shared state (encoding
+        a file of its own), so other jobs' bookkeeping goes on meanwhile; one server: nothing."""
+        return contextlib.nullcontext()
 
     def shared_reporter(self, reporter: Any) -> Any:
         """The reporter the shots' bookkeeping uses while :meth:`map_shots` runs (the
@@ -129,6 +139,9 @@ class ComfyExecutor(Executor):
     def client_id(self) -> str:
         return self.client.client_id
 
+    def limits(self) -> Limits:
+        return server_limits(self.client)
+
     # ------------------------------------------------------------------ inputs
     def input_names(self, files: dict[str, Path]) -> dict[str, str]:
         return server_input_names(self.run_id, files)
@@ -140,7 +153,7 @@ class ComfyExecutor(Executor):
         return names
 
     # ------------------------------------------------------------------ running
-    def submit_and_follow(self, compiled: Compiled) -> tuple[dict, dict]:
+    def submit_and_follow(self, compiled: Attempt) -> tuple[dict, dict]:
         """Run a compiled attempt to the end; returns (history entry, timings)."""
         t0 = time.monotonic()
         marks: dict[str, float] = {}
@@ -155,7 +168,7 @@ class ComfyExecutor(Executor):
                                 on_event=on_event)
         return entry, self._timings(entry, t0, marks.get("start"))
 
-    def recover(self, compiled: Compiled) -> tuple[dict, dict] | None:
+    def recover(self, compiled: Attempt) -> tuple[dict, dict] | None:
         """Look up an attempt that was in flight when the driver stopped. Returns its
         history entry once finished (waiting while it is still queued or running), or
         None when the server does not know it (restarted, or never received it)."""
@@ -185,7 +198,7 @@ class ComfyExecutor(Executor):
         return {"queue_s": _r(queue), "execution_s": _r(execution), "wall_s": _r(wall)}
 
     # ------------------------------------------------------------------ outputs
-    def collect(self, compiled: Compiled, entry: dict, dest_for) -> Outcome:
+    def collect(self, compiled: Attempt, entry: dict, dest_for: DestFor) -> Outcome:
         """Download every output of a role the job declares; ``dest_for(role, ext)``
         gives its path. Raises OutputMissing when a declared role produced no file."""
         t0 = time.monotonic()
@@ -220,8 +233,8 @@ class ComfyExecutor(Executor):
         out.timings["download_s"] = _r(time.monotonic() - t0)
         return out
 
-    def run_attempt(self, compiled: Compiled, dest_for: DestFor, *, in_flight: bool = False,
-                    resubmit: Callable[[], Compiled] | None = None) -> Outcome:
+    def run_attempt(self, compiled: Attempt, dest_for: DestFor, *, in_flight: bool = False,
+                    resubmit: Callable[[], Attempt] | None = None) -> Outcome:
         """Submit (or recover) one attempt and collect it.
 
         With ``in_flight`` the attempt is first looked up on the server; if the server

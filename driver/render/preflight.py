@@ -11,12 +11,12 @@ are ``4n+1``. The storyboard was validated before planning."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from anime_pipeline.core.segments import is_wan_length
 from driver.errors import PreflightFailed
 
-from .compile import Compiled
+from .attempt import Attempt
 from .workflow import is_link, title_of
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,14 @@ def combo_choices(spec) -> list | None:
     return None
 
 
-def _where(c: Compiled, nid: str) -> str:
+def _where(c: Attempt, nid: str) -> str:
     node = c.prompt[nid]
     title = title_of(node)
     label = f"node {title!r} ({node['class_type']})" if title else f"node {nid} ({node['class_type']})"
     return f"{c.job.shot} {c.job.id}: {label}"
 
 
-def workflow_problems(c: Compiled, object_info: dict) -> list[str]:
+def workflow_problems(c: Attempt, object_info: dict) -> list[str]:
     problems = []
     for nid, node in c.prompt.items():
         ctype = node["class_type"]
@@ -85,12 +85,12 @@ def registry_problems(lora_files: Iterable[tuple[str, str]], server_loras: list[
             for sid, f in dict.fromkeys(lora_files) if f not in have]
 
 
-def missing_types(compiled: list[Compiled], object_info: dict) -> list[str]:
+def missing_types(compiled: Sequence[Attempt], object_info: dict) -> list[str]:
     """The node types the plan uses that the server does not have, sorted."""
     return sorted({n["class_type"] for c in compiled for n in c.prompt.values()} - set(object_info))
 
 
-def check(compiled: list[Compiled], object_info: dict, *, lora_files: Iterable[tuple[str, str]] = (),
+def check(compiled: Sequence[Attempt], object_info: dict, *, lora_files: Iterable[tuple[str, str]] = (),
           server_loras: list[str] | None = None, server: str = "") -> None:
     """Raise PreflightFailed listing every problem (and the missing node types, as data);
     return quietly when there is none."""

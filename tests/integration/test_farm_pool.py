@@ -5,55 +5,23 @@ left out with a message naming the image to use."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import requests
 
+from devkit.farm_helpers import assert_complete_and_verified, attempts, farm_run, history_size, kill_first_busy
 from driver.farm.backend import FarmOptions
 from driver.farm.images import POD_IMAGE
-from devkit.farm_helpers import assert_complete_and_verified, attempts, farm_run
 
 pytestmark = pytest.mark.integration
-
-
-def _running(url: str) -> list[str]:
-    try:
-        q = requests.get(f"{url}/queue", timeout=5).json()
-    except requests.RequestException:
-        return []
-    return [item[1] for item in q.get("queue_running", [])]
-
-
-def _history_size(url: str) -> int:
-    return len(requests.get(f"{url}/history", timeout=10).json())
-
-
-def _kill_first_busy(servers, killed: list, stop: threading.Event) -> None:
-    """Kill the first server seen running a prompt (a server dying mid-job)."""
-    while not stop.is_set() and not killed:
-        for handle in servers:
-            if _running(handle.url):
-                handle.kill()
-                killed.append(handle)
-                return
-        stop.wait(0.05)
 
 
 def test_demo_across_servers_survives_a_killed_server_and_resumes(comfy, comfy_server_factory, tmp_path):
     victims = [comfy_server_factory(), comfy_server_factory()]
     urls = [comfy.url] + [v.url for v in victims]
     fo = FarmOptions(servers=urls, health_interval_s=0.5, down_after=1, lost_after_s=2.0, all_down_timeout_s=60.0)
-    killed: list = []
-    stop = threading.Event()
-    watcher = threading.Thread(target=_kill_first_busy, args=(victims, killed, stop), daemon=True)
-    watcher.start()
     run_dir = tmp_path / "run"
-    try:
+    with kill_first_busy(victims) as killed:
         result, manifest = farm_run(run_dir, fo)
-    finally:
-        stop.set()
-        watcher.join(5)
     assert killed, "no extra server ever ran a job"
     dead = killed[0].url
     assert not result.failures, result.failures
@@ -67,10 +35,10 @@ def test_demo_across_servers_survives_a_killed_server_and_resumes(comfy, comfy_s
     assert len(used) >= 2  # the work was spread
 
     alive = [u for u in urls if u != dead]
-    before = {u: _history_size(u) for u in alive}
+    before = {u: history_size(u) for u in alive}
     again, _ = farm_run(run_dir, fo)  # the dead server is still listed: preflight leaves it out
     assert again.rendered == 0 and not again.failures
-    assert {u: _history_size(u) for u in alive} == before
+    assert {u: history_size(u) for u in alive} == before
 
 
 def test_a_server_without_the_pack_is_left_out_naming_the_image(comfy, comfy_server_factory, tmp_path, caplog):

@@ -11,7 +11,10 @@ by rounding ``x * (2^b - 1)``; the round trip ``u -> u / (2^b - 1) -> u`` is exa
 float32 for both depths. Conversions run a frame at a time, so no second copy of a
 whole batch is ever made.
 
-The frame rate is stored as an exact fraction (``24000/1001`` stays that).
+The frame rate is stored as an exact fraction (``24000/1001`` stays that). A chunk may carry
+text tags (container metadata, kept by NUT and Matroska; e.g. the retime's report as
+``AP_REPORT``): they travel with the file through any backend (a RunPod Serverless worker
+returns files, not node texts).
 """
 
 from __future__ import annotations
@@ -71,9 +74,11 @@ def from_tensor(images: torch.Tensor, bits: int) -> np.ndarray:
     return np.stack(list(iter_from_tensor(images, bits)))
 
 
-def write_chunk(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, bits: int = 8) -> int:
+def write_chunk(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, bits: int = 8,
+                tags: dict[str, str] | None = None) -> int:
     """Write ``uint8`` (bits 8) or ``uint16`` (bits 16) ``[H,W,3]`` RGB frames; returns the count.
-    The file is written whole or not at all (``path`` appears when complete)."""
+    The file is written whole or not at all (``path`` appears when complete). ``tags``: text
+    tags of the file (:func:`chunk_tags` reads them back)."""
     dtype, src_fmt, codec, pix_fmt = _depth(bits)
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
@@ -84,6 +89,7 @@ def write_chunk(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | 
         raise ValueError("a chunk needs at least one frame")
     try:
         with av.open(str(tmp), "w", format="nut") as out:
+            out.metadata.update(tags or {})
             stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1 << 20))
             stream.height, stream.width = first.shape[:2]
             stream.pix_fmt = pix_fmt
@@ -117,6 +123,12 @@ def iter_chunk(path: str | Path) -> Iterator[np.ndarray]:
         fmt = _depth(bits)[1]
         for frame in container.decode(stream):
             yield frame.to_ndarray(format=fmt)
+
+
+def chunk_tags(path: str | Path) -> dict[str, str]:
+    """The text tags a chunk was written with (see :func:`write_chunk`), without the muxer's own."""
+    with av.open(str(path)) as container:
+        return {k: v for k, v in container.metadata.items() if k.upper() != "ENCODER"}
 
 
 def chunk_info(path: str | Path) -> tuple[Fraction, int]:

@@ -13,6 +13,7 @@ from ..core import chunkio
 from ..core.validate import InputError, check_images, check_positive
 
 CATEGORY = "anime_pipeline/video"
+REPORT_TAG = "AP_REPORT"  # the file's tag holding the report input
 BITS = ("8", "16")
 
 
@@ -92,7 +93,8 @@ class SaveChunk:
             "optional": {
                 "report": ("STRING", {"forceInput": True, "tooltip": (
                     "A JSON report to return with the file (e.g. Anime Retime's summary), so whoever reads the "
-                    "job's outputs gets the chunk's counts with it.")}),
+                    "job's outputs gets the chunk's counts with it; also stored in the file as the tag "
+                    "AP_REPORT.")}),
             },
         }
 
@@ -120,9 +122,11 @@ class SaveChunk:
         folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir, w, h)
         filename = f"{name}_{counter:05}_{chunkio.SUFFIX}"
         chunkio.write_chunk(Path(folder) / filename, chunkio.iter_from_tensor(frames, int(bits)),
-                            Fraction(fps).limit_denominator(10000), int(bits))
+                            Fraction(fps).limit_denominator(10000), int(bits),
+                            tags={REPORT_TAG: report} if report else None)
         ref = {"filename": filename, "subfolder": subfolder, "type": "output"}
-        ui = {"chunks": [ref], **({"reports": [report]} if report else {})}
+        # under "images" too: a RunPod worker-comfyui returns only those files (the report rides in the file)
+        ui = {"chunks": [ref], "images": [ref], **({"reports": [report]} if report else {})}
         return {"ui": ui, "result": (f"{subfolder}/{filename}" if subfolder else filename,)}
 
 
