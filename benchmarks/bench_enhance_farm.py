@@ -6,8 +6,8 @@ upscale) on 1, 4 and 16 GPU servers (a script, not a timed test).
 No GPU is used or needed. Where every figure comes from:
 
 * **Measured here, on this CPU, per 1080p frame** (real footage: the WAN template clips,
-  cover-resized to 1920x1080): the lossless chunk encode and decode (``core.chunkio``,
-  FFV1), the chunk file's bytes per frame, the source decode (H.264 CRF 18, as a delivered
+  cover-resized to 1920x1080): the lossless chunk encode and decode (``core.chunkio``:
+  Ut Video in NUT for 8-bit sources), the chunk file's bytes per frame, the source decode (H.264 CRF 18, as a delivered
   episode), and the pack's CPU interpolation (``core.interpolate.FlowInterpolator``, DIS
   flow) for comparison.
 * **Published**: RIFE "can run 30+FPS for 2X 720p interpolation on a 2080Ti GPU"
@@ -22,8 +22,10 @@ No GPU is used or needed. Where every figure comes from:
   ``make_chunks``) for those labels; **the schedule** is ``driver.farm.simulate.schedule``,
   which drives the pool's real ``Dispatcher``.
 
-A chunk holds its GPU server for: its interpolated frames at the RIFE rate + the server's
-own chunk I/O (FFV1 decode of the source chunk, encode of the result: measured here,
+As the command does: the server returns only the interpolated frames (the copies are
+placed from the source at the final encode) and a chunk with nothing to interpolate is
+never sent. A chunk holds its GPU server for: its interpolated frames at the RIFE rate + the
+server's own chunk I/O (decode of the source chunk, encode of the result: measured here,
 taken as the GPU server's CPU speed) + the transfer of both files at 1 Gbit/s (the
 simulator's per-job overhead). Utilisation counts the whole hold. The driver's own work
 is not in the simulation; it is reported beside it as a floor on the wall time: decoding
@@ -47,7 +49,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from anime_pipeline.core.chunkio import iter_chunk, write_chunk
+from anime_pipeline.core.chunkio import SUFFIX, iter_chunk, write_chunk
 from anime_pipeline.core.interpolate import FlowInterpolator
 from devkit.harness import enhance_media as em
 from driver.enhance.plan import make_budget, make_chunks
@@ -71,7 +73,7 @@ def footage(n: int = 12) -> np.ndarray:
 
 def measure(frames: np.ndarray, tmp: Path) -> dict:
     """Per-frame CPU seconds and bytes, on this machine."""
-    path = tmp / "c.mkv"
+    path = tmp / f"c{SUFFIX}"
     t0 = time.process_time()
     write_chunk(path, iter(frames), FPS_IN, 8)
     encode = (time.process_time() - t0) / len(frames)
@@ -89,7 +91,7 @@ def measure(frames: np.ndarray, tmp: Path) -> dict:
     for _ in range(3):
         interp.interpolate(a, b, [0.5])
     dis = (time.process_time() - t0) / 3
-    return {"ffv1_encode_s": encode, "ffv1_decode_s": decode, "ffv1_bytes": path.stat().st_size / len(frames),
+    return {"chunk_encode_s": encode, "chunk_decode_s": decode, "chunk_bytes": path.stat().st_size / len(frames),
             "source_decode_s": src_decode, "cpu_dis_interp_s": dis}
 
 
@@ -113,8 +115,9 @@ def chunk_work(labels: tuple[str, ...], m: dict) -> tuple[list[SimJob], float, d
 
     n = len(labels) + 1
     info = SimpleNamespace(width=W, height=H, rgb_bits=8)
-    budget = make_budget(info, 1, GPU_MEMORY // 2, UPLOAD_LIMIT, 0, int(m["ffv1_bytes"] * 1.5))  # type: ignore[arg-type]
-    chunks = make_chunks(labels, n, FPS_IN, FPS_OUT, "keep_holds", budget)
+    budget = make_budget(info, 1, GPU_MEMORY // 2, UPLOAD_LIMIT, 0, int(m["chunk_bytes"] * 1.5),  # type: ignore[arg-type]
+                         upscale_on_server=False)
+    chunks = make_chunks(labels, n, FPS_IN, FPS_OUT, "keep_holds", budget, interpolated_only=True)
     steps = retime_plan(n, FPS_IN, FPS_OUT, labels, "keep_holds")
     interp = [0] * len(chunks)
     owner = {}
@@ -124,11 +127,14 @@ def chunk_work(labels: tuple[str, ...], m: dict) -> tuple[list[SimJob], float, d
     for s in steps:
         if not s.is_copy and s.k in owner:
             interp[owner[s.k]] += 1
+    assert interp == [c.n_rendered for c in chunks], "the plan's rendered counts are the retime's interpolated frames"
+    frames_out = sum(c.n_out for c in chunks)
+    chunks = [c for c in chunks if c.n_rendered]  # chunks of copies only are never sent
     jobs, transfer = [], []
     parts = {"gpu_interp_s": 0.0, "server_chunk_io_s": 0.0, "transfer_s": 0.0}
     for c in chunks:
-        io = c.n_src * m["ffv1_decode_s"] + c.n_out * m["ffv1_encode_s"]
-        moved = (c.n_src + c.n_out) * m["ffv1_bytes"] / LINK_BYTES_S
+        io = c.n_src * m["chunk_decode_s"] + c.n_rendered * m["chunk_encode_s"]
+        moved = (c.n_src + c.n_rendered) * m["chunk_bytes"] / LINK_BYTES_S
         gpu = interp[c.index] / RIFE_1080P_FPS
         transfer.append(moved)
         parts["gpu_interp_s"] += gpu
@@ -136,9 +142,9 @@ def chunk_work(labels: tuple[str, ...], m: dict) -> tuple[list[SimJob], float, d
         parts["transfer_s"] += moved
         jobs.append(SimJob(c.index, c.shot, gpu + io + moved, gpu + io + moved))
     driver_decode = sum(c.n_src for c in chunks) * m["source_decode_s"]
-    driver_encode = sum(c.n_src for c in chunks) * m["ffv1_encode_s"]
+    driver_encode = sum(c.n_src for c in chunks) * m["chunk_encode_s"]
     return jobs, float(np.mean(transfer)), {
-        "frames_in": n, "frames_out": sum(c.n_out for c in chunks), "chunks": len(chunks),
+        "frames_in": n, "frames_out": frames_out, "chunks": len(chunks),
         "interpolated": sum(interp), "mean_chunk_src_frames": round(float(np.mean([c.n_src for c in chunks])), 1),
         "driver_decode_s": round(driver_decode, 1), "driver_encode_s": round(driver_encode, 1),
         **{k: round(v, 1) for k, v in parts.items()}}
@@ -177,7 +183,8 @@ def main() -> None:
               f"{100 * mean['utilisation']:>5.1f}% {mean['driver_floor_s'] / 60:>11.1f} m {floor / 60:>7.1f} m")
     first = rows[0]
     print(f"\nepisode: {first['frames_in']} frames in, {first['frames_out']} out, {first['interpolated']} "
-          f"interpolated; {first['chunks']} chunks of {first['mean_chunk_src_frames']} source frames on average "
+          f"interpolated; {first['chunks']} chunks sent (none of copies only), "
+          f"{first['mean_chunk_src_frames']} source frames on average "
           "(seed 0)")
     held = first["gpu_interp_s"] + first["server_chunk_io_s"] + first["transfer_s"]
     print("a server's time per episode: " + ", ".join(
