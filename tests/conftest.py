@@ -11,11 +11,18 @@ Browser tests (marker ``browser``) get a headless Chromium from the ``browser`` 
 ``CI=true``, where a missing browser fails them."""
 
 import os
+import signal
 
 import pytest
 
 from devkit.harness.browser import find_chromium, launch
 from devkit.harness.comfy import ComfyMisconfigured, find_comfyui
+
+# A shell without job control starts background commands with SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler (children inherit the ignore too): the Ctrl-C tests would test nothing. Restore what a
+# terminal gives, however the suite is started; children get SIGINT's default action at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _STATE: dict = {}
 

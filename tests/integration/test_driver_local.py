@@ -70,12 +70,6 @@ def _comfy_pids(base: Path) -> list[int]:
     return pids
 
 
-def _sigint_default() -> None:
-    """A shell without job control starts background commands with SIGINT ignored, and Python then installs
-    no KeyboardInterrupt handler: the child gets Ctrl-C's default, as from a terminal, however the suite runs."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _wait(cond, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -113,8 +107,7 @@ def test_stopping_the_driver_stops_its_comfyui(comfy_install, tmp_path, sig):
     argv = [sys.executable, "-m", "driver", "run", str(DEMO), "--only", "S01T02", "--config", str(config),
             "--out", str(run_dir), "--plain"]
     env = {**os.environ, "RUNPOD_API_KEY": "rp_secret_for_the_test"}
-    driver = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              preexec_fn=_sigint_default)
+    driver = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = run_dir / ".comfyui"
         pids = _wait(lambda: _comfy_pids(base), 120, "the driver to start its ComfyUI")
@@ -146,7 +139,6 @@ def test_comfyui_status_and_start(comfy_install, tmp_path, capsys):
         return  # `start` runs the managed install; the finder gave COMFYUI_DIR here
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "driver", "comfyui", "start", "--port", str(port)], cwd=REPO_ROOT,
-                            preexec_fn=_sigint_default,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         client = ComfyClient(f"http://127.0.0.1:{port}", request_timeout=5)
