@@ -48,9 +48,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from anime_pipeline.core.chunkio import SUFFIX, iter_chunk, write_chunk
 from anime_pipeline.core.interpolate import FlowInterpolator
+
 from devkit.harness import enhance_media as em
 from driver.enhance.plan import make_budget, make_chunks
 from driver.farm.simulate import SimJob, schedule
@@ -111,23 +111,11 @@ def chunk_work(labels: tuple[str, ...], m: dict) -> tuple[list[SimJob], float, d
     overhead (mean) and the plan's figures."""
     from types import SimpleNamespace
 
-    from anime_pipeline.core.retime import plan as retime_plan
-
     n = len(labels) + 1
     info = SimpleNamespace(width=W, height=H, rgb_bits=8)
     budget = make_budget(info, 1, GPU_MEMORY // 2, UPLOAD_LIMIT, 0, int(m["chunk_bytes"] * 1.5),  # type: ignore[arg-type]
                          upscale_on_server=False)
     chunks = make_chunks(labels, n, FPS_IN, FPS_OUT, "keep_holds", budget, interpolated_only=True)
-    steps = retime_plan(n, FPS_IN, FPS_OUT, labels, "keep_holds")
-    interp = [0] * len(chunks)
-    owner = {}
-    for c in chunks:
-        for k in range(c.first_out, c.first_out + c.n_out):
-            owner[k] = c.index
-    for s in steps:
-        if not s.is_copy and s.k in owner:
-            interp[owner[s.k]] += 1
-    assert interp == [c.n_rendered for c in chunks], "the plan's rendered counts are the retime's interpolated frames"
     frames_out = sum(c.n_out for c in chunks)
     chunks = [c for c in chunks if c.n_rendered]  # chunks of copies only are never sent
     jobs, transfer = [], []
@@ -135,7 +123,7 @@ def chunk_work(labels: tuple[str, ...], m: dict) -> tuple[list[SimJob], float, d
     for c in chunks:
         io = c.n_src * m["chunk_decode_s"] + c.n_rendered * m["chunk_encode_s"]
         moved = (c.n_src + c.n_rendered) * m["chunk_bytes"] / LINK_BYTES_S
-        gpu = interp[c.index] / RIFE_1080P_FPS
+        gpu = c.n_rendered / RIFE_1080P_FPS  # the server renders only the interpolated frames
         transfer.append(moved)
         parts["gpu_interp_s"] += gpu
         parts["server_chunk_io_s"] += io
@@ -145,7 +133,8 @@ def chunk_work(labels: tuple[str, ...], m: dict) -> tuple[list[SimJob], float, d
     driver_encode = sum(c.n_src for c in chunks) * m["chunk_encode_s"]
     return jobs, float(np.mean(transfer)), {
         "frames_in": n, "frames_out": frames_out, "chunks": len(chunks),
-        "interpolated": sum(interp), "mean_chunk_src_frames": round(float(np.mean([c.n_src for c in chunks])), 1),
+        "interpolated": sum(c.n_rendered for c in chunks),
+        "mean_chunk_src_frames": round(float(np.mean([c.n_src for c in chunks])), 1),
         "driver_decode_s": round(driver_decode, 1), "driver_encode_s": round(driver_encode, 1),
         **{k: round(v, 1) for k, v in parts.items()}}
 
