@@ -48,9 +48,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from anime_pipeline.core.chunkio import SUFFIX, iter_chunk, write_chunk
 from anime_pipeline.core.interpolate import FlowInterpolator
-
 from devkit.harness import enhance_media as em
 from driver.enhance.plan import make_budget, make_chunks
 from driver.farm.simulate import SimJob, schedule
