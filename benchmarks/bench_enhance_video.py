@@ -40,7 +40,7 @@ import numpy as np
 import psutil
 
 from benchmarks.bench_interp import psnr, ssim_y
-from benchmarks.pyav_filters import run_chain
+from benchmarks.pyav_filters import run_frames
 from devkit.harness import enhance_media as em
 from devkit.harness.comfy import find_comfyui, start_server
 from driver.cli import main as driver_main
@@ -61,28 +61,37 @@ def load() -> str:
 
 
 def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, float, list[np.ndarray]]:
-    """minterpolate mci (+ lanczos scale), then x264 CRF 18 medium; (wall s, CPU s, frames before the encode)."""
+    """minterpolate mci (+ lanczos scale), x264 CRF 18 medium, run as ``ffmpeg -i src -vf ... out``
+    runs them: each decoded frame (in the decoder's own pixel format, no RGB round trip) goes
+    through the filter graph and each filtered frame straight into the encoder (x264's own
+    threads encode while the next frames are filtered). (wall s, CPU s, the filtered frames
+    as RGB, converted after the clock stops)."""
     me = psutil.Process()
     t0, c0 = time.perf_counter(), cpu_s(me)
-    with av.open(str(src)) as c:
+    kept: list[av.VideoFrame] = []
+    with av.open(str(src)) as c, av.open(str(out), "w") as o:
         s = c.streams.video[0]
-        w, h, tb = s.codec_context.width, s.codec_context.height, Fraction(1, int(s.average_rate))
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
-    chain = [("minterpolate", f"fps={fps_out}:mi_mode=mci")]
-    if scale > 1:
-        chain.append(("scale", f"{w * scale}:{h * scale}:flags=lanczos"))
-    chain.append(("format", "rgb24"))
-    result = [f.to_ndarray(format="rgb24") for f in run_chain(frames, chain, width=w, height=h, time_base=tb)]
-    with av.open(str(out), "w") as o:
+        s.thread_type = "AUTO"
+        cc = s.codec_context
+        w, h, tb = cc.width, cc.height, Fraction(1, int(s.average_rate))
+        chain = [("minterpolate", f"fps={fps_out}:mi_mode=mci")]
+        if scale > 1:
+            chain.append(("scale", f"{w * scale}:{h * scale}:flags=lanczos"))
         v = o.add_stream("libx264", rate=fps_out, options={"crf": "18", "preset": "medium"})
-        v.height, v.width = result[0].shape[:2]
-        v.pix_fmt = "yuv420p"
-        for i, rgb in enumerate(result):
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            vf.pts = i
-            o.mux(v.encode(vf))
+        v.width, v.height, v.pix_fmt = w * scale, h * scale, "yuv420p"
+        v.codec_context.thread_type = "AUTO"  # x264 frame threads, as ffmpeg's command line (and ours) run it
+        out_tb = Fraction(1, fps_out)
+
+        def encode(frames) -> None:
+            for f in frames:
+                f.pts, f.time_base = len(kept), out_tb
+                kept.append(f)
+                o.mux(v.encode(f))
+
+        encode(run_frames(c.decode(s), chain, width=w, height=h, time_base=tb, pix_fmt=cc.pix_fmt))
         o.mux(v.encode(None))
-    return time.perf_counter() - t0, cpu_s(me) - c0, result
+    seconds, cpu = time.perf_counter() - t0, cpu_s(me) - c0
+    return seconds, cpu, [f.to_ndarray(format="rgb24") for f in kept]
 
 
 class Memory:
@@ -160,17 +169,36 @@ def quality(preds: list[np.ndarray], truth: np.ndarray, cuts) -> tuple[float, fl
             float(np.mean([ssim_y(preds[k], truth[k]) for k in ks])))
 
 
-def run_size(url: str, mem: Memory, size: int, budget: float, tmp: Path) -> None:
-    frames, cuts, _ = em.source_frames(size=SIZES[size])
+def long_source(size: int, repeats: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The three shots ``repeats`` times over (hard cuts between), each time other drawings of
+    the same clips (``offset``): the same mix of cuts, holds and motion, ``repeats`` x longer."""
+    parts, cuts, n = [], [], 0
+    for r in range(repeats):
+        frames, part_cuts, _ = em.source_frames(size=SIZES[size], offset=r)
+        if parts:
+            cuts.append(n - 1)
+        cuts += [n + i for i in part_cuts]
+        parts.append(frames)
+        n += len(frames)
+    return np.concatenate(parts), tuple(cuts)
+
+
+def run_size(url: str, mem: Memory, size: int, budget: float, tmp: Path, repeats: int = 1) -> None:
+    if repeats > 1:
+        frames, cuts = long_source(size, repeats)
+        scales, tag0 = (1,), f"{size}L"
+    else:
+        frames, cuts, _ = em.source_frames(size=SIZES[size])
+        scales, tag0 = (1, 2) if size == 720 else (1,), str(size)
     n = len(frames)
-    src = em.write_video(tmp / f"in{size}.mkv", frames, Fraction(24), subtitles=False)
+    src = em.write_video(tmp / f"in{tag0}.mkv", frames, Fraction(24), subtitles=False)
     # each method against the input as it decodes it: ours with the HD matrix (BT.709, the file is
     # untagged), the peer with swscale's default (BT.601)
     truth_ours = np.stack(list(FrameSource(probe(src))))
     truth = np.stack([f.to_ndarray(format="rgb24") for f in av.open(str(src)).decode(video=0)])
-    print(f"{size}p: {n} source frames, 24 -> 48 fps, budget {budget:.2f} GB per chunk")
-    for scale in (1, 2) if size == 720 else (1,):
-        tag = f"{size}_{scale}"
+    print(f"{size}p: {n} source frames ({len(cuts)} cuts), 24 -> 48 fps, budget {budget:.2f} GB per chunk")
+    for scale in scales:
+        tag = f"{tag0}_{scale}"
         t_ours, c_ours = ours(url, mem, src, tmp / f"ours{tag}.mkv", 48, scale, budget)
         mem_lines = memory_lines(tmp / f"ours{tag}.mkv", mem)
         t_fast, c_fast = ours(url, mem, src, tmp / f"fast{tag}.mkv", 48, scale, budget, preset="fast")
@@ -186,6 +214,8 @@ def run_size(url: str, mem: Memory, size: int, budget: float, tmp: Path) -> None
                   f"fast {blended(rendered(tmp / f'fast{tag}.mkv'), truth_ours, cuts, 2)}, "
                   f"minterpolate {blended(peer_frames, truth, cuts, 2)} (of {len(cuts)} cuts x 1 frame)")
         print("    ComfyUI memory per chunk (anime-clean):\n" + "\n".join(mem_lines))
+    if repeats > 1:
+        return
     half = em.write_video(tmp / f"half{size}.mkv", frames[::2], Fraction(12), subtitles=False)
     ours(url, mem, half, tmp / f"oursq{size}.mkv", 24, 1, budget)
     ours(url, mem, half, tmp / f"fastq{size}.mkv", 24, 1, budget, preset="fast")
@@ -201,6 +231,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="720,1080")
     ap.add_argument("--memory-budget", type=float, default=1.0, help="GB per chunk")
+    ap.add_argument("--long", type=int, default=6, help="the long case: the shots this many times over (0 = none)")
+    ap.add_argument("--long-sizes", default="720", help="sizes of the long case")
     args = ap.parse_args()
     install, why = find_comfyui()
     if install is None:
@@ -210,8 +242,10 @@ def main() -> None:
         server = start_server(tmp / "base", install=install)
         mem = Memory(server.proc.pid)
         try:
-            for size in (int(s) for s in args.sizes.split(",")):
+            for size in (int(s) for s in args.sizes.split(",") if s):
                 run_size(server.url, mem, size, args.memory_budget, tmp)
+            for size in (int(s) for s in args.long_sizes.split(",") if s and args.long > 1):
+                run_size(server.url, mem, size, args.memory_budget, tmp, repeats=args.long)
         finally:
             mem.stop.set()
             server.stop()

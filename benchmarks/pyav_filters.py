@@ -14,8 +14,16 @@ def run_chain(frames: Iterable[np.ndarray], chain: list[tuple[str, str | None]],
               time_base: Fraction) -> Iterator[av.VideoFrame]:
     """Push RGB ``uint8`` frames (pts = their index) through ``buffer -> chain -> buffersink``
     and yield every output frame, the ones flushed at the end included."""
+    return run_frames((av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24") for f in frames), chain,
+                      width=width, height=height, time_base=time_base, pix_fmt="rgb24")
+
+
+def run_frames(frames: Iterable[av.VideoFrame], chain: list[tuple[str, str | None]], *, width: int, height: int,
+               time_base: Fraction, pix_fmt: str) -> Iterator[av.VideoFrame]:
+    """:func:`run_chain` for PyAV frames of ``pix_fmt`` (e.g. straight from a decoder, as
+    ffmpeg's command line feeds its filters)."""
     graph = av.filter.Graph()
-    nodes = [graph.add_buffer(width=width, height=height, format="rgb24", time_base=time_base)]
+    nodes = [graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=time_base)]
     nodes += [graph.add(name, args) if args is not None else graph.add(name) for name, args in chain]
     nodes.append(graph.add("buffersink"))
     for a, b in zip(nodes, nodes[1:]):
@@ -29,8 +37,7 @@ def run_chain(frames: Iterable[np.ndarray], chain: list[tuple[str, str | None]],
             except (av.BlockingIOError, av.EOFError):
                 return
 
-    for i, frame in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+    for i, vf in enumerate(frames):
         vf.pts, vf.time_base = i, time_base
         graph.push(vf)
         yield from drain()

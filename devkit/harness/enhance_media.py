@@ -35,8 +35,9 @@ def missing_reason() -> str | None:
     return gt.missing_reason()
 
 
-def source_frames(shots=SHOTS, size=SIZE) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
-    """(frames, cut intervals, hold intervals) of the shots: ``(clip, drawings, frames per drawing)``."""
+def source_frames(shots=SHOTS, size=SIZE, offset: int = 0) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
+    """(frames, cut intervals, hold intervals) of the shots: ``(clip, drawings, frames per drawing)``;
+    drawing ``d`` is the clip's frame ``2 d + offset`` (another ``offset``: other drawings, same structure)."""
     frames, cuts, holds = [], [], []
     for name, drawings, hold in shots:
         if frames:
@@ -46,7 +47,7 @@ def source_frames(shots=SHOTS, size=SIZE) -> tuple[np.ndarray, tuple[int, ...], 
             for r in range(hold):
                 if r:
                     holds.append(len(frames) - 1)
-                frames.append(clip[2 * d])
+                frames.append(clip[(2 * d + offset) % len(clip)])
     return np.stack(frames), tuple(cuts), tuple(holds)
 
 

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from anime_pipeline.core.chunkio import SUFFIX
 from driver.backends import Site, choose_servers, open_site
@@ -96,9 +97,22 @@ def run(opts_list: list[Options], backend: FarmOptions, cfg: Config, console=Non
                        "command (finished chunks are kept)") from None
 
 
+def on_this_machine(backend: FarmOptions) -> bool:
+    """Every server of ``backend`` is a loopback address (or a local ComfyUI is started): no
+    pods, no endpoint."""
+    if backend.endpoint or backend.farm:
+        return False
+    return all((urlsplit(u if "//" in u else f"//{u}").hostname or "") in LOOPBACK for u in backend.servers)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def _run(opts_list: list[Options], backend: FarmOptions, cfg: Config, console=None) -> int:
     runs = [Enhance(o) for o in opts_list]
     backend = choose_servers(backend, cfg)
+    for r in runs:
+        r.raw_chunks = on_this_machine(backend)
     with contextlib.ExitStack() as locks:
         for r in runs:
             locks.enter_context(folder_lock(r.work, command="driver enhance"))

@@ -79,6 +79,7 @@ class Enhance:
         self.fps_out = fps_out(opts, self.info)
         self.first, self.stop = clip_frames(opts.clip, self.info)
         self.doc: dict = {}
+        self.raw_chunks = False  # source chunks uncompressed (a server on this machine: .dispatch)
 
     # ------------------------------------------------------------------ planning
     def prepare(self, limits: Limits) -> list[Chunk]:
@@ -102,7 +103,7 @@ class Enhance:
         growth = float(self.fps_out / self.info.fps) * (self.opts.scale ** 2 if on_server else 1)
         sized = chunk_limits(limits, memory_budget_gb=self.opts.memory_budget_gb, growth=growth)
         budget = make_budget(self.info, self.opts.scale, sized.memory, sized.upload, self.opts.max_chunk_frames,
-                             chunk_file_bytes(self.info), upscale_on_server=on_server)
+                             chunk_file_bytes(self.info, raw=self.raw_chunks), upscale_on_server=on_server)
         check_fits(str(self.opts.input), budget, sized)
         chunks = self._recorded_plan(budget)
         if chunks is None:

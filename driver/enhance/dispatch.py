@@ -10,7 +10,15 @@ order), writing the source chunk and saving ``enhance.json`` never race. A chunk
 recorded ``running`` on a server that is still in the pool is looked up there before
 anything is submitted again (a driver killed mid-chunk does not render it twice). A chunk
 with nothing to interpolate (``n_rendered == 0``: only copies, placed from the source at
-the final encode) is recorded done without a file and never sent."""
+the final encode) is recorded done without a file and never sent.
+
+The source chunk files are written ahead, in input order, on a thread of their own
+(:class:`.prefetch.Prefetch`, ``AHEAD`` chunks ahead): the next chunk is ready to upload
+the moment the server finishes one, instead of the server waiting while the driver
+decodes and writes it (which, with the final encode running beside it, took longer than
+the render itself on two cores). For servers on this machine (``Enhance.raw_chunks``) the
+source chunks are uncompressed: moving bytes costs nothing there, coding them costs the
+CPU the server and the final encode need."""
 
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from .command import Enhance
 from .errors import ChunkTooLarge
 from .jobs import INPUT_ROLE, ROLE, ChunkAttempt, ChunkJob, chunk_attempt, chunk_job
 from .plan import Chunk
+from .prefetch import Prefetch
 from .progress import ChunkProgress
 from .render import TEMPLATE, Windows
 
@@ -48,6 +57,9 @@ class Dispatch:
     progress: ChunkProgress
     template: dict = field(default_factory=lambda: load_template(TEMPLATE))
     windows: dict[int, Windows] = field(default_factory=dict)
+    prefetch: Prefetch | None = None
+
+    AHEAD = 2  # source chunk files written ahead of the one rendering
 
     def render(self, runs: Sequence[tuple[Enhance, list[Chunk]]], on_start: Callable[[], None] | None = None) -> int:
         """Render every chunk not done yet, all inputs as one queue; returns how many rendered.
@@ -70,20 +82,29 @@ class Dispatch:
             self.windows[id(run)] = run.windows()
         todo = {(id(t.run), t.chunk.index) for t in tasks}
         self.progress.start([(run, [(c, (id(run), c.index) not in todo) for c in chunks]) for run, chunks in runs])
+        self.prefetch = Prefetch(tasks, self._source_file, self.AHEAD)
         try:
             self.executor.map_shots(tasks, self._one)
         finally:
+            self.prefetch.close()
             self.progress.stop()
         return len(tasks)
+
+    def _source_file(self, task: Task):
+        """The chunk's source frames written as a lossless chunk file (the prefetch thread:
+        every input's frames read once, in order)."""
+        run, c = task.run, task.chunk
+        src = run.work / "chunks" / f"in_{c.index:05d}{SUFFIX}"
+        write_chunk(src, iter(self.windows[id(run)].get(c.src_lo, c.src_hi)), run.info.fps, run.info.rgb_bits,
+                    raw=run.raw_chunks)
+        return src
 
     def _one(self, task: Task) -> None:
         run, c = task.run, task.chunk
         rec = run.record(c)
-        src = run.work / "chunks" / f"in_{c.index:05d}{SUFFIX}"
-        frames = self.windows[id(run)].get(c.src_lo, c.src_hi)  # in order, under the bookkeeping lock
-        with self.executor.unlocked():  # the encode (PyAV releases the GIL) runs beside the other chunks'
-            write_chunk(src, iter(frames), run.info.fps, run.info.rgb_bits)
-        del frames
+        assert self.prefetch is not None
+        with self.executor.unlocked():  # waits for the prefetch thread, touching no shared state
+            src = self.prefetch.take(task)
         job = chunk_job(run.opts.input.name, run.work.name, c)
         t0 = time.monotonic()
         try:

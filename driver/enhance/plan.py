@@ -155,8 +155,11 @@ def retime_workers() -> int:
     return WORKERS
 
 
-def chunk_file_bytes(info: VideoProbe, frames: int = 3) -> int:
-    """Estimated bytes per frame of a lossless chunk: the first frames encoded, x UPLOAD_SAFETY."""
+def chunk_file_bytes(info: VideoProbe, frames: int = 3, *, raw: bool = False) -> int:
+    """Estimated bytes per frame of a lossless chunk: the first frames encoded, x UPLOAD_SAFETY
+    (a raw chunk: its exact frame size, plus a little for the container)."""
+    if raw:
+        return info.width * info.height * 3 * info.rgb_bits // 8 + 1024
     sample = [f for _, f in zip(range(frames), FrameSource(info), strict=False)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sample.mkv"

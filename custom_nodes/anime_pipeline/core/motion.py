@@ -186,8 +186,8 @@ _CV_THREADS = {"users": 0, "saved": 1}
 
 
 @contextmanager
-def _opencv_single_threaded():
-    """OpenCV's own thread pool off while the analysis workers run: each OpenCV call in a
+def opencv_single_threaded():
+    """OpenCV's own thread pool off while the analysis (or retime) workers run: each OpenCV call in a
     worker would otherwise split itself over the same cores again (nested pools; in one
     interleaved run at 1280x720 the median rate rose from 5.2k to 5.9k frames/s with it, the
     best runs did not). Process-wide and reference-counted; the previous setting comes back
@@ -242,7 +242,7 @@ def interval_scores(
             progress(min(n, first + len(values) + 1), n)
 
     pool = _pool()
-    with _opencv_single_threaded() if WORKERS > 1 else nullcontext():
+    with opencv_single_threaded() if WORKERS > 1 else nullcontext():
         pending: deque = deque()
         size = chunk_size(n)
         for start in range(0, n - 1, size):
