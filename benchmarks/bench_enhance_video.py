@@ -12,8 +12,10 @@ x264 CRF 8, 24 fps. One CPU ComfyUI server (started here) renders ours.
    ComfyUI process; theirs: this process), with the load average beside them. Ours: probe,
    analysis, chunk upload, render, download, encode (x264 CRF 18 medium, the default
    preset), and the ``fast`` preset (one flow estimate; its own CRF 23 veryfast encode);
-   theirs: decode, minterpolate mci (+ scale lanczos), encode x264 CRF 18 medium, one step
-   after the other as PyAV runs a filter graph.
+   theirs: as ``ffmpeg -i in -vf minterpolate=fps=48:mi_mode=mci[,scale=...:flags=lanczos]
+   -c:v libx264 -crf 18 -preset medium`` runs it: decoded frames in the decoder's pixel
+   format through the filter graph, each filtered frame straight into the encoder; x264 with
+   frame threads on both sides (ffmpeg's default; PyAV's is slice threads).
 2. Quality on the drop-every-other-frame protocol: the even frames as a 12 fps input,
    12 -> 24, mean PSNR (RGB) and SSIM-Y of each predicted odd frame against the true one
    (frames whose two kept neighbours straddle a cut are left out), before the final encode.
@@ -22,6 +24,12 @@ x264 CRF 8, 24 fps. One CPU ComfyUI server (started here) renders ours.
 4. Memory: the ComfyUI process's peak RSS while each chunk renders, above its RSS when it
    was idle before the first job, against the chunk's modelled need and the budget
    (``--memory-budget``; ``driver.enhance.plan.Budget``).
+
+The long case (``--long N``, default 6, at ``--long-sizes``): the three shots N times over,
+other drawings of the same clips each time (``enhance_media.source_frames(offset=...)``), hard
+cuts between: the same mix of cuts, holds and motion as the short input, N times longer (an
+anime video is minutes long; the short input is mostly fixed per-run costs). Before the
+first timed run, one untimed run on the small test clip (the server's one-time warm-up).
 """
 
 from __future__ import annotations
@@ -242,6 +250,10 @@ def main() -> None:
         server = start_server(tmp / "base", install=install)
         mem = Memory(server.proc.pid)
         try:
+            # one untimed run on the small test clip first: the server's one-time costs (lazy imports,
+            # OpenCV's first DIS instance, allocator growth) are not a per-video cost, like its start
+            small = em.write_video(tmp / "warmup.mkv", em.source_frames()[0], Fraction(24), subtitles=False)
+            ours(server.url, mem, small, tmp / "warmup_out.mkv", 48, 1, args.memory_budget)
             for size in (int(s) for s in args.sizes.split(",") if s):
                 run_size(server.url, mem, size, args.memory_budget, tmp)
             for size in (int(s) for s in args.long_sizes.split(",") if s and args.long > 1):

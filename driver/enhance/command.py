@@ -175,7 +175,8 @@ class Enhance:
     def settings(self) -> ChunkSettings:
         return ChunkSettings(self.info.fps, self.fps_out, self.opts.retime_mode(), self.info.rgb_bits,
                              self.out_size(), (self.info.width, self.info.height), self.opts.model(),
-                             self.work.name, self.opts.fallback_threshold, PRESETS[self.opts.preset].fast_flow)
+                             self.work.name, self.opts.fallback_threshold, PRESETS[self.opts.preset].fast_flow,
+                             self.raw_chunks)
 
     def windows(self) -> Windows:
         """The source frames, read once in order, for chunks asked for in increasing order."""

@@ -43,6 +43,7 @@ class ChunkSettings:
     run_id: str = "run"
     fallback: float = GUARD_THRESHOLD  # bad mid-frame fallback threshold (0 = off)
     fast_flow: bool = False  # one flow estimate instead of two (the fast preset)
+    raw_chunks: bool = False  # the server returns its chunk uncompressed (a server on this machine)
 
     @property
     def interpolated_only(self) -> bool:
@@ -69,6 +70,8 @@ def bind(template: dict, chunk: Chunk, name: str, letters: str, s: ChunkSettings
     prompt = b.result()
     # socket-only inputs (no widget, so absent from the template): set on the titled nodes
     _add(prompt, "Motion Gate", labels_given=letters)
+    if s.raw_chunks:
+        _add(prompt, "Chunk Out", raw=True)
     _add(prompt, "Retime", frame_offset=chunk.src_lo, output_offset=chunk.first_out, max_outputs=chunk.n_out,
          fallback_threshold=s.fallback, **({"interpolated_only": True} if s.interpolated_only else {}),
          **({"fast_flow": True} if s.fast_flow else {}))

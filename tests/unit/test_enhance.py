@@ -42,17 +42,28 @@ class Blend:
         return out
 
 
+@pytest.mark.parametrize("raw", [False, True])
 @pytest.mark.parametrize("bits", [8, 16])
-def test_chunk_files_are_lossless(tmp_path, bits):
+def test_chunk_files_are_lossless(tmp_path, bits, raw):
     dtype = np.uint8 if bits == 8 else np.uint16
     rng = np.random.default_rng(bits)
     frames = rng.integers(0, np.iinfo(dtype).max + 1, (5, 18, 22, 3), dtype=dtype)
-    path = tmp_path / "c.mkv"
-    assert chunkio.write_chunk(path, iter(frames), Fraction(24000, 1001), bits) == 5
+    path = tmp_path / "c.nut"
+    assert chunkio.write_chunk(path, iter(frames), Fraction(24000, 1001), bits, raw=raw) == 5
     back, fps, got_bits = chunkio.read_chunk(path)
     assert np.array_equal(back, frames) and got_bits == bits and fps == Fraction(24000, 1001)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.name == ("rawvideo" if raw else chunkio.DEPTHS[bits][2])
     assert np.array_equal(chunkio.from_tensor(chunkio.to_tensor(frames), bits), frames)  # through an IMAGE
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_to_tensor_is_the_exact_division():
+    """Every 8-bit value becomes the correctly rounded float32 of u / 255 (as numpy divides)."""
+    frames = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3).repeat(2, axis=0)
+    expected = np.divide(frames, np.float32(255), dtype=np.float32)
+    assert np.array_equal(chunkio.to_tensor(frames).numpy(), expected)
+    assert np.array_equal(chunkio.to_tensor(list(frames)).numpy(), expected)
 
 
 def test_chunk_refuses_wrong_dtype(tmp_path):

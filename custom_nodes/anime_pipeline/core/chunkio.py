@@ -49,6 +49,11 @@ def to_tensor(frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     """``uint8``/``uint16 [N,H,W,3]`` (or a list of ``[H,W,3]``) -> IMAGE float32 0..1, converted
     frame by frame into one preallocated tensor (``u / (2^b - 1)``, correctly rounded)."""
     first = frames[0]
+    if first.dtype == np.uint8:  # torch's division: as exact, on every core, ~25% less CPU than numpy's
+        image = torch.empty((len(frames), *first.shape), dtype=torch.float32)
+        for i, frame in enumerate(frames):
+            image[i].copy_(torch.from_numpy(np.ascontiguousarray(frame))).div_(255.0)
+        return image
     scale = np.float32(np.iinfo(first.dtype).max)
     out = np.empty((len(frames), *first.shape), dtype=np.float32)
     for i, frame in enumerate(frames):
