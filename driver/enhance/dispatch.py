@@ -59,7 +59,8 @@ class Dispatch:
     windows: dict[int, Windows] = field(default_factory=dict)
     prefetch: Prefetch | None = None
 
-    AHEAD = 2  # source chunk files written ahead of the one rendering
+    AHEAD = 2  # source chunk files written ahead of the ones rendering
+    WRITERS = 4  # threads writing them for remote servers (a pool renders several at once)
 
     def render(self, runs: Sequence[tuple[Enhance, list[Chunk]]], on_start: Callable[[], None] | None = None) -> int:
         """Render every chunk not done yet, all inputs as one queue; returns how many rendered.
@@ -82,7 +83,10 @@ class Dispatch:
             self.windows[id(run)] = run.windows()
         todo = {(id(t.run), t.chunk.index) for t in tasks}
         self.progress.start([(run, [(c, (id(run), c.index) not in todo) for c in chunks]) for run, chunks in runs])
-        self.prefetch = Prefetch(tasks, self._source_file, self.AHEAD)
+        # one writer for servers on this machine (they need the cores), more for remote ones
+        local = all(t.run.raw_chunks for t in tasks)
+        self.prefetch = Prefetch(tasks, self._source_file, self.AHEAD if local else 2 * self.WRITERS,
+                                 threads=1 if local else self.WRITERS)
         try:
             self.executor.map_shots(tasks, self._one)
         finally:
@@ -90,13 +94,14 @@ class Dispatch:
             self.progress.stop()
         return len(tasks)
 
-    def _source_file(self, task: Task):
-        """The chunk's source frames written as a lossless chunk file (the prefetch thread:
-        every input's frames read once, in order)."""
+    def _source_file(self, task: Task, in_order):
+        """The chunk's source frames written as a lossless chunk file (a prefetch thread: every
+        input's frames are read once, in order; files are encoded side by side)."""
         run, c = task.run, task.chunk
         src = run.work / "chunks" / f"in_{c.index:05d}{SUFFIX}"
-        write_chunk(src, iter(self.windows[id(run)].get(c.src_lo, c.src_hi)), run.info.fps, run.info.rgb_bits,
-                    raw=run.raw_chunks)
+        with in_order:
+            frames = self.windows[id(run)].get(c.src_lo, c.src_hi)
+        write_chunk(src, iter(frames), run.info.fps, run.info.rgb_bits, raw=run.raw_chunks)
         return src
 
     def _one(self, task: Task) -> None:

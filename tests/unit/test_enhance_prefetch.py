@@ -16,7 +16,7 @@ from driver.farm.backend import FarmOptions
 
 def test_results_in_order_at_most_ahead_waiting():
     started: list[int] = []
-    pf = Prefetch(list(range(6)), lambda i: started.append(i) or i * 10, ahead=2, discard=lambda r: None)
+    pf = Prefetch(list(range(6)), lambda i, _: started.append(i) or i * 10, ahead=2, discard=lambda r: None)
     time.sleep(0.2)
     assert started == [0, 1]  # two ready, nobody took them: the thread waits
     assert [pf.take(i) for i in range(6)] == [0, 10, 20, 30, 40, 50]
@@ -25,14 +25,14 @@ def test_results_in_order_at_most_ahead_waiting():
 
 def test_out_of_order_take_runs_past_the_bound():
     items = list(range(5))
-    pf = Prefetch(items, lambda i: i, ahead=1, discard=lambda r: None)
+    pf = Prefetch(items, lambda i, _: i, ahead=1, discard=lambda r: None)
     assert pf.take(items[3]) == 3  # would wait forever if the bound held
     assert [pf.take(items[i]) for i in (0, 1, 2, 4)] == [0, 1, 2, 4]
     pf.close()
 
 
 def test_a_failure_is_raised_for_its_item_and_every_later_one():
-    def prepare(i):
+    def prepare(i, _):
         if i == 2:
             raise OSError(28, "No space left on device")
         return i
@@ -47,7 +47,7 @@ def test_a_failure_is_raised_for_its_item_and_every_later_one():
 
 
 def test_close_discards_what_was_not_taken(tmp_path):
-    def prepare(i):
+    def prepare(i, _):
         path = tmp_path / f"in_{i}.nut"
         path.write_bytes(b"x")
         return path
@@ -63,7 +63,7 @@ def test_close_discards_what_was_not_taken(tmp_path):
 def test_close_while_preparing_stops_and_discards(tmp_path):
     gate = threading.Event()
 
-    def prepare(i):
+    def prepare(i, _):
         gate.wait(5)
         path = tmp_path / f"in_{i}.nut"
         path.write_bytes(b"x")
@@ -73,6 +73,33 @@ def test_close_while_preparing_stops_and_discards(tmp_path):
     threading.Timer(0.2, gate.set).start()
     pf.close()
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_ordered_parts_run_in_item_order_the_rest_side_by_side(threads):
+    """Each item's ordered part (reading a stream) runs in item order whichever thread has it;
+    with several threads the unordered parts (encoding) overlap."""
+    log: list[int] = []
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def prepare(i, in_order):
+        with in_order:
+            log.append(i)
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return i
+
+    items = list(range(8))
+    pf = Prefetch(items, prepare, ahead=8, threads=threads, discard=lambda r: None)
+    assert [pf.take(x) for x in items] == items
+    pf.close()
+    assert log == items
+    assert (most[0] > 1) is (threads > 1)
 
 
 @pytest.mark.parametrize("servers,expected", [
