@@ -1,22 +1,20 @@
 """The server pool: :class:`~driver.farm.dispatch.Dispatcher` driven by real threads.
 
-* **Members** are ComfyUI servers (or one serverless endpoint). Each has a per-member
-  executor (the driver's own :class:`~driver.render.executor.Executor` for a server), a health
-  probe and a number of slots (jobs in flight at once, default 1).
-* **Preflight** runs per member, in parallel; a member that fails it is left out with
-  its message and the run goes on if another can serve.
-* **Leases**: a job thread asks for a slot (:meth:`ServerPool.lease`) and blocks until
-  the dispatcher gives it one, by priority; it may pin the request to the member that
-  had the job in flight.
-* **Health**: a watcher thread probes every member every ``health_interval_s``. A member
-  that fails ``down_after`` probes in a row (or that a job thread reports unreachable)
-  is marked down; one that answers again passes its preflight again and rejoins.
-* **Stopping**: :meth:`fail` (a fatal error from a watcher hook, e.g. the cost guard)
-  and :meth:`cancel` (Ctrl-C) wake every waiting thread, which then raises. When no
-  member is up for ``all_down_timeout_s`` a waiting thread raises NoServerAvailable.
-
-The pool never queues work of its own beyond the slots: each ComfyUI server keeps its
-own queue, and a serverless endpoint is RunPod's queue."""
+* **Members** are ComfyUI servers (or one serverless endpoint). Each has a per-member executor (the driver's own
+  :class:`~driver.render.executor.Executor` for a server), a health probe and a number of slots (jobs in flight
+  at once, default 1).
+* **Preflight** runs per member, in parallel; a member that fails it is left out with its message and the run
+  goes on if another can serve.
+* **Leases**: a job thread asks for a slot (:meth:`ServerPool.lease`) and blocks until the dispatcher gives it
+  one, by priority; it may pin the request to the member that had the job in flight.
+* **Health**: a watcher thread probes every member every ``health_interval_s``. A member that fails
+  ``down_after`` probes in a row (or that a job thread reports unreachable) is marked down; one that answers
+  again passes its preflight again and rejoins.
+* **Stopping**: :meth:`fail` (a fatal error from a watcher hook, e.g. the cost guard) and :meth:`cancel`
+  (Ctrl-C) wake every waiting thread, which then raises. When no member is up for ``all_down_timeout_s`` a
+  waiting thread raises NoServerAvailable.
+The pool never queues work of its own beyond the slots: each ComfyUI server keeps its own queue, and a
+serverless endpoint is RunPod's queue."""
 
 from __future__ import annotations
 
@@ -28,6 +26,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
+from typing import Any
 
 from driver.errors import Cancelled, DriverError, PreflightFailed
 from driver.render.attempt import Limits
@@ -51,8 +50,7 @@ class ServerPool:
             raise DriverError(f"a server is listed twice: {names}")
         self.members = {m.name: m for m in members}
         self.health_interval_s, self.down_after = health_interval_s, down_after
-        self.all_down_timeout_s = all_down_timeout_s
-        self.rejoin_check = rejoin_check
+        self.all_down_timeout_s, self.rejoin_check = all_down_timeout_s, rejoin_check
         self._disp = Dispatcher(affinity)  # affinity: model loads weigh in each server's next job
         self.affinity = affinity
         for m in members:
@@ -99,20 +97,22 @@ class ServerPool:
 
     # ------------------------------------------------------------------ leases
     @contextlib.contextmanager
-    def lease(self, *, priority: float = 0.0, pin: str | None = None, models: Hashable = None) -> Iterator[Lease]:
-        lease = self.acquire(priority=priority, pin=pin, models=models)
+    def lease(self, **want: Any) -> Iterator[Lease]:  # acquire's arguments, by keyword
+        lease = self.acquire(**want)
         try:
             yield lease
         finally:
             self.release(lease)
 
-    def acquire(self, priority: float = 0.0, models: Hashable = None, *, pin: str | None = None) -> Lease:
-        """Block until a slot is granted (pinned to ``pin`` while that member is up);
-        ``models``: the job's model set, for the dispatcher's affinity."""
+    def acquire(self, priority: float = 0.0, models: Hashable = None, estimate: float | None = None, *,
+                pin: str | None = None) -> Lease:
+        """Block until a slot is granted (pinned to ``pin`` while that member is up); ``models``
+        and ``estimate`` (s): the job's model set and length, for the dispatcher's affinity."""
         key = next(self._keys)
         with self._cond:
             self._raise_if_stopped()
-            self._disp.request(key, priority=priority, pin=pin if pin in self.members else None, models=models)
+            self._disp.request(key, priority=priority, pin=pin if pin in self.members else None, models=models,
+                               estimate=estimate)
             self._assign()
             while key not in self._granted:
                 try:
