@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--servers", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = ap.parse_args(argv)
+    if not 1 <= args.shots <= 80:
+        ap.error(f"--shots must be 1-80 (scenes are renumbered by tens up to the storyboard's 99), got {args.shots}")
     res = run(args.shots, args.servers)
     print(table(res))
     if args.json:
