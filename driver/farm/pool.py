@@ -92,7 +92,7 @@ class ServerPool:
         with self._cond:
             self._disp.exclude(name, reason)
             self.messages.append(f"{name} left out: {reason}")
-            self._cond.notify_all()
+            self._assign()  # a job held back for this server's models goes elsewhere; waiters look again
         log.warning("pool: %s left out: %s", name, reason)
 
     # ------------------------------------------------------------------ leases
@@ -133,11 +133,9 @@ class ServerPool:
             self._assign()
 
     def _assign(self) -> None:
-        pairs = self._disp.assign()
-        for key, name in pairs:
+        for key, name in self._disp.assign():
             self._granted[key] = name
-        if pairs:
-            self._cond.notify_all()
+        self._cond.notify_all()
 
     # ------------------------------------------------------------------ health
     def report_unreachable(self, name: str, why: str) -> None:
@@ -148,7 +146,7 @@ class ServerPool:
                 self._disp.mark_down(name, why)
                 self.messages.append(f"{name} down: {why}")
                 log.warning("pool: %s is down (%s)", name, why)
-            self._cond.notify_all()
+            self._assign()
 
     def note_lost(self, name: str, prompt_id: str) -> None:
         """A job was confirmed lost with ``name`` (for the summary)."""
@@ -224,7 +222,6 @@ class ServerPool:
         with self._cond:
             self._disp.mark_up(name)
             self._assign()
-            self._cond.notify_all()
         self.messages.append(f"{name} rejoined")
         log.info("pool: %s answers again and rejoins", name)
 

@@ -19,7 +19,7 @@ from driver.farm.estimate import _work, with_loads
 from driver.farm.load_floor import least_load_s
 from driver.farm.simulate import SimJob, priorities, schedule
 from driver.render.compile import Compiler
-from driver.render.models import loads, model_set, models_of, predicted_loads, ran_and_cached
+from driver.render.models import Loader, loads, model_set, models_of, predicted_loads, ran_and_cached
 from driver.runner import dry_run
 from driver.story.plan import make_plan
 from driver.story.storyboard import REPO_ROOT, load_storyboard
@@ -233,15 +233,8 @@ def test_least_load_is_a_lower_bound_of_every_simulated_schedule(episode):
 
 
 def test_least_load_by_hand():
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class Ld:
-        kind: str
-        files: tuple
-        signature: str
-
-    big, lora = Ld("unet", ("big.safetensors",), "u"), Ld("lora", (), "l")
+    big = Loader("unet", "UNETLoader", ("big.safetensors",), "u")
+    lora = Loader("lora", "AP_ApplyLoraStack", (), "l")
     jobs = [SimJob(i, i, 100.0, 100.0, (), frozenset({big, lora} if i else {big})) for i in range(4)]
     costs = LoadCosts(gbps=1.0, sizes={"big.safetensors": 10.0})  # 10 s; the LoRA 0.3 s on 3 jobs
     assert least_load_s(jobs, 4, costs, 1000.0) == pytest.approx(10.0 + 0.3)  # one server does it all
