@@ -30,7 +30,7 @@ from .config import Config
 from .errors import ComfyUINotInstalled, DriverError, ServerUnreachable
 from .farm import cli as farm_cli
 from .farm.backend import Context, FarmOptions, open_backend, serverless_problems
-from .farm.dispatch import plan_priorities
+from .farm.priorities import plan_priorities
 from .render.compile import Compiled, Compiler
 from .render.executor import Executor
 from .render.models import model_set
@@ -69,6 +69,7 @@ class Site:
     comfyui: Path | None = None
     cpu: bool = False
     models: dict[str, Any] = dataclasses.field(default_factory=dict)  # job id -> model set (pool affinity)
+    estimates: dict[str, float] = dataclasses.field(default_factory=dict)  # job id -> seconds (pool affinity)
     affinity: Any = None  # load costs (driver.farm.cli.load_costs); None: no affinity
 
 
@@ -94,6 +95,7 @@ def open_executor(backend: FarmOptions, target: Target, stack: contextlib.ExitSt
                 endpoint_problems=lambda: serverless_problems(target.compiled()),
                 priorities=plan_priorities(target.plan.jobs), comfyui=target.comfyui, cpu=target.cpu,
                 models={c.job.id: model_set(c.prompt) for c in target.compiled()},
+                estimates={j.id: j.estimate_s for j in target.plan.jobs if j.estimate_s is not None},
                 affinity=farm_cli.load_costs(target.cfg))
     return open_site(backend, site, stack, reporter)
 
@@ -106,7 +108,7 @@ def open_site(backend: FarmOptions, site: Site, stack: contextlib.ExitStack, rep
                   endpoint_problems=site.endpoint_problems,
                   resolve_urls=partial(_one_or_local, site, stack) if backend.local_fallback() else None)
     return open_backend(backend, ctx, reporter=reporter, priorities=site.priorities, affinity=site.affinity,
-                        models=site.models)
+                        models=site.models, estimates=site.estimates)
 
 
 def _one_or_local(target: Site, stack: contextlib.ExitStack, urls: list[str]) -> list[str]:

@@ -101,7 +101,7 @@ DEFAULTS = {
     # model loads (driver.farm.affinity has the sourced default figures): where the models
     # live, the ComfyUI cache the servers run with, and how far (estimated seconds of a job's
     # critical path) a job that needs no reload may go ahead of a more urgent one
-    "scheduling": {"affinity": True, "max_delay_s": 120.0, "storage": "network_volume", "comfyui_cache": "default"},
+    "scheduling": {"affinity": True, "max_delay_s": 300.0, "storage": "network_volume", "comfyui_cache": "default"},
 }
 
 _NUM = {"type": "number"}

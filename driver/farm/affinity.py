@@ -158,15 +158,21 @@ def _held(state: Hashable) -> dict[str, Any]:
     return {ld.signature: ld for s in (state if isinstance(state, tuple) else ()) for ld in s}
 
 
-def choose(aff: Affinity, state: Hashable, queues: Sequence[Sequence[Any]]) -> int:
-    """Which queue a server in ``state`` serves next. ``queues``: per model set, waiting
-    requests (``priority``, ``models``; comparable, best first at ``[0]``). Only queues
-    whose head is within ``aff.slack_s`` of the best priority compete; among those: the
+def choose(aff: Affinity, state: Hashable, queues: Sequence[Sequence[Any]],
+           others: Sequence[tuple[Hashable, bool]] = ()) -> int | None:
+    """Which queue a server in ``state`` serves next, or None to stay idle. ``queues``: per
+    model set, waiting requests (``priority``, ``models``, ``estimate``; comparable, best
+    first at ``[0]``); ``others``: (state, busy) of the other servers that are up. Only
+    queues whose head is within ``aff.slack_s`` of the best priority compete, and of those
+    not a job left to another server that has its models (:func:`leave_to_holder`); among the rest: the
     least load now plus the reload of what it would evict that other waiting jobs still
     use (so a model-free job, which empties the default cache, waits while jobs reuse
     what is loaded), then the set already loaded, then priority."""
     best = min(q[0].priority for q in queues)
-    near = [i for i, q in enumerate(queues) if q[0].priority <= best + aff.slack_s]
+    near = [i for i, q in enumerate(queues)
+            if q[0].priority <= best + aff.slack_s and not leave_to_holder(aff, state, q[0], others)]
+    if not near:
+        return None
     held = _held(state)
 
     def key(i: int) -> tuple:
@@ -176,3 +182,22 @@ def choose(aff: Affinity, state: Hashable, queues: Sequence[Sequence[Any]]) -> i
         evicted = frozenset(held[sig] for sig in lost & wanted)
         return aff.cost(state, models) + aff.cost(None, evicted), not aff.keeps(state, models), queues[i][0]
     return min(near, key=key)
+
+
+def leave_to_holder(aff: Affinity, state: Hashable, request: Any, others: Sequence[tuple[Hashable, bool]]) -> bool:
+    """Whether a free server in ``state`` should leave ``request`` to another server that runs
+    its model set: always when that server is free too (it runs it without a load), and
+    when it is busy if loading the set here would take longer than the job itself (its
+    ``estimate``; unknown: never). Short jobs of a set (keyframes: 4 s of sampling behind
+    a 23 s checkpoint load from a network volume) then queue on the server that has the
+    set instead of spreading the set over the farm; a long job (a WAN clip) is worth its
+    load and never waits. The holder takes them when it is free; if it goes down, it is
+    no longer up and the jobs go anywhere."""
+    cost = aff.cost(state, request.models)
+    if cost <= 0:
+        return False
+    holders = [busy for other, busy in others if aff.keeps(other, request.models)]
+    if not all(holders):  # a free holder (all([]) is True: no holder at all)
+        return True
+    estimate = getattr(request, "estimate", None)
+    return bool(holders) and estimate is not None and cost > estimate

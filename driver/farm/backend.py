@@ -152,12 +152,13 @@ class Context:
 
 
 def open_backend(fo: FarmOptions, ctx: Context, *, reporter=None, priorities: dict[str, float] | None = None,
-                 models: dict | None = None, affinity: Affinity | None = None) -> PoolExecutor:
+                 models: dict | None = None, affinity: Affinity | None = None,
+                 estimates: dict[str, float] | None = None) -> PoolExecutor:
     """The executor for the scheduler. Nothing starts yet: the pool (pods, a local ComfyUI, the
     members' preflight, the health watcher) opens when the first job needs a slot, and
-    everything it starts is entered in ``ctx.stack``. ``models`` (job id -> model set) and
-    ``affinity`` (load costs) let each ComfyUI server keep its models loaded (not for an
-    endpoint: RunPod picks its workers)."""
+    everything it starts is entered in ``ctx.stack``. ``models`` (job id -> model set),
+    ``estimates`` (job id -> seconds) and ``affinity`` (load costs) let each ComfyUI server
+    keep its models loaded (not for an endpoint: RunPod picks its workers)."""
     affinity = None if fo.endpoint else affinity
     problems = fo.problems()
     if problems:
@@ -173,7 +174,7 @@ def open_backend(fo: FarmOptions, ctx: Context, *, reporter=None, priorities: di
     executor = ctx.stack.enter_context(PoolExecutor(
         opener=Opening(partial(_open_pool, fo, ctx, affinity)), input_names=names, threads=capacity + 2,
         job_timeout_s=ctx.job_timeout_s, lost_after_s=fo.lost_after_s, priorities=priorities,
-        models=models if affinity is not None else None))
+        models=models if affinity is not None else None, estimates=estimates))
     executor.reporter = ctx.reporter  # the scheduler's calls go through the same lock as the servers' events
     ctx.parts["executor"] = executor
     return executor

@@ -22,7 +22,10 @@ Affinity (optional, ``Dispatcher(affinity=LoadCosts(...))``): a request may name
 model set its job loads (``models``) and each server remembers what it holds
 (``Server.loaded``). A free server then takes, among the waiting requests whose priority
 is within ``affinity.slack_s`` of the best one, the one that is cheapest to load there
-(then: the set it already runs, then priority, then request order). Without affinity
+(then: the set it already runs, then priority, then request order). A request may also
+carry its job's ``estimate`` (seconds): a free server leaves a job whose load there would
+take longer than the job itself to a busy server that runs its model set, and stays idle
+if nothing else is waiting (it is offered again at the next ``assign``). Without affinity
 the choice is the best priority, as before. :mod:`driver.farm.affinity` has the costs."""
 
 from __future__ import annotations
@@ -30,15 +33,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypeVar
 
 from .affinity import Affinity, choose
 
 Key = Hashable
-K = TypeVar("K", bound=Hashable)  # a job key of the functions below
 
 
 class State(str, Enum):
@@ -70,6 +71,7 @@ class _Request:
     pin: str | None = field(compare=False, default=None)
     live: bool = field(compare=False, default=True)
     models: Hashable = field(compare=False, default=None)
+    estimate: float | None = field(compare=False, default=None)
 
 
 class DispatchError(RuntimeError):
@@ -136,14 +138,16 @@ class Dispatcher:
         return sum(s.capacity for s in self.servers.values() if s.state is State.UP)
 
     # ------------------------------------------------------------------ jobs
-    def request(self, key: Key, *, priority: float = 0.0, pin: str | None = None, models: Hashable = None) -> None:
+    def request(self, key: Key, *, priority: float = 0.0, pin: str | None = None, models: Hashable = None,
+                estimate: float | None = None) -> None:
         """``key`` is ready to run. With ``pin`` it waits for that server while it is up;
-        ``models``: the model set it loads (used with affinity)."""
+        ``models``: the model set it loads, ``estimate``: its seconds of work (both used
+        with affinity)."""
         if key in self._waiting or key in self._assigned:
             raise DispatchError(f"job {key!r} is already waiting or running")
         if pin is not None and self._server(pin).state is not State.UP:
             pin = None
-        req = _Request(priority, next(self._seq), key, pin, models=models)
+        req = _Request(priority, next(self._seq), key, pin, models=models, estimate=estimate)
         self._waiting[key] = req
         if pin is None:
             self._push(req)
@@ -167,10 +171,15 @@ class Dispatcher:
                     self._give(req, name, out)
             if not queue:
                 del self._pinned[name]
-        while self._free and self._heads():
+        declined: set[str] = set()  # free servers that leave every waiting job to a holder of its models
+        while self._free and len(declined) < len(self._free) and self._heads():
             name = self._free[0]
-            if self.servers[name].free > 0:
-                self._give(self._pick(name), name, out)
+            pick = self._pick(name) if self.servers[name].free > 0 else None
+            if pick is not None:
+                self._give(pick, name, out)
+                declined.clear()
+            elif self.servers[name].free > 0:
+                declined.add(name)
             if self.servers[name].free > 0:
                 self._free.rotate(-1)  # round robin among servers with several slots
             else:
@@ -235,62 +244,13 @@ class Dispatcher:
                 del self._heaps[group]
         return list(self._heaps.values())
 
-    def _pick(self, name: str) -> _Request:
+    def _pick(self, name: str) -> _Request | None:
         """The request ``name`` runs next: the best priority, or with affinity the
-        cheapest to load among those within ``slack_s`` of it."""
+        cheapest to load among those within ``slack_s`` of it (None: with affinity, a
+        free server may leave short jobs to a busy server that has their models)."""
         heaps = self._heads()
-        if self.affinity is None or len(heaps) == 1:
+        if self.affinity is None:
             return heapq.heappop(min(heaps, key=lambda h: h[0]))
-        return heapq.heappop(heaps[choose(self.affinity, self.servers[name].loaded, heaps)])
-
-
-def run_order(jobs: Iterable[K], depends_on: Mapping[K, Iterable[K]]) -> list[K]:
-    """A dependency order of ``jobs`` (stable: input order among independent jobs).
-    Raises DispatchError on a cycle or an unknown dependency."""
-    jobs = list(jobs)
-    index = {k: i for i, k in enumerate(jobs)}
-    pending = {k: {d for d in depends_on.get(k, ())} for k in jobs}
-    for k, deps in pending.items():
-        unknown = deps - index.keys()
-        if unknown:
-            raise DispatchError(f"job {k!r} depends on unknown job(s) {sorted(map(str, unknown))}")
-    children: dict[K, list[K]] = {k: [] for k in jobs}
-    for k, deps in pending.items():
-        for d in deps:
-            children[d].append(k)
-    ready: list[tuple[int, K]] = [(index[k], k) for k, deps in pending.items() if not deps]
-    heapq.heapify(ready)
-    out: list[K] = []
-    while ready:
-        _, k = heapq.heappop(ready)
-        out.append(k)
-        for c in children[k]:
-            pending[c].discard(k)
-            if not pending[c]:
-                heapq.heappush(ready, (index[c], c))
-    if len(out) != len(jobs):
-        raise DispatchError(f"dependency cycle among {sorted(map(str, set(jobs) - set(out)))}")
-    return out
-
-
-def critical_path_priorities(estimates: dict[K, float], depends_on: Mapping[K, Iterable[K]]) -> dict[K, float]:
-    """Request priorities (lower runs first): minus the job's estimate plus the longest
-    chain of estimated work that waits on it. A keyframe inherits its video's length,
-    so long shots start early instead of forming the tail of the run (in the simulation
-    this beats both shot order and longest-job-first; see :mod:`driver.farm.simulate`)."""
-    order = run_order(estimates, depends_on)
-    children: dict[K, list[K]] = {k: [] for k in order}
-    for k in order:
-        for d in depends_on.get(k, ()):
-            children[d].append(k)
-    chain: dict[K, float] = {}
-    for k in reversed(order):
-        chain[k] = estimates[k] + max((chain[c] for c in children[k]), default=0.0)
-    return {k: -v for k, v in chain.items()}
-
-
-def plan_priorities(jobs: Iterable) -> dict[str, float]:
-    """Critical-path priorities of plan jobs (``id``, ``estimate_s``, ``depends_on``)."""
-    jobs = list(jobs)
-    return critical_path_priorities({j.id: j.estimate_s or 1.0 for j in jobs},
-                                    {j.id: [d for d in j.depends_on] for j in jobs})
+        others = [(s.loaded, s.free == 0) for s in self.servers.values() if s.name != name and s.state is State.UP]
+        i = choose(self.affinity, self.servers[name].loaded, heaps, others)
+        return None if i is None else heapq.heappop(heaps[i])

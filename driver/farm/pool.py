@@ -1,22 +1,20 @@
 """The server pool: :class:`~driver.farm.dispatch.Dispatcher` driven by real threads.
 
-* **Members** are ComfyUI servers (or one serverless endpoint). Each has a per-member
-  executor (the driver's own :class:`~driver.render.executor.Executor` for a server), a health
-  probe and a number of slots (jobs in flight at once, default 1).
-* **Preflight** runs per member, in parallel; a member that fails it is left out with
-  its message and the run goes on if another can serve.
-* **Leases**: a job thread asks for a slot (:meth:`ServerPool.lease`) and blocks until
-  the dispatcher gives it one, by priority; it may pin the request to the member that
-  had the job in flight.
-* **Health**: a watcher thread probes every member every ``health_interval_s``. A member
-  that fails ``down_after`` probes in a row (or that a job thread reports unreachable)
-  is marked down; one that answers again passes its preflight again and rejoins.
-* **Stopping**: :meth:`fail` (a fatal error from a watcher hook, e.g. the cost guard)
-  and :meth:`cancel` (Ctrl-C) wake every waiting thread, which then raises. When no
-  member is up for ``all_down_timeout_s`` a waiting thread raises NoServerAvailable.
-
-The pool never queues work of its own beyond the slots: each ComfyUI server keeps its
-own queue, and a serverless endpoint is RunPod's queue."""
+* **Members** are ComfyUI servers (or one serverless endpoint). Each has a per-member executor (the driver's own
+  :class:`~driver.render.executor.Executor` for a server), a health probe and a number of slots (jobs in flight
+  at once, default 1).
+* **Preflight** runs per member, in parallel; a member that fails it is left out with its message and the run
+  goes on if another can serve.
+* **Leases**: a job thread asks for a slot (:meth:`ServerPool.lease`) and blocks until the dispatcher gives it
+  one, by priority; it may pin the request to the member that had the job in flight.
+* **Health**: a watcher thread probes every member every ``health_interval_s``. A member that fails
+  ``down_after`` probes in a row (or that a job thread reports unreachable) is marked down; one that answers
+  again passes its preflight again and rejoins.
+* **Stopping**: :meth:`fail` (a fatal error from a watcher hook, e.g. the cost guard) and :meth:`cancel`
+  (Ctrl-C) wake every waiting thread, which then raises. When no member is up for ``all_down_timeout_s`` a
+  waiting thread raises NoServerAvailable.
+The pool never queues work of its own beyond the slots: each ComfyUI server keeps its own queue, and a
+serverless endpoint is RunPod's queue."""
 
 from __future__ import annotations
 
@@ -28,6 +26,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
+from typing import Any
 
 from driver.errors import Cancelled, DriverError, PreflightFailed
 from driver.render.attempt import Limits
@@ -51,8 +50,7 @@ class ServerPool:
             raise DriverError(f"a server is listed twice: {names}")
         self.members = {m.name: m for m in members}
         self.health_interval_s, self.down_after = health_interval_s, down_after
-        self.all_down_timeout_s = all_down_timeout_s
-        self.rejoin_check = rejoin_check
+        self.all_down_timeout_s, self.rejoin_check = all_down_timeout_s, rejoin_check
         self._disp = Dispatcher(affinity)  # affinity: model loads weigh in each server's next job
         self.affinity = affinity
         for m in members:
@@ -94,25 +92,27 @@ class ServerPool:
         with self._cond:
             self._disp.exclude(name, reason)
             self.messages.append(f"{name} left out: {reason}")
-            self._cond.notify_all()
+            self._assign()  # a job held back for this server's models goes elsewhere; waiters look again
         log.warning("pool: %s left out: %s", name, reason)
 
     # ------------------------------------------------------------------ leases
     @contextlib.contextmanager
-    def lease(self, *, priority: float = 0.0, pin: str | None = None, models: Hashable = None) -> Iterator[Lease]:
-        lease = self.acquire(priority=priority, pin=pin, models=models)
+    def lease(self, **want: Any) -> Iterator[Lease]:  # acquire's arguments, by keyword
+        lease = self.acquire(**want)
         try:
             yield lease
         finally:
             self.release(lease)
 
-    def acquire(self, priority: float = 0.0, models: Hashable = None, *, pin: str | None = None) -> Lease:
-        """Block until a slot is granted (pinned to ``pin`` while that member is up);
-        ``models``: the job's model set, for the dispatcher's affinity."""
+    def acquire(self, priority: float = 0.0, models: Hashable = None, estimate: float | None = None, *,
+                pin: str | None = None) -> Lease:
+        """Block until a slot is granted (pinned to ``pin`` while that member is up); ``models``
+        and ``estimate`` (s): the job's model set and length, for the dispatcher's affinity."""
         key = next(self._keys)
         with self._cond:
             self._raise_if_stopped()
-            self._disp.request(key, priority=priority, pin=pin if pin in self.members else None, models=models)
+            self._disp.request(key, priority=priority, pin=pin if pin in self.members else None, models=models,
+                               estimate=estimate)
             self._assign()
             while key not in self._granted:
                 try:
@@ -133,11 +133,9 @@ class ServerPool:
             self._assign()
 
     def _assign(self) -> None:
-        pairs = self._disp.assign()
-        for key, name in pairs:
+        for key, name in self._disp.assign():
             self._granted[key] = name
-        if pairs:
-            self._cond.notify_all()
+        self._cond.notify_all()
 
     # ------------------------------------------------------------------ health
     def report_unreachable(self, name: str, why: str) -> None:
@@ -148,7 +146,7 @@ class ServerPool:
                 self._disp.mark_down(name, why)
                 self.messages.append(f"{name} down: {why}")
                 log.warning("pool: %s is down (%s)", name, why)
-            self._cond.notify_all()
+            self._assign()
 
     def note_lost(self, name: str, prompt_id: str) -> None:
         """A job was confirmed lost with ``name`` (for the summary)."""
@@ -224,7 +222,6 @@ class ServerPool:
         with self._cond:
             self._disp.mark_up(name)
             self._assign()
-            self._cond.notify_all()
         self.messages.append(f"{name} rejoined")
         log.info("pool: %s answers again and rejoins", name)
 

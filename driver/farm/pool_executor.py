@@ -3,20 +3,20 @@
 Every run renders through it (one server is a pool of one). It implements :class:`driver.render.executor.Executor`,
 the scheduler's contract, with two abilities that a single member's executor does not have:
 
-* ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned to ``server``, the member
-  that had the attempt in flight, while that member is up), uploads the job's inputs to the leased member and makes
-  ``server`` / ``client`` name it, so the manifest records which server did what.
+* ``slot(job, server)``: a context manager around one attempt. It leases a slot (pinned to ``server``, the member that
+  had the attempt in flight, while that member is up), uploads the job's inputs there and makes ``server`` /
+  ``client`` name it, so the manifest records which server did what.
 * ``map_shots(shots, fn)``: runs ``fn(shot)`` for many shots at once, on threads.
 
-Concurrency model: the scheduler's bookkeeping (manifest, approvals, reporter, file selection) stays
-single-threaded: every shot thread holds one lock except while it waits for a slot or does network I/O (upload,
-submit, follow, download). So the scheduler's code needs no locking of its own.
+Concurrency model: the scheduler's bookkeeping (manifest, approvals, reporter, file selection) stays single-threaded:
+every shot thread holds one lock except while it waits for a slot or does network I/O (upload, submit, follow,
+download). So the scheduler's code needs no locking of its own.
 
 A job whose server stops answering is not resubmitted blindly: its prompt id is looked up on that server (``/queue``
 then ``/history``) until the server answers or ``lost_after_s`` passes; only a job the server does not know (or a
 server that stays silent) is confirmed lost and submitted again, under a fresh prompt id, elsewhere (or on the same
-server once it answers again). The pool opens on the first job that needs a slot (:mod:`driver.farm.opening`): a run
-with nothing to render starts and asks nothing."""
+server once it answers again). The pool opens on the first job that needs a slot (:mod:`driver.farm.opening`):
+a run with nothing to render starts and asks nothing."""
 
 from __future__ import annotations
 
@@ -43,24 +43,23 @@ POOL_LABEL = "pool"
 class PoolExecutor(Executor):
     """Give it the ``pool``, or ``opener`` (an :class:`~driver.farm.opening.Opening`) to open it
     when the first job needs a slot, with ``input_names`` (the members' naming of inputs, known
-    before any member is), ``threads`` (default: the pool's slots + 2) and ``models`` (job id ->
-    model set, for the pool's affinity: then one thread per shot, so it sees every ready job)."""
+    before any member is), ``threads`` (default: the pool's slots + 2), ``models`` (job id ->
+    model set, for the pool's affinity: then one thread per shot, so it sees every ready job) and
+    ``estimates`` (job id -> seconds, for the affinity)."""
 
     def __init__(self, pool: ServerPool | None = None, *, job_timeout_s: float = 3600.0, lost_after_s: float = 30.0,
                  priorities: dict[str, float] | None = None, threads: int | None = None, models: dict | None = None,
-                 opener: Opening | None = None, input_names: Callable[[dict], dict[str, str]] | None = None):
+                 opener: Opening | None = None, input_names: Callable[[dict], dict[str, str]] | None = None,
+                 estimates: dict[str, float] | None = None):
         super().__init__()
         if (pool is None) == (opener is None):
             raise TypeError("PoolExecutor takes a pool or an opener, not both")
         self._opening = opener if opener is not None else Opening.ready(pool)  # type: ignore[arg-type]
-        self._names = input_names
-        self.job_timeout_s, self.lost_after_s = job_timeout_s, lost_after_s
+        self._names, self.job_timeout_s, self.lost_after_s = input_names, job_timeout_s, lost_after_s
         self.priorities = dict(priorities or {})
-        self.threads, self.models = threads, dict(models or {})
-        self._tls = threading.local()
-        self._big = threading.Lock()
-        self._held_by_main = False
-        self._closed = False
+        self.threads, self.models, self.estimates = threads, dict(models or {}), dict(estimates or {})
+        self._tls, self._big = threading.local(), threading.Lock()
+        self._held_by_main = self._closed = False
         self.reporter: LockedReporter | None = None  # the run's reporter, shared by every thread
 
     @property
@@ -111,7 +110,8 @@ class PoolExecutor(Executor):
         if held is not None:  # nested: keep the slot we have
             yield held.member
             return
-        self._tls.want = (self.priorities.get(job.id, 0.0), self.models.get(job.id)) if job else (0.0, None)
+        self._tls.want = () if job is None else (
+            self.priorities.get(job.id, 0.0), self.models.get(job.id), self.estimates.get(job.id))
         with self.unlocked():
             self._tls.lease = self._take(pin=server)
         try:
@@ -282,7 +282,7 @@ class PoolExecutor(Executor):
         """Lease a slot and upload the pending inputs there; a member that fails the
         upload is reported unreachable and another is tried."""
         while True:
-            lease = self.pool.acquire(*getattr(self._tls, "want", (0.0, None)), pin=pin)  # priority, model set
+            lease = self.pool.acquire(*getattr(self._tls, "want", ()), pin=pin)  # priority, model set, estimate
             try:
                 self._push_inputs(lease.member)
                 return lease

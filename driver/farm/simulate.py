@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .affinity import LoadCosts
-from .dispatch import Dispatcher, critical_path_priorities
+from .dispatch import Dispatcher
+from .priorities import critical_path_priorities
 
 POLICIES = ("critical_path", "longest_first", "storyboard")
 
@@ -106,7 +107,7 @@ def simulate(servers: int = 100, jobs: int = 10_000, *, seed: int = 0, policy: s
 
 def priorities(work: list[SimJob], policy: str) -> dict[int, float]:
     """Each job's request priority under ``policy`` (lower runs first); ``critical_path``
-    is the pool's own :func:`~driver.farm.dispatch.critical_path_priorities`."""
+    is the pool's own :func:`~driver.farm.priorities.critical_path_priorities`."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     if policy == "critical_path":
@@ -201,7 +202,7 @@ class _Simulation:
         def first() -> None:
             for j in self.work:
                 if not j.deps:
-                    self.disp.request(j.key, priority=self.prio[j.key], models=j.models)
+                    self._request(j)
         self.timed(first)
         for _ in range(failures):
             self.push(self.rng.uniform(0.0, 0.6) * sum(j.duration for j in self.work) / len(self.names), "down", None)
@@ -226,7 +227,10 @@ class _Simulation:
         for c in self.children[key]:
             self.missing[c] -= 1
             if not self.missing[c]:
-                self.disp.request(c, priority=self.prio[c], models=self.by_key[c].models)
+                self._request(self.by_key[c])
+
+    def _request(self, job: SimJob) -> None:
+        self.disp.request(job.key, priority=self.prio[job.key], models=job.models, estimate=job.estimate)
 
     def _on_down(self, now: float, payload: None) -> None:
         up = self.disp.up
@@ -241,7 +245,7 @@ class _Simulation:
     def _on_lost(self, now: float, key: int) -> None:
         def again() -> None:
             self.disp.release(key)
-            self.disp.request(key, priority=self.prio[key], models=self.by_key[key].models)
+            self._request(self.by_key[key])
         self.timed(again)
         self.resubmitted += 1
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driver.farm.dispatch import (DispatchError, Dispatcher, State, critical_path_priorities, run_order)
+from driver.farm.dispatch import Dispatcher, DispatchError, State
+from driver.farm.priorities import critical_path_priorities, run_order
 from driver.farm.simulate import simulate
 
 

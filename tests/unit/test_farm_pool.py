@@ -152,3 +152,23 @@ def test_watcher_thread_starts_and_stops():
         while pool.state(servers[0].url) != "down":
             threading.Event().wait(0.01)
     assert pool._watcher is not None and not pool._watcher.is_alive()
+
+
+def test_a_job_held_back_for_a_busy_servers_models_goes_elsewhere_when_it_is_reported_down():
+    from driver.farm.affinity import LoadCosts
+    from driver.render.models import Loader
+
+    ckpt = frozenset({Loader("checkpoint", "CheckpointLoaderSimple", ("sd_xl_base_1.0.safetensors",), "sig")})
+    pool, servers = fake_pool(2, affinity=LoadCosts())  # 6.9 GB from a network volume: ~23 s
+    first = pool.acquire(priority=0.0, models=ckpt, estimate=4.0)
+    got: list[str] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire(priority=1.0, models=ckpt, estimate=4.0)
+                                                        .member.name))
+    waiter.start()
+    while pool._disp.waiting < 1:
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.2)
+    assert got == []  # the free server leaves the 4 s keyframe to the one that has the checkpoint
+    pool.report_unreachable(first.member.name, "test")
+    waiter.join(10)
+    assert got == [next(s.url for s in servers if s.url != first.member.name)]

@@ -9,17 +9,17 @@ import threading
 
 import pytest
 
-from driver.outputs.approvals import Approvals
-from driver.render.compile import Compiler
 from driver.config import load_config
 from driver.farm.errors import NoServerAvailable
 from driver.farm.pool import ServerPool
-from driver.farm.dispatch import plan_priorities
 from driver.farm.pool_executor import PoolExecutor
+from driver.farm.priorities import plan_priorities
+from driver.outputs.approvals import Approvals
 from driver.outputs.manifest import Manifest
-from driver.story.plan import make_plan, shot_planner
 from driver.progress import Reporter
+from driver.render.compile import Compiler
 from driver.render.scheduler import Scheduler
+from driver.story.plan import make_plan, shot_planner
 from driver.story.storyboard import REPO_ROOT, load_storyboard
 from tests.unit.driver_fakes import png, shot, write_storyboard
 from tests.unit.farm_fakes import FarmServer, fake_member

@@ -5,6 +5,7 @@ dependencies and the critical-path bound allow (checked against an exhaustive se
 from __future__ import annotations
 
 import logging
+import math
 import random
 from functools import lru_cache
 
@@ -15,9 +16,10 @@ from driver.errors import ConfigError
 from driver.farm.affinity import STORAGE_GBPS, LoadCosts
 from driver.farm.dispatch import Dispatcher
 from driver.farm.estimate import _work, with_loads
-from driver.farm.simulate import priorities, schedule
+from driver.farm.load_floor import least_load_s
+from driver.farm.simulate import SimJob, priorities, schedule
 from driver.render.compile import Compiler
-from driver.render.models import loads, model_set, models_of, predicted_loads, ran_and_cached
+from driver.render.models import Loader, loads, model_set, models_of, predicted_loads, ran_and_cached
 from driver.runner import dry_run
 from driver.story.plan import make_plan
 from driver.story.storyboard import REPO_ROOT, load_storyboard
@@ -169,3 +171,73 @@ def test_scheduling_config_is_checked(tmp_path):
     (tmp_path / "c.yaml").write_text("scheduling: {comfyui_cache: forever}\n")
     with pytest.raises(ConfigError):
         load_config(tmp_path / "c.yaml")
+
+
+def test_a_short_job_waits_for_the_busy_server_that_has_its_models(episode):
+    *_, models = episode
+    t2i = models["S02T01-kf-first"]
+    costs = LoadCosts()  # network volume: the checkpoint loads in ~24 s, far longer than a 4 s keyframe
+    disp = Dispatcher(costs)
+    for name in ("a", "b"):
+        disp.add_server(name)
+    disp.request("kf1", priority=-10, models=t2i, estimate=4.0)
+    ((_, holder),) = disp.assign()
+    other = "b" if holder == "a" else "a"
+    disp.request("kf2", priority=-9, models=t2i, estimate=4.0)
+    disp.request("long", priority=-8, models=t2i, estimate=600.0)  # worth its own load, queued behind kf2
+    assert disp.assign() == [] and disp.is_waiting("kf2")  # the free server stays idle
+    disp.release("kf1")
+    assert dict(disp.assign()) == {"kf2": holder, "long": other}  # the holder takes the short one
+    disp.release("kf2")
+    disp.request("kf3", priority=-7, models=t2i, estimate=4.0)
+    assert disp.assign() == [("kf3", holder)]
+    disp.release("long")
+    disp.request("kf4", priority=-6, models=t2i, estimate=4.0)
+    assert disp.assign() == [("kf4", other)]  # it holds the set now: nothing to load
+
+
+def test_a_job_without_an_estimate_is_never_held_back(episode):
+    *_, models = episode
+    disp = Dispatcher(LoadCosts())
+    for name in ("a", "b"):
+        disp.add_server(name)
+    disp.request("kf1", priority=-10, models=models["S02T01-kf-first"], estimate=4.0)
+    disp.request("kf2", priority=-9, models=models["S02T01-kf-first"])
+    assert len(disp.assign()) == 2
+
+
+def test_a_held_back_job_goes_elsewhere_when_the_holder_goes_down(episode):
+    *_, models = episode
+    t2i = models["S02T01-kf-first"]
+    disp = Dispatcher(LoadCosts())
+    for name in ("a", "b"):
+        disp.add_server(name)
+    disp.request("kf1", priority=-10, models=t2i, estimate=4.0)
+    ((_, holder),) = disp.assign()
+    disp.request("kf2", priority=-9, models=t2i, estimate=4.0)
+    assert disp.assign() == []
+    assert disp.mark_down(holder) == ["kf1"]
+    assert disp.assign() == [("kf2", "b" if holder == "a" else "a")]
+
+
+def test_least_load_is_a_lower_bound_of_every_simulated_schedule(episode):
+    *_, plan, _, models = episode
+    work = _work(plan.jobs, models)
+    for storage, cache in (("network_volume", "default"), ("network_volume", "lru"), ("nvme", "default")):
+        costs = LoadCosts(storage=storage, cache=cache, slack_s=300.0)
+        for n in (1, 2, 4):
+            for policy, affinity in (("storyboard", False), ("critical_path", False), ("critical_path", True)):
+                r = schedule(work, n, policy=policy, costs=costs, affinity=affinity)
+                least = least_load_s(work, n, costs, r.makespan_s)
+                assert 0 < least <= r.extra["load_s"] + 1e-6, (storage, cache, n, policy, affinity)
+
+
+def test_least_load_by_hand():
+    big = Loader("unet", "UNETLoader", ("big.safetensors",), "u")
+    lora = Loader("lora", "AP_ApplyLoraStack", (), "l")
+    jobs = [SimJob(i, i, 100.0, 100.0, (), frozenset({big, lora} if i else {big})) for i in range(4)]
+    costs = LoadCosts(gbps=1.0, sizes={"big.safetensors": 10.0})  # 10 s; the LoRA 0.3 s on 3 jobs
+    assert least_load_s(jobs, 4, costs, 1000.0) == pytest.approx(10.0 + 0.3)  # one server does it all
+    assert least_load_s(jobs, 4, costs, 210.0) == pytest.approx(2 * 10.0 + 2 * 0.3)  # 400 s / 200 s: two
+    assert least_load_s(jobs, 4, costs, 109.0) == math.inf  # 100 s of work after 10 s of load: none fits
+    assert least_load_s(jobs, 1, costs, 300.0) == math.inf  # one server cannot sample 400 s in 300 s
