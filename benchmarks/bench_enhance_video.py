@@ -22,8 +22,7 @@ x264 CRF 8, 24 fps. One CPU ComfyUI server (started here) renders ours.
 3. Frames blended across cuts in the 24 -> 48 output: an output frame at a cut interval
    that is neither source frame (mean |diff| > 2 levels to both) counts.
 4. Memory: the ComfyUI process's peak RSS while each chunk renders, above its RSS when it
-   was idle before the case's first job (a heap grown by an earlier, larger case stays with
-   the process), against the chunk's modelled need and the budget
+   was idle before the first job, against the chunk's modelled need and the budget
    (``--memory-budget``; ``driver.enhance.plan.Budget``).
 
 The long case (``--long N``, default 6, at ``--long-sizes``): the three shots N times over,
@@ -201,7 +200,6 @@ def run_size(url: str, mem: Memory, size: int, budget: float, tmp: Path, repeats
         scales, tag0 = (1, 2) if size == 720 else (1,), str(size)
     n = len(frames)
     src = em.write_video(tmp / f"in{tag0}.mkv", frames, Fraction(24), subtitles=False)
-    mem.idle = mem.proc.memory_info().rss  # the idle server before this case (earlier cases' heap retained)
     # each method against the input as it decodes it: ours with the HD matrix (BT.709, the file is
     # untagged), the peer with swscale's default (BT.601)
     truth_ours = np.stack(list(FrameSource(probe(src))))
