@@ -12,6 +12,7 @@ start on a free port) and for an artist (``comfyui start``).
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -62,6 +64,21 @@ def _die_with_parent() -> None:
     if _LIBC is not None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def on_this_machine(url: str) -> bool:
+    """Whether the server at ``url`` (``http://host:port`` or ``host:port``) is a loopback address."""
+    return is_loopback(urlsplit(url if "//" in url else f"//{url}").hostname or "")
 
 class LocalComfy:
     """One ComfyUI subprocess. Use as a context manager, or ``start()`` / ``stop()``."""

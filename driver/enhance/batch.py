@@ -21,11 +21,11 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from anime_pipeline.core.chunkio import SUFFIX
 from driver.backends import Site, choose_servers, open_site
 from driver.comfy.client import ComfyClient
+from driver.comfy.local import on_this_machine as server_on_this_machine
 from driver.config import Config
 from driver.errors import DiskFull
 from driver.farm import cli as farm_cli
@@ -102,17 +102,15 @@ def on_this_machine(backend: FarmOptions) -> bool:
     pods, no endpoint."""
     if backend.endpoint or backend.farm:
         return False
-    return all((urlsplit(u if "//" in u else f"//{u}").hostname or "") in LOOPBACK for u in backend.servers)
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+    return all(server_on_this_machine(u) for u in backend.servers)
 
 
 def _run(opts_list: list[Options], backend: FarmOptions, cfg: Config, console=None) -> int:
     runs = [Enhance(o) for o in opts_list]
     backend = choose_servers(backend, cfg)
+    local = on_this_machine(backend)
     for r in runs:
-        r.raw_chunks = on_this_machine(backend)
+        r.raw_chunks = local
     with contextlib.ExitStack() as locks:
         for r in runs:
             locks.enter_context(folder_lock(r.work, command="driver enhance"))

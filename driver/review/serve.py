@@ -5,7 +5,6 @@ opened in the browser where there is a desktop)."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import socket
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
+from driver.comfy.local import is_loopback
 from driver.errors import ConfigError
 
 from .app import build_app
@@ -25,14 +25,6 @@ from .app import build_app
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 8765
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _free(host: str, port: int) -> bool:
