@@ -60,13 +60,17 @@ KIND_GB = {"checkpoint": 6.9, "unet": 14.3, "text_encoder": 6.7, "vae": 0.25, "c
            "upscaler": 0.07, "lora": 0.3}
 
 
+def file_gb(name: str, kind: str, sizes: dict[str, float] | None = None) -> float:
+    """GB of one model file: ``sizes`` (the project's), else the known file, else its kind's default."""
+    return {**FILE_GB, **(sizes or {})}.get(name, KIND_GB.get(kind, 1.0))
+
+
 def loader_gb(loader: Any, sizes: dict[str, float] | None = None) -> float:
     """GB a loader reads: its files' sizes (a LoRA applier with no literal file: one
     LoRA of the default size)."""
-    sizes = {**FILE_GB, **(sizes or {})}
     if not loader.files:
         return KIND_GB.get(loader.kind, 1.0) if loader.kind == "lora" else 0.0
-    return sum(sizes.get(f, KIND_GB.get(loader.kind, 1.0)) for f in loader.files)
+    return sum(file_gb(f, loader.kind, sizes) for f in loader.files)
 
 
 def unknown_files(loaders: Iterable[Any], sizes: dict[str, float] | None = None) -> list[str]:
@@ -199,5 +203,4 @@ def leave_to_holder(aff: Affinity, state: Hashable, request: Any, others: Sequen
     holders = [busy for other, busy in others if aff.keeps(other, request.models)]
     if not all(holders):  # a free holder (all([]) is True: no holder at all)
         return True
-    estimate = getattr(request, "estimate", None)
-    return bool(holders) and estimate is not None and cost > estimate
+    return bool(holders) and request.estimate is not None and cost > request.estimate

@@ -20,15 +20,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from .affinity import FILE_GB, KIND_GB, LoadCosts
+from .affinity import LoadCosts, file_gb
 
 
 def file_groups(work: Iterable[Any], costs: LoadCosts) -> list[tuple[float, float, int]]:
     """(load seconds, sampling seconds of the jobs needing it, number of those jobs) per
     group of files needed by the same jobs (``work``: items with ``key``, ``duration``,
-    ``models``). A loader naming no file (a LoRA stack applier) counts as one file of its
-    kind's default size, keyed by its signature."""
-    sizes = {**FILE_GB, **costs.sizes}
+    ``models``). A loader naming no file (a LoRA stack applier) counts as one file, keyed by
+    its signature, of the size :meth:`LoadCosts.gb` gives it."""
     needed_by: dict[str, set] = defaultdict(set)
     gb: dict[str, float] = {}
     duration: dict[Any, float] = {}
@@ -37,7 +36,7 @@ def file_groups(work: Iterable[Any], costs: LoadCosts) -> list[tuple[float, floa
         for ld in job.models or ():
             for name in ld.files or (ld.signature,):
                 needed_by[name].add(job.key)
-                gb[name] = sizes.get(name, KIND_GB.get(ld.kind, 1.0))
+                gb[name] = file_gb(name, ld.kind, costs.sizes) if ld.files else costs.gb(ld)
     groups: dict[frozenset, float] = defaultdict(float)
     for name, jobs in needed_by.items():
         groups[frozenset(jobs)] += gb[name]
