@@ -20,7 +20,9 @@ quality gates (flow-compensated flicker). Everything works on numpy arrays:
     The same warp in two steps, for a flow estimated at reduced resolution:
     absolute remap coordinates at ``height`` x ``width`` (resized and rescaled
     in one pass), then a bilinear remap (RGB ``uint8`` goes through RGBA,
-    OpenCV's vectorised path).
+    OpenCV's vectorised path). Both take ``out=`` to write into a reused array:
+    on a VM a fresh full-size array costs more in page faults than the pass
+    that fills it.
 
 ``consistency_error(flow_ab, flow_ba) -> float32 [H, W]``
     Forward-backward error ``|F_ab(x) + F_ba(x + F_ab(x))|`` in pixels: large
@@ -161,34 +163,38 @@ def pixel_grid(height: int, width: int) -> np.ndarray:
     return grid
 
 
-def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None = None) -> np.ndarray:
+def sampling_map(flow: np.ndarray, height: int | None = None, width: int | None = None, *,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Absolute ``cv2.remap`` coordinates ``float32 [H, W, 2]`` = ``(x + dx, y + dy)``.
 
     ``flow`` may be at a lower resolution than ``height`` x ``width`` (default: the flow's
-    own size): it is resized and its vectors rescaled on the way, in one pass."""
+    own size): it is resized and its vectors rescaled on the way, in one pass. ``out``: a
+    ``float32 [H, W, 2]`` array to write the map into (reused, no new memory)."""
     fh, fw = flow.shape[:2]
     height, width = height or fh, width or fw
+    grid = pixel_grid(height, width)
     if (fh, fw) == (height, width):
-        return np.add(flow, pixel_grid(height, width), dtype=np.float32)
+        return np.add(flow, grid, out=out, dtype=np.float32)
     # Rescale the vectors on the (smaller) flow, then resize: one full-size pass less.
     if fw * height == fh * width:  # same factor on both axes (the usual case)
         small = flow * np.float32(width / fw)
     else:
         small = flow * np.array([width / fw, height / fh], np.float32)
-    m = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    m += pixel_grid(height, width)
+    m = cv2.resize(small, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
+    m += grid
     return m
 
 
-def remap(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
+def remap(image: np.ndarray, coords: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """Bilinear ``cv2.remap`` with border replication at 2-channel ``coords``.
 
-    3-channel ``uint8`` images go through 4 channels (OpenCV's vectorised path, ~2x faster)."""
+    3-channel ``uint8`` images go through 4 channels (OpenCV's vectorised path, ~2x faster).
+    ``out``: an array of the result's shape and type to write it into (reused, no new memory)."""
     if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
-        out = cv2.remap(cv2.cvtColor(image, cv2.COLOR_RGB2RGBA), coords, None, cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
-        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB)
-    return cv2.remap(image, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(cv2.cvtColor(image, cv2.COLOR_RGB2RGBA), coords, None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        return cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=out)
+    return cv2.remap(image, coords, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

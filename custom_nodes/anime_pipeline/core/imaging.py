@@ -11,6 +11,17 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 FITS = ("crop", "pad", "stretch")
 
 
+def empty_images(shape: tuple[int, ...]) -> torch.Tensor:
+    """An uninitialised CPU float32 tensor of ``shape`` whose memory NumPy allocated.
+
+    For a large batch of frames the difference is the page faults: NumPy advises the kernel
+    to back arrays of 4 MB and more with transparent huge pages, ``torch.empty`` does not, so
+    first writing a ``torch.empty`` batch faults in every 4 KB page (about 2,700 faults per
+    1280x720 frame, 10 of the 12 ms it took to fill one with converted pixels on a 2-core
+    VM; 17 faults and 3 ms from NumPy's memory)."""
+    return torch.from_numpy(np.empty(shape, dtype=np.float32))
+
+
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """IMAGE ``[B,H,W,C]`` float 0..1 -> ``uint8`` numpy array of the same shape."""
     return (frames.detach().cpu().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()

@@ -34,6 +34,7 @@ line is drawn once instead of twice) use the ``flow_size`` estimate only.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -166,6 +167,7 @@ class FlowInterpolator:
         self.flow_size = int(flow_size)
         self.occlusion_px = float(occlusion_px)
         self.line_guard = float(line_guard)
+        self._scratch = _Scratch()
 
     # -- flow -------------------------------------------------------------------------
     def flows(self, a8: np.ndarray, b8: np.ndarray, flow_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -231,33 +233,65 @@ class FlowInterpolator:
 
     def _blend(self, a8: np.ndarray, b8: np.ndarray, ts: Sequence[float], out: np.ndarray) -> np.ndarray:
         """Plain synthesis ``(1-t) A_t + t B_t``, averaged over the flow estimates (``flow_size``
-        and each of ``extra_flow_sizes``)."""
+        and each of ``extra_flow_sizes``). The full-size intermediates live in this thread's
+        scratch arrays (:class:`_Scratch`), reused from pair to pair."""
         h, w = a8.shape[:2]
         sizes = dict.fromkeys(min(int(x), max(h, w)) for x in (self.flow_size, *self.extra_flow_sizes))  # distinct
-        ga, gb = (f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (a8, b8))  # once for all sizes
+        scratch = self._scratch
+        ga, gb = (f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_RGB2GRAY, dst=scratch.get(name, (h, w)))
+                  for f, name in ((a8, "grey_a"), (b8, "grey_b")))  # once for all sizes
         members = [self.flows(ga, gb, size) for size in sizes]
         # RGB uint8 is warped as RGBA (OpenCV's vectorised remap path), converted once per call;
         # the estimates are averaged in 8 bits (one rounding, < 0.01 dB), then blended to float.
         rgba = a8.ndim == 3 and a8.shape[2] == 3
-        src_a, src_b = (cv2.cvtColor(x, cv2.COLOR_RGB2RGBA) for x in (a8, b8)) if rgba else (a8, b8)
+        if rgba:
+            src_a = cv2.cvtColor(a8, cv2.COLOR_RGB2RGBA, dst=scratch.get("src_a", (h, w, 4)))
+            src_b = cv2.cvtColor(b8, cv2.COLOR_RGB2RGBA, dst=scratch.get("src_b", (h, w, 4)))
+        else:
+            src_a, src_b = a8, b8
+        coords = scratch.get("coords", (h, w, 2), np.float32)
         for k, t in enumerate(map(float, ts)):
-            warped = []
-            for f01, f10 in members:
+            a_t = b_t = None
+            for i, (f01, f10) in enumerate(members, 1):
                 ft0, ft1 = self._phase_flows(f01, f10, t)
-                warped.append((remap(src_a, sampling_map(ft0, h, w)), remap(src_b, sampling_map(ft1, h, w))))
-            a_t, b_t = warped[0]
-            for i, (a_i, b_i) in enumerate(warped[1:], 2):  # running mean of the estimates
-                a_t = cv2.addWeighted(a_t, 1 - 1 / i, a_i, 1 / i, 0.0)
-                b_t = cv2.addWeighted(b_t, 1 - 1 / i, b_i, 1 / i, 0.0)
+                a_i = remap(src_a, sampling_map(ft0, h, w, out=coords), out=scratch.get("a_i", src_a.shape))
+                b_i = remap(src_b, sampling_map(ft1, h, w, out=coords), out=scratch.get("b_i", src_b.shape))
+                if a_t is None:  # the first estimate: kept as the running mean
+                    a_t = a_i.copy() if len(members) == 1 else cv2.copyTo(a_i, None, scratch.get("a_t", a_i.shape))
+                    b_t = b_i.copy() if len(members) == 1 else cv2.copyTo(b_i, None, scratch.get("b_t", b_i.shape))
+                else:  # running mean of the estimates
+                    cv2.addWeighted(a_t, 1 - 1 / i, a_i, 1 / i, 0.0, dst=a_t)
+                    cv2.addWeighted(b_t, 1 - 1 / i, b_i, 1 / i, 0.0, dst=b_t)
             if rgba:
-                a_t, b_t = cv2.cvtColor(a_t, cv2.COLOR_RGBA2RGB), cv2.cvtColor(b_t, cv2.COLOR_RGBA2RGB)
+                a_t = cv2.cvtColor(a_t, cv2.COLOR_RGBA2RGB, dst=scratch.get("a_rgb", (h, w, 3)))
+                b_t = cv2.cvtColor(b_t, cv2.COLOR_RGBA2RGB, dst=scratch.get("b_rgb", (h, w, 3)))
             cv2.addWeighted(a_t, (1 - t) / 255.0, b_t, t / 255.0, 0.0, dst=out[k], dtype=cv2.CV_32F)
         return out
 
 
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
-    """float 0..1 -> uint8 (rounded, saturated: negatives give 0); uint8 passes through."""
+class _Scratch(threading.local):
+    """Full-size work arrays of one thread, by name, reused while their shape and type hold.
+
+    A fresh full-size array costs its first-touch page faults: at 1280x720 one interpolated
+    frame allocated about 9,000 pages, 30 of its 86 ms on a 2-core VM (52 ms without). Held
+    by the interpolator, so they go with it (ComfyUI drops the node's interpolator after the
+    node runs) and with the worker thread."""
+
+    def get(self, name: str, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
+        buf = self.__dict__.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = np.empty(shape, dtype)
+            self.__dict__[name] = buf
+        return buf
+
+
+def _to_uint8(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float 0..1 -> uint8 (rounded, saturated: negatives give 0); uint8 passes through.
+    ``out``: a ``uint8`` array of the frame's shape to write into."""
     if frame.dtype == np.uint8:
-        return frame
+        if out is None:
+            return frame
+        np.copyto(out, frame)
+        return out
     # One saturating pass (convertScaleAbs would mirror negative values and need a min() pass).
-    return cv2.multiply(np.asarray(frame, np.float32), 255.0, dtype=cv2.CV_8U)
+    return cv2.multiply(np.asarray(frame, np.float32), 255.0, dst=out, dtype=cv2.CV_8U)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InputError
-from .imaging import FITS, fit_frames, target_size
+from .imaging import FITS, empty_images, fit_frames, target_size
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def upscale_frames(
     (the settings finally used and how many out-of-memory retries it took)."""
     n, h, w, _ = frames.shape
     tw, th = plan.size_out
-    out = torch.empty((n, th, tw, 3), dtype=torch.float32)
+    out = empty_images((n, th, tw, 3))
     batch, tile, retries = plan.batch, plan.tile, 0
     total = n * _tiles_per_frame(w, h, tile, plan.overlap)
     state = {"done": 0}
