@@ -4,7 +4,8 @@ temporary file beside the target and moved into place when complete.
 
 The only lossy step of the command. RGB -> YUV uses the input's tagged matrix and range
 (BT.709 for HD, BT.601 for SD when untagged) and the output carries the input's colour
-tags; a source deeper than 8 bits is encoded at 10 bits. Frames smaller than the output
+tags; a source deeper than 8 bits is encoded at 10 bits. A copied source frame already in
+the output's pixel format is encoded as decoded (no RGB round trip). Frames smaller than the output
 size (``--scale`` without an upscale model) are resized in the same conversion (swscale
 lanczos).
 """
@@ -20,11 +21,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
 
 from driver.errors import DiskFull
 
-from .probe import VideoProbe
+from .probe import VideoProbe, rgb_array
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,12 @@ def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterato
         yield t, packet
 
 
+def native_copies(info: VideoProbe, size: tuple[int, int]) -> bool:
+    """Whether the final encode takes the source frames it copies as decoded: the input is YUV
+    in the output's pixel format, unrotated (else every frame goes through RGB)."""
+    return not info.is_rgb and info.rotation == 0 and info.pix_fmt == pixel_format(info, *size)
+
+
 def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter,
                   size: tuple[int, int]):
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
@@ -155,7 +163,24 @@ def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: 
                                 interpolation=Interpolation.LANCZOS if resize else None)
 
 
-def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: int, fps: Fraction,
+def _to_frame(item: np.ndarray | av.VideoFrame, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter,
+              size: tuple[int, int]) -> av.VideoFrame:
+    """An output frame from a rendered RGB array or a copied source frame (``FrameSource(native=
+    True)``). A source frame in the output's pixel format is encoded as decoded (resized where
+    the output is larger: YUV to YUV, no matrix involved), exact where the RGB round trip
+    rounded, and cheaper; one in another format, or carrying side data the encoder would pass
+    on (captions) for this frame only, goes through RGB like a rendered one."""
+    if isinstance(item, np.ndarray):
+        return _rgb_to_frame(item, info, pix_fmt, reformatter, size)
+    if item.format.name != pix_fmt or item.side_data.keys():
+        return _rgb_to_frame(rgb_array(info, item, reformatter), info, pix_fmt, reformatter, size)
+    if (item.width, item.height) != size:
+        item = reformatter.reformat(item, width=size[0], height=size[1], interpolation=Interpolation.LANCZOS)
+    item.pict_type = PictureType.NONE  # a decoder's I/P/B would force the encoder's frame type
+    return item
+
+
+def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray | av.VideoFrame], total: int, fps: Fraction,
            size: tuple[int, int], span: Span, enc: Encoding = Encoding()) -> list[str]:
     """Encode exactly ``total`` frames (the last one repeated when ``frames`` runs short) to
     ``target`` with the input's audio and subtitles over ``span``; returns warnings."""
@@ -168,10 +193,11 @@ def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: 
             others = _other_packets(src, _copy_streams(out, src, info, warnings), offset, span.seconds)
             pending = next(others, None)
             reformatter, last, frame = VideoReformatter(), None, None
+            frame_time = Fraction(1) / fps  # the encoder's time base (the stream's, as set above)
             for k, rgb in enumerate(padded(frames, total)):
                 if rgb is not last or frame is None:  # a held last frame is converted once
-                    frame, last = _rgb_to_frame(rgb, info, video.pix_fmt, reformatter, size), rgb
-                frame.pts = k
+                    frame, last = _to_frame(rgb, info, video.pix_fmt, reformatter, size), rgb
+                frame.pts, frame.time_base = k, frame_time  # a decoded frame has its stream's time base
                 for packet in video.encode(frame):
                     while pending is not None and pending[0] <= float(packet.pts * video.time_base):
                         out.mux(pending[1])
@@ -191,7 +217,7 @@ def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray], total: 
     return warnings
 
 
-def padded(frames: Iterable[np.ndarray], total: int) -> Iterator[np.ndarray]:
+def padded(frames: Iterable, total: int) -> Iterator:
     """``frames`` cut or padded (last frame held) to exactly ``total``."""
     k, last = 0, None
     for rgb in frames:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 
 from anime_pipeline.core import motion
@@ -194,10 +195,12 @@ class Enhance:
         return r.get("status") == "done" and path.is_file() and sha256_file(path) == r.get("sha256")
 
     # ------------------------------------------------------------------ assembling
-    def frames(self, wait=None) -> Iterator[np.ndarray]:
+    def frames(self, wait=None) -> Iterator[np.ndarray | av.VideoFrame]:
         """The rendered frames in output order: what the final encode gets (``wait(record)``
-        returns once that chunk is rendered)."""
-        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
+        returns once that chunk is rendered): RGB arrays, and the copied source frames as
+        decoded where the encode takes them so (``assemble.native_copies``)."""
+        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop,
+                             native=assemble.native_copies(self.info, self.out_size()))
         yield from output.output_frames(self.work, self.doc, iter(source), wait)
 
     def encode(self, wait=None) -> tuple[list[str], float]:

@@ -157,32 +157,42 @@ class Repair:
     message: str
 
 
+def rgb_array(info: VideoProbe, frame: av.VideoFrame, reformatter: VideoReformatter,
+              size: tuple[int, int] | None = None) -> np.ndarray:
+    """A decoded frame of the probed video as RGB ``[H,W,3]`` (8 bits, or 16 for deeper sources
+    unless ``size`` (width, height) downscales it, by area, for analysis): the tagged matrix
+    and range, the rotation flag applied."""
+    w, h = size if size else (None, None)
+    if w is not None and info.rotation in (90, 270):
+        w, h = h, w
+    out = reformatter.reformat(
+        frame, width=w, height=h, format="rgb24" if size is not None or info.rgb_bits == 8 else "rgb48le",
+        src_colorspace=None if info.is_rgb else info.matrix,
+        src_color_range=ColorRange.JPEG if info.full_range else ColorRange.MPEG,
+        interpolation=Interpolation.AREA if size else None)
+    arr = out.to_ndarray()
+    return np.ascontiguousarray(np.rot90(arr, info.rotation // 90)) if info.rotation else arr
+
+
 class FrameSource:
-    """Decodes the probed video to RGB ``[H,W,3]`` arrays, one constant-rate slot at a time.
+    """Decodes the probed video to RGB ``[H,W,3]`` arrays (:func:`rgb_array`), one constant-rate
+    slot at a time.
 
     ``size`` (width, height) downscales (area) for analysis; ``skip_errors`` repeats the
     last good frame where a packet cannot be decoded and records a :class:`Repair`;
-    otherwise a bad packet raises :class:`InputUnreadable` with its timestamp."""
+    otherwise a bad packet raises :class:`InputUnreadable` with its timestamp. ``native``
+    yields the decoded ``av.VideoFrame`` itself instead, unconverted (the final encode takes
+    a source frame it copies as it is)."""
 
     def __init__(self, info: VideoProbe, *, size: tuple[int, int] | None = None, skip_errors: bool = False,
-                 start: int = 0, stop: int | None = None):
-        self.info, self.size, self.skip_errors = info, size, skip_errors
+                 start: int = 0, stop: int | None = None, native: bool = False):
+        self.info, self.size, self.skip_errors, self.native = info, size, skip_errors, native
         self.start, self.stop = start, stop
         self.repairs: list[Repair] = []
         self._reformatter = VideoReformatter()
-        self.fmt = "rgb24" if size is not None or info.rgb_bits == 8 else "rgb48le"
 
-    def _rgb(self, frame) -> np.ndarray:
-        info = self.info
-        w, h = self.size if self.size else (None, None)
-        if w is not None and info.rotation in (90, 270):
-            w, h = h, w
-        out = self._reformatter.reformat(
-            frame, width=w, height=h, format=self.fmt, src_colorspace=None if info.is_rgb else info.matrix,
-            src_color_range=ColorRange.JPEG if info.full_range else ColorRange.MPEG,
-            interpolation=Interpolation.AREA if self.size else None)
-        arr = out.to_ndarray()
-        return np.ascontiguousarray(np.rot90(arr, info.rotation // 90)) if info.rotation else arr
+    def _convert(self, frame) -> np.ndarray | av.VideoFrame:
+        return frame if self.native else rgb_array(self.info, frame, self._reformatter, self.size)
 
     def _decoded(self, container, stream) -> Iterator[tuple[float, np.ndarray | None]]:
         """(timestamp s, frame or None for a bad packet) in decode order."""
@@ -201,7 +211,7 @@ class FrameSource:
                 yield t, None
                 continue
             for frame in frames:
-                yield float(frame.time if frame.time is not None else t or 0.0), self._rgb(frame)
+                yield float(frame.time if frame.time is not None else t or 0.0), self._convert(frame)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames ``start .. stop - 1`` of the constant-rate sequence."""

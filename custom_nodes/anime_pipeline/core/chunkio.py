@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import torch
 
-from .imaging import empty_images
+from .imaging import empty_images, remember_uint8
 
 # bits -> (numpy dtype, RGB format, codec, stored pixel format)
 DEPTHS = {8: (np.uint8, "rgb24", "utvideo", "gbrp"), 16: (np.uint16, "rgb48le", "ffv1", "gbrp16le")}
@@ -180,4 +180,7 @@ def load_tensor(path: str | Path) -> tuple[torch.Tensor, Fraction, int]:
     frames = list(iter_chunk(path))
     if not frames:
         raise ValueError(f"{Path(path).name} has no frames")
-    return to_tensor(frames), fps, bits
+    images = to_tensor(frames)
+    if bits == 8:  # kept with the tensor: the interpolator works on these 8-bit frames
+        remember_uint8(images, frames)
+    return images, fps, bits

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -20,6 +23,36 @@ def empty_images(shape: tuple[int, ...]) -> torch.Tensor:
     1280x720 frame, 10 of the 12 ms it took to fill one with converted pixels on a 2-core
     VM; 17 faults and 3 ms from NumPy's memory)."""
     return torch.from_numpy(np.empty(shape, dtype=np.float32))
+
+
+# IMAGE tensors made from 8-bit frames (a chunk loaded by AP_LoadChunk): id -> (weak reference,
+# the tensor's version counter then, the frames). See remember_uint8 / exact_uint8.
+_EXACT: dict[int, tuple[weakref.ref, int, Sequence[np.ndarray]]] = {}
+
+
+def remember_uint8(images: torch.Tensor, frames: Sequence[np.ndarray]) -> None:
+    """Record that ``images`` is exactly ``frames`` (``uint8 [H,W,3]`` each) divided by 255, so
+    a node that needs 8-bit frames back (the optical-flow interpolator) takes these instead
+    of converting every frame again (and a finiteness check can be skipped). Forgotten when
+    the tensor is freed, and once anything writes into it where torch counts writes (not in
+    ``inference_mode``, where ComfyUI runs nodes: there it rests on ComfyUI's own rule that a
+    node never modifies its inputs, which its output cache depends on too)."""
+    key = id(images)
+    _EXACT[key] = (weakref.ref(images, lambda _ref: _EXACT.pop(key, None)), _writes(images), frames)
+
+
+def exact_uint8(images: torch.Tensor) -> Sequence[np.ndarray] | None:
+    """The 8-bit frames ``images`` was made of (:func:`remember_uint8`), or None when unknown or
+    the tensor has been written to since."""
+    entry = _EXACT.get(id(images))
+    if entry is None or entry[0]() is not images or entry[1] != _writes(images):
+        return None
+    return entry[2]
+
+
+def _writes(images: torch.Tensor) -> int:
+    """torch's count of in-place writes to ``images`` (-1 for an inference tensor, which has none)."""
+    return -1 if images.is_inference() else images._version
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:

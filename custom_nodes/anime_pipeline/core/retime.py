@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .contracts import CUT, HOLD, MotionLabels
-from .imaging import empty_images
+from .imaging import empty_images, exact_uint8
 from .interpolate import Interpolator, _to_uint8
 from .motion import opencv_single_threaded
 
@@ -165,9 +165,10 @@ def mid_frame_error(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> float:
     """How far an interpolated frame ``m`` strays from its two sources, relative to their
     distance: ``(|m - a| + |m - b|) / (|a - b| + eps)`` on quarter-size luma means; ~0.5-1
     for a frame between its sources (1 for a plain blend), far more for a broken one."""
-    def luma(x: np.ndarray) -> np.ndarray:
-        y = cv2.cvtColor(np.ascontiguousarray(x, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-        return cv2.resize(y, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    def luma(x: np.ndarray) -> np.ndarray:  # quarter size first: 1/16 of the pixels to convert
+        small = cv2.resize(np.ascontiguousarray(x, dtype=np.float32), None, fx=0.25, fy=0.25,
+                           interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
     ya, yb, ym = luma(a), luma(b), luma(m)
     num = cv2.norm(ym, ya, cv2.NORM_L1) + cv2.norm(ym, yb, cv2.NORM_L1)
@@ -262,7 +263,7 @@ def retime(
         log.info("retime: single-frame clip, output is %d copy(ies) of it", len(steps))
     src = frames.detach().cpu().float().contiguous().numpy()
     # an interpolator that works on 8-bit frames gets each source frame converted once, not per pair
-    src8 = _Uint8Frames(src) if getattr(interpolator, "takes_uint8", False) else src
+    src8 = (exact_uint8(frames) or _Uint8Frames(src)) if getattr(interpolator, "takes_uint8", False) else src
     slot = list(range(len(steps)))  # output row of each step
     if interpolated_only:
         slot = [int(x) for x in np.cumsum([not s.is_copy for s in steps]) - 1]

@@ -8,6 +8,7 @@ import math
 import torch
 
 from .errors import InputError
+from .imaging import exact_uint8
 
 __all__ = ["InputError", "check_budget", "check_images", "check_positive", "check_same_size", "frames_bytes"]
 
@@ -43,7 +44,9 @@ def check_images(
     # A sum is one fast vectorised pass (torch.isfinite over a 720p video batch takes ~40 ms
     # per frame on CPU); NaN/inf anywhere makes it non-finite, and only then (or on a
     # float overflow of huge finite values) are the pixels inspected one by one.
-    if finite and not bool(torch.isfinite(images.sum())) and not bool((ok := torch.isfinite(images)).all()):
+    # A batch made of 8-bit frames and not written to since (a loaded chunk) is finite.
+    if finite and exact_uint8(images) is None and not bool(torch.isfinite(images.sum())) \
+            and not bool((ok := torch.isfinite(images)).all()):
         bad = (~ok).reshape(b, -1).any(dim=1).nonzero().flatten().tolist()
         raise InputError(input_name, f"NaN or inf pixels in frame(s) {bad[:10]}{' ...' if len(bad) > 10 else ''}", node)
     return images.float() if images.dtype != torch.float32 else images
