@@ -21,6 +21,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 from av.video.frame import PictureType
 from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
 
@@ -147,6 +148,11 @@ def _other_packets(src, mapping: dict, offset: float, seconds: float) -> Iterato
         yield t, packet
 
 
+#: Frame side data libx264 writes into the stream by default (``a53cc``) or obeys (regions of
+#: interest); x264's own settings SEI on a source's first frame and the like are ignored.
+ENCODER_SIDE_DATA = frozenset({SideDataType.A53_CC, SideDataType.REGIONS_OF_INTEREST})
+
+
 def native_copies(info: VideoProbe, size: tuple[int, int]) -> bool:
     """Whether the final encode takes the source frames it copies as decoded: the input is YUV
     in the output's pixel format, unrotated (else every frame goes through RGB)."""
@@ -168,11 +174,14 @@ def _to_frame(item: np.ndarray | av.VideoFrame, info: VideoProbe, pix_fmt: str, 
     """An output frame from a rendered RGB array or a copied source frame (``FrameSource(native=
     True)``). A source frame in the output's pixel format is encoded as decoded (resized where
     the output is larger: YUV to YUV, no matrix involved), exact where the RGB round trip
-    rounded, and cheaper; one in another format, or carrying side data the encoder would pass
-    on (captions) for this frame only, goes through RGB like a rendered one."""
+    rounded, and cheaper; one in another format, or carrying side data the encoder acts on
+    by default (:data:`ENCODER_SIDE_DATA`: captions would be written for the copies only),
+    goes through RGB like a rendered one."""
     if isinstance(item, np.ndarray):
         return _rgb_to_frame(item, info, pix_fmt, reformatter, size)
-    if item.format.name != pix_fmt or item.side_data.keys():
+    # get() by type is the lookup that works (PyAV 18.1's `in` and values() do not; its stub wants str keys)
+    if item.format.name != pix_fmt or any(item.side_data.get(kind) is not None  # type: ignore[call-overload]
+                                          for kind in ENCODER_SIDE_DATA):
         return _rgb_to_frame(rgb_array(info, item, reformatter), info, pix_fmt, reformatter, size)
     if (item.width, item.height) != size:
         item = reformatter.reformat(item, width=size[0], height=size[1], interpolation=Interpolation.LANCZOS)

@@ -199,9 +199,11 @@ class Enhance:
         """The rendered frames in output order: what the final encode gets (``wait(record)``
         returns once that chunk is rendered): RGB arrays, and the copied source frames as
         decoded where the encode takes them so (``assemble.native_copies``)."""
-        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop,
-                             native=assemble.native_copies(self.info, self.out_size()))
-        yield from output.output_frames(self.work, self.doc, iter(source), wait)
+        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
+        if assemble.native_copies(self.info, self.out_size()):
+            yield from output.output_frames(self.work, self.doc, source.decoded(), wait)
+        else:
+            yield from output.output_frames(self.work, self.doc, iter(source), wait)
 
     def encode(self, wait=None) -> tuple[list[str], float]:
         """The final encode (warnings, seconds); ``wait`` as for :meth:`frames`."""

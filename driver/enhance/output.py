@@ -23,15 +23,16 @@ from anime_pipeline.core.retime import Phase
 from anime_pipeline.core.retime import plan as retime_plan
 
 from .probe import FrameSource, probe
-from .render import Windows
+from .render import F, Windows
 
 ALL, INTERPOLATED = "all", "interpolated"  # what a run's chunk files hold (manifest "rendered")
 
 
-def output_frames(work: Path, doc: dict, source: Iterator[np.ndarray],
-                  wait: Callable[[dict], None] | None = None) -> Iterator[np.ndarray]:
+def output_frames(work: Path, doc: dict, source: Iterator[F],
+                  wait: Callable[[dict], None] | None = None) -> Iterator[np.ndarray | F]:
     """The output frames of the run ``doc`` (its manifest) in ``work``; ``source`` yields the
-    input's frames of the run's range (``FrameSource``), read only where copies are placed;
+    input's frames of the run's range (``FrameSource``: RGB arrays, or the decoded frames),
+    read only where copies are placed (as they come: a copy is the source's own frame);
     ``wait(record)``, when given, returns once that chunk is rendered."""
     n = doc["frames_in"]
     labels = MotionLabels.from_letters(doc["labels"], n).labels
@@ -46,8 +47,8 @@ def output_frames(work: Path, doc: dict, source: Iterator[np.ndarray],
             yield frame
 
 
-def _chunk_frames(work: Path, doc: dict, r: dict, windows: Windows, labels, fps_in: Fraction,
-                  fps_out: Fraction) -> Iterator[np.ndarray]:
+def _chunk_frames(work: Path, doc: dict, r: dict, windows: Windows[F], labels, fps_in: Fraction,
+                  fps_out: Fraction) -> Iterator[np.ndarray | F]:
     files = iter_chunk(work / r["file"]) if r.get("file") else iter(())
     if doc.get("rendered", ALL) == ALL:
         yield from itertools.islice(files, r["n_out"])

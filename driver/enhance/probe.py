@@ -11,10 +11,11 @@ last frame that started by then). The same conversion runs for the whole-clip an
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -23,6 +24,7 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoRef
 from .errors import InputUnreadable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: AVColorSpace values -> the matrix swscale converts with
 MATRICES = {1: Colorspace.ITU709, 5: Colorspace.ITU601, 6: Colorspace.ITU601, 7: Colorspace.SMPTE240M,
@@ -180,21 +182,21 @@ class FrameSource:
 
     ``size`` (width, height) downscales (area) for analysis; ``skip_errors`` repeats the
     last good frame where a packet cannot be decoded and records a :class:`Repair`;
-    otherwise a bad packet raises :class:`InputUnreadable` with its timestamp. ``native``
-    yields the decoded ``av.VideoFrame`` itself instead, unconverted (the final encode takes
-    a source frame it copies as it is)."""
+    otherwise a bad packet raises :class:`InputUnreadable` with its timestamp. :meth:`decoded`
+    gives the same slots as the decoded ``av.VideoFrame`` s themselves, unconverted (the final
+    encode takes a source frame it copies as it is)."""
 
     def __init__(self, info: VideoProbe, *, size: tuple[int, int] | None = None, skip_errors: bool = False,
-                 start: int = 0, stop: int | None = None, native: bool = False):
-        self.info, self.size, self.skip_errors, self.native = info, size, skip_errors, native
+                 start: int = 0, stop: int | None = None):
+        self.info, self.size, self.skip_errors = info, size, skip_errors
         self.start, self.stop = start, stop
         self.repairs: list[Repair] = []
         self._reformatter = VideoReformatter()
 
-    def _convert(self, frame) -> np.ndarray | av.VideoFrame:
-        return frame if self.native else rgb_array(self.info, frame, self._reformatter, self.size)
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        return rgb_array(self.info, frame, self._reformatter, self.size)
 
-    def _decoded(self, container, stream) -> Iterator[tuple[float, np.ndarray | None]]:
+    def _decoded(self, container, stream, convert: Callable[[av.VideoFrame], T]) -> Iterator[tuple[float, T | None]]:
         """(timestamp s, frame or None for a bad packet) in decode order."""
         tb = stream.time_base
         for packet in container.demux(stream):
@@ -211,17 +213,24 @@ class FrameSource:
                 yield t, None
                 continue
             for frame in frames:
-                yield float(frame.time if frame.time is not None else t or 0.0), self._convert(frame)
+                yield float(frame.time if frame.time is not None else t or 0.0), convert(frame)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames ``start .. stop - 1`` of the constant-rate sequence."""
+        return self._slots(self._rgb)
+
+    def decoded(self) -> Iterator[av.VideoFrame]:
+        """The same frames as decoded (not converted, not rotated)."""
+        return self._slots(lambda frame: frame)
+
+    def _slots(self, convert: Callable[[av.VideoFrame], T]) -> Iterator[T]:
         info = self.info
         with _open(Path(info.path)) as container:
             stream = container.streams.video[0]
             # slice threads only: frame threads report a bad packet a few packets late (a wrong time)
             stream.thread_type = "SLICE"
             slot, last = 0, None
-            for t, frame in self._decoded(container, stream):
+            for t, frame in self._decoded(container, stream, convert):
                 frame = last if frame is None else frame
                 if frame is None:
                     continue

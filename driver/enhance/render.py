@@ -17,14 +17,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import numpy as np
+from typing import Generic, TypeVar
 
 from anime_pipeline.core.retime import GUARD_THRESHOLD
 from driver.errors import OutputMissing
 from driver.render.workflow import Binder, find
 
 from .plan import Chunk
+
+F = TypeVar("F")  # a source frame: an RGB array, or a decoded av.VideoFrame
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "workflows" / "enhance_chunk.api.json"
 
@@ -83,17 +84,17 @@ def _add(prompt: dict, title: str, **inputs) -> None:
         prompt[nid]["inputs"].update(inputs)
 
 
-class Windows:
+class Windows(Generic[F]):
     """Consecutive, possibly overlapping ranges of one sequential frame stream (chunks ask
     for ``lo .. hi`` in increasing order; frames already passed are kept only while a later
     range may still need them)."""
 
-    def __init__(self, frames: Iterator[np.ndarray]):
+    def __init__(self, frames: Iterator[F]):
         self.frames = frames
-        self.buffer: deque[tuple[int, np.ndarray]] = deque()
+        self.buffer: deque[tuple[int, F]] = deque()
         self.next = 0
 
-    def get(self, lo: int, hi: int) -> list[np.ndarray]:
+    def get(self, lo: int, hi: int) -> list[F]:
         while self.buffer and self.buffer[0][0] < lo:
             self.buffer.popleft()
         while self.next <= hi:

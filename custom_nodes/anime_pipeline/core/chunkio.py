@@ -141,9 +141,8 @@ def iter_chunk(path: str | Path) -> Iterator[np.ndarray]:
 def _view(frame: av.VideoFrame, fmt: str) -> np.ndarray:
     """The packed RGB frame ``frame`` (in ``fmt``) as a read-only array over its plane (rows
     padded to the plane's line size are sliced back to the width)."""
-    dtype = DEPTHS[8 if fmt == "rgb24" else 16][0]
-    plane = frame.planes[0]
-    rows = np.frombuffer(plane, dtype).reshape(frame.height, -1)  # keeps the plane (and its frame) alive
+    dtype = np.dtype(np.uint8 if fmt == "rgb24" else np.uint16)
+    rows = np.frombuffer(memoryview(frame.planes[0]), dtype).reshape(frame.height, -1)  # keeps the frame alive
     view = rows[:, :frame.width * 3].reshape(frame.height, frame.width, 3)
     view.flags.writeable = False
     return view

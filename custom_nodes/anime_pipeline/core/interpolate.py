@@ -251,17 +251,17 @@ class FlowInterpolator:
             src_a, src_b = a8, b8
         coords = scratch.get("coords", (h, w, 2), np.float32)
         for k, t in enumerate(map(float, ts)):
-            a_t = b_t = None
+            a_t, b_t = scratch.get("a_t", src_a.shape), scratch.get("b_t", src_b.shape)  # the running means
             for i, (f01, f10) in enumerate(members, 1):
                 ft0, ft1 = self._phase_flows(f01, f10, t)
+                if i == 1:  # the first estimate is warped straight into the means
+                    remap(src_a, sampling_map(ft0, h, w, out=coords), out=a_t)
+                    remap(src_b, sampling_map(ft1, h, w, out=coords), out=b_t)
+                    continue
                 a_i = remap(src_a, sampling_map(ft0, h, w, out=coords), out=scratch.get("a_i", src_a.shape))
                 b_i = remap(src_b, sampling_map(ft1, h, w, out=coords), out=scratch.get("b_i", src_b.shape))
-                if a_t is None:  # the first estimate: kept as the running mean
-                    a_t = a_i.copy() if len(members) == 1 else cv2.copyTo(a_i, None, scratch.get("a_t", a_i.shape))
-                    b_t = b_i.copy() if len(members) == 1 else cv2.copyTo(b_i, None, scratch.get("b_t", b_i.shape))
-                else:  # running mean of the estimates
-                    cv2.addWeighted(a_t, 1 - 1 / i, a_i, 1 / i, 0.0, dst=a_t)
-                    cv2.addWeighted(b_t, 1 - 1 / i, b_i, 1 / i, 0.0, dst=b_t)
+                cv2.addWeighted(a_t, 1 - 1 / i, a_i, 1 / i, 0.0, dst=a_t)
+                cv2.addWeighted(b_t, 1 - 1 / i, b_i, 1 / i, 0.0, dst=b_t)
             if rgba:
                 a_t = cv2.cvtColor(a_t, cv2.COLOR_RGBA2RGB, dst=scratch.get("a_rgb", (h, w, 3)))
                 b_t = cv2.cvtColor(b_t, cv2.COLOR_RGBA2RGB, dst=scratch.get("b_rgb", (h, w, 3)))
