@@ -105,9 +105,12 @@ def test_retime_of_a_loaded_chunk_equals_retime_of_the_same_values(tmp_path):
     chunkio.write_chunk(path, frames, 24, 8, raw=True)
     images, _, _ = chunkio.load_tensor(path)
     labels = MotionLabels(labels_of("mmhmm"), 6)
-    kept, _ = retime(images, 24, 48, labels, interpolator=FlowInterpolator())
     plain, _ = retime(images.clone(), 24, 48, labels, interpolator=FlowInterpolator())
+    kept, _ = retime(images, 24, 48, labels, interpolator=FlowInterpolator())
     assert torch.equal(kept, plain)
+    assert imaging.exact_uint8(images) is None  # released by its reader (not held into the next chunk)
+    again, _ = retime(images, 24, 48, labels, interpolator=FlowInterpolator())  # converted again: same frames
+    assert torch.equal(again, plain)
 
 
 def test_raw_chunk_frames_are_read_only_views_equal_to_the_written_frames(tmp_path):

@@ -50,6 +50,14 @@ def exact_uint8(images: torch.Tensor) -> Sequence[np.ndarray] | None:
     return entry[2]
 
 
+def forget_uint8(images: torch.Tensor) -> None:
+    """Drop the 8-bit frames kept for ``images`` (its one reader is done with them: they would
+    otherwise stay as long as ComfyUI caches the tensor, into the next chunk's load)."""
+    entry = _EXACT.get(id(images))
+    if entry is not None and entry[0]() is images:
+        del _EXACT[id(images)]
+
+
 def _writes(images: torch.Tensor) -> int:
     """torch's count of in-place writes to ``images`` (-1 for an inference tensor, which has none)."""
     return -1 if images.is_inference() else images._version
