@@ -14,6 +14,7 @@ submitting anything again."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -48,8 +49,17 @@ class Outcome:
 
 
 def upload_name(path: Path, role: str) -> str:
-    """Content-addressed upload name: a changed image changes the workflow's hash."""
-    return f"{sha256_file(path)[:16]}_{role}{path.suffix.lower()}"
+    """Content-addressed upload name: a changed image changes the workflow's hash. The file is
+    hashed once while it is unchanged (same inode, size and modification time): a job's inputs
+    are named three times on their way to a server (an enhance chunk file is tens of MB), and
+    the upload itself checks the bytes it sends against the name (``ComfyClient.upload_image``)."""
+    st = path.stat()
+    return f"{_digest(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)[:16]}_{role}{path.suffix.lower()}"
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    return sha256_file(Path(path))
 
 
 def server_input_names(run_id: str, files: dict[str, Path]) -> dict[str, str]:

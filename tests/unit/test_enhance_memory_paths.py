@@ -183,3 +183,24 @@ def test_heap_thresholds_apply_on_glibc_linux_only():
         assert ok is True
     else:
         assert ok is False
+
+
+# ---------------------------------------------------------------- upload names hashed once
+def test_an_unchanged_input_is_hashed_once_and_a_changed_one_again(tmp_path, monkeypatch):
+    import os
+
+    from driver.render import executor
+
+    calls = []
+    real = executor.sha256_file
+    monkeypatch.setattr(executor, "sha256_file", lambda p: calls.append(p) or real(p))
+    path = tmp_path / "in_00001.nut"
+    path.write_bytes(b"a" * 1000)
+    first = executor.upload_name(path, "chunk")
+    assert executor.upload_name(path, "chunk") == first and len(calls) == 1
+    path.write_bytes(b"b" * 1000)  # same size, new content
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a later modification time
+    second = executor.upload_name(path, "chunk")
+    assert second != first and len(calls) == 2
+    assert second.startswith(real(path)[:16]) and second.endswith("_chunk.nut")
