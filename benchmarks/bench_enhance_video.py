@@ -25,11 +25,6 @@ x264 CRF 8, 24 fps. One CPU ComfyUI server (started here) renders ours.
    was idle before the first job, against the chunk's modelled need and the budget
    (``--memory-budget``; ``driver.enhance.plan.Budget``).
 
-Both sides run in this process; the enhance command raises glibc's mmap and trim thresholds for
-it (``driver.enhance.heap``) before the peer's first run, so the peer gets that too (measured
-alone on the long input in a fresh process: 58.5 s wall without it, 60.3 s with it: no help to
-the peer either way).
-
 The long case (``--long N``, default 6, at ``--long-sizes``): the three shots N times over,
 other drawings of the same clips each time (``enhance_media.source_frames(offset=...)``), hard
 cuts between: the same mix of cuts, holds and motion as the short input, N times longer (an

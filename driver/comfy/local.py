@@ -65,7 +65,6 @@ def _die_with_parent() -> None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address) is this machine's loopback."""
     if host == "localhost":
@@ -79,6 +78,7 @@ def is_loopback(host: str) -> bool:
 def on_this_machine(url: str) -> bool:
     """Whether the server at ``url`` (``http://host:port`` or ``host:port``) is a loopback address."""
     return is_loopback(urlsplit(url if "//" in url else f"//{url}").hostname or "")
+
 
 class LocalComfy:
     """One ComfyUI subprocess. Use as a context manager, or ``start()`` / ``stop()``."""

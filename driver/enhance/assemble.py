@@ -5,9 +5,9 @@ temporary file beside the target and moved into place when complete.
 The only lossy step of the command. RGB -> YUV uses the input's tagged matrix and range
 (BT.709 for HD, BT.601 for SD when untagged) and the output carries the input's colour
 tags; a source deeper than 8 bits is encoded at 10 bits. A copied source frame already in
-the output's pixel format is encoded as decoded (no RGB round trip). Frames smaller than the output
-size (``--scale`` without an upscale model) are resized in the same conversion (swscale
-lanczos).
+the output's pixel format is encoded as decoded (no RGB round trip). Frames smaller than the
+output size (``--scale`` without an upscale model) are resized in the same conversion
+(swscale lanczos).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -30,6 +31,7 @@ from driver.errors import DiskFull
 from .probe import VideoProbe, rgb_array
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -171,12 +173,12 @@ def _rgb_to_frame(rgb: np.ndarray, info: VideoProbe, pix_fmt: str, reformatter: 
 
 def _to_frame(item: np.ndarray | av.VideoFrame, info: VideoProbe, pix_fmt: str, reformatter: VideoReformatter,
               size: tuple[int, int]) -> av.VideoFrame:
-    """An output frame from a rendered RGB array or a copied source frame (``FrameSource(native=
-    True)``). A source frame in the output's pixel format is encoded as decoded (resized where
-    the output is larger: YUV to YUV, no matrix involved), exact where the RGB round trip
-    rounded, and cheaper; one in another format, or carrying side data the encoder acts on
-    by default (:data:`ENCODER_SIDE_DATA`: captions would be written for the copies only),
-    goes through RGB like a rendered one."""
+    """An output frame from a rendered RGB array or a copied source frame (``FrameSource.decoded``).
+    A source frame in the output's pixel format is encoded as decoded (resized where the output is
+    larger: YUV to YUV, no matrix involved), exact where the RGB round trip rounded, and cheaper;
+    one in another format, or carrying side data the encoder acts on by default
+    (:data:`ENCODER_SIDE_DATA`: captions would be written for the copies only), goes through RGB
+    like a rendered one."""
     if isinstance(item, np.ndarray):
         return _rgb_to_frame(item, info, pix_fmt, reformatter, size)
     # get() by type is the lookup that works (PyAV 18.1's `in` and values() do not; its stub wants str keys)
@@ -226,7 +228,7 @@ def encode(target: Path, info: VideoProbe, frames: Iterable[np.ndarray | av.Vide
     return warnings
 
 
-def padded(frames: Iterable, total: int) -> Iterator:
+def padded(frames: Iterable[T], total: int) -> Iterator[T]:
     """``frames`` cut or padded (last frame held) to exactly ``total``."""
     k, last = 0, None
     for rgb in frames:

@@ -18,7 +18,7 @@ from anime_pipeline.core.retime import GUARD_THRESHOLD
 from driver.config import load_config
 from driver.farm import cli as farm_cli
 
-from . import batch, heap
+from . import batch
 from .errors import OptionsInvalid
 from .options import CONTAINERS, PRESETS, Options
 
@@ -115,5 +115,4 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
 def main(args: argparse.Namespace, console=None) -> int:
     opts = options_from_args(args)
     cfg = load_config(args.config)
-    heap.keep_freed_blocks()
     return batch.run(opts, farm_cli.options_from_args(args, args.server), cfg, console)

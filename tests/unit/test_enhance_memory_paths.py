@@ -1,11 +1,10 @@
 """The enhance path's memory shortcuts change no pixel: reused scratch arrays, the 8-bit frames a
 chunk was loaded from kept with its IMAGE tensor, raw chunk frames read as views, copied source
-frames encoded as decoded (timestamps rebased to the output's), and the driver's heap setting."""
+frames encoded as decoded (timestamps rebased to the output's), upload names hashed once."""
 
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 from fractions import Fraction
 
@@ -19,7 +18,7 @@ from anime_pipeline.core.contracts import MotionLabels
 from anime_pipeline.core.interpolate import FlowInterpolator
 from anime_pipeline.core.retime import retime
 from anime_pipeline.core.validate import InputError, check_images
-from driver.enhance import assemble, heap
+from driver.enhance import assemble
 from driver.enhance.probe import FrameSource, probe
 from tests.unit.test_enhance import labels_of
 
@@ -174,15 +173,6 @@ def test_a_copy_in_another_pixel_format_goes_through_rgb(tmp_path):
     assert same is frame and same.pict_type == 0  # no forced frame type
     bigger = assemble._to_frame(frame, info, "yuv420p", VideoReformatter(), (128, 96))
     assert (bigger.width, bigger.height, bigger.format.name) == (128, 96, "yuv420p")
-
-
-# ---------------------------------------------------------------- the driver's heap
-def test_heap_thresholds_apply_on_glibc_linux_only():
-    ok = heap.keep_freed_blocks()
-    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
-        assert ok is True
-    else:
-        assert ok is False
 
 
 # ---------------------------------------------------------------- upload names hashed once

@@ -50,12 +50,14 @@ def exact_uint8(images: torch.Tensor) -> Sequence[np.ndarray] | None:
     return entry[2]
 
 
-def forget_uint8(images: torch.Tensor) -> None:
-    """Drop the 8-bit frames kept for ``images`` (its one reader is done with them: they would
-    otherwise stay as long as ComfyUI caches the tensor, into the next chunk's load)."""
+def take_uint8(images: torch.Tensor) -> Sequence[np.ndarray] | None:
+    """:func:`exact_uint8`, and the frames no longer kept for ``images`` (its one reader takes
+    them: kept, they would stay as long as ComfyUI caches the tensor, into the next chunk's load)."""
+    frames = exact_uint8(images)
     entry = _EXACT.get(id(images))
     if entry is not None and entry[0]() is images:
         del _EXACT[id(images)]
+    return frames
 
 
 def _writes(images: torch.Tensor) -> int:

@@ -286,12 +286,9 @@ class _Scratch(threading.local):
 
 
 def _to_uint8(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """float 0..1 -> uint8 (rounded, saturated: negatives give 0); uint8 passes through.
-    ``out``: a ``uint8`` array of the frame's shape to write into."""
+    """float 0..1 -> uint8 (rounded, saturated: negatives give 0), into ``out`` when given; uint8
+    passes through as it is."""
     if frame.dtype == np.uint8:
-        if out is None:
-            return frame
-        np.copyto(out, frame)
-        return out
+        return frame
     # One saturating pass (convertScaleAbs would mirror negative values and need a min() pass).
     return cv2.multiply(np.asarray(frame, np.float32), 255.0, dst=out, dtype=cv2.CV_8U)

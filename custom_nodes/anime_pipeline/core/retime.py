@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .contracts import CUT, HOLD, MotionLabels
-from .imaging import empty_images, exact_uint8, forget_uint8
+from .imaging import empty_images, take_uint8
 from .interpolate import Interpolator, _to_uint8
 from .motion import opencv_single_threaded
 
@@ -209,7 +209,7 @@ class _Uint8Frames:
 
     def __getitem__(self, i: int) -> np.ndarray:
         if i not in self.done:  # two workers may convert a frame both: same values, no harm
-            _to_uint8(self.frames[i], out=self.block[i])
+            _to_uint8(self.frames[i], out=self.block[i])  # float frames: always written to ``out``
             self.done.add(i)
         return self.block[i]
 
@@ -263,8 +263,7 @@ def retime(
         log.info("retime: single-frame clip, output is %d copy(ies) of it", len(steps))
     src = frames.detach().cpu().float().contiguous().numpy()
     # an interpolator that works on 8-bit frames gets each source frame converted once, not per pair
-    src8 = (exact_uint8(frames) or _Uint8Frames(src)) if getattr(interpolator, "takes_uint8", False) else src
-    forget_uint8(frames)  # held by src8 while this runs, released with it
+    src8 = (take_uint8(frames) or _Uint8Frames(src)) if getattr(interpolator, "takes_uint8", False) else src
     slot = list(range(len(steps)))  # output row of each step
     if interpolated_only:
         slot = [int(x) for x in np.cumsum([not s.is_copy for s in steps]) - 1]
