@@ -21,7 +21,12 @@ x264 CRF 8, 24 fps. One CPU ComfyUI server (started here) renders ours.
    (frames whose two kept neighbours straddle a cut are left out), before the final encode.
 3. Frames blended across cuts in the 24 -> 48 output: an output frame at a cut interval
    that is neither source frame (mean |diff| > 2 levels to both) counts.
-4. Memory: the ComfyUI process's peak RSS while each chunk renders, above its RSS when it
+4. The floor both sides share: the peer's own filtered frames (its output, already in
+   ``yuv420p`` at the output size), and ours (the frames before our final encode, resized
+   and converted beforehand), encoded again with the same x264 settings, timed alone with
+   the machine to itself. No pipeline that ends in this encode finishes faster, so
+   ``peer wall / encode wall`` is the highest speed ratio an enhancer can reach here.
+5. Memory: the ComfyUI process's peak RSS while each chunk renders, above its RSS when it
    was idle before the first job, against the chunk's modelled need and the budget
    (``--memory-budget``; ``driver.enhance.plan.Budget``).
 
@@ -68,12 +73,13 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
 
-def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, float, list[np.ndarray]]:
+def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, float, list[np.ndarray], float]:
     """minterpolate mci (+ lanczos scale), x264 CRF 18 medium, run as ``ffmpeg -i src -vf ... out``
     runs them: each decoded frame (in the decoder's own pixel format, no RGB round trip) goes
     through the filter graph and each filtered frame straight into the encoder (x264's own
     threads encode while the next frames are filtered). (wall s, CPU s, the filtered frames
-    as RGB, converted after the clock stops)."""
+    as RGB, converted after the clock stops, and the wall s of encoding those same frames
+    again alone: :func:`encode_alone`)."""
     me = psutil.Process()
     t0, c0 = time.perf_counter(), cpu_s(me)
     kept: list[av.VideoFrame] = []
@@ -85,9 +91,7 @@ def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, float,
         chain = [("minterpolate", f"fps={fps_out}:mi_mode=mci")]
         if scale > 1:
             chain.append(("scale", f"{w * scale}:{h * scale}:flags=lanczos"))
-        v = o.add_stream("libx264", rate=fps_out, options={"crf": "18", "preset": "medium"})
-        v.width, v.height, v.pix_fmt = w * scale, h * scale, "yuv420p"
-        v.codec_context.thread_type = "AUTO"  # x264 frame threads, as ffmpeg's command line (and ours) run it
+        v = x264_stream(o, fps_out, w * scale, h * scale)
         out_tb = Fraction(1, fps_out)
 
         def encode(frames) -> None:
@@ -99,7 +103,28 @@ def peers(src: Path, out: Path, fps_out: int, scale: int) -> tuple[float, float,
         encode(run_frames(c.decode(s), chain, width=w, height=h, time_base=tb, pix_fmt=cc.pix_fmt))
         o.mux(v.encode(None))
     seconds, cpu = time.perf_counter() - t0, cpu_s(me) - c0
-    return seconds, cpu, [f.to_ndarray(format="rgb24") for f in kept]
+    floor = encode_alone(kept, out.with_name(f"{out.stem}.again{out.suffix}"), fps_out)
+    return seconds, cpu, [f.to_ndarray(format="rgb24") for f in kept], floor
+
+
+def x264_stream(o, fps: int, width: int, height: int):
+    """x264 CRF 18 medium in frame threads, as ffmpeg's command line (and ours) run it."""
+    v = o.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "medium"})
+    v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+    v.codec_context.thread_type = "AUTO"
+    return v
+
+
+def encode_alone(frames: list[av.VideoFrame], out: Path, fps: int) -> float:
+    """Wall seconds of encoding ``frames`` (already in the encoder's pixel format and size)
+    with the settings of both sides, nothing else running in this process."""
+    t0 = time.perf_counter()
+    with av.open(str(out), "w") as o:
+        v = x264_stream(o, fps, frames[0].width, frames[0].height)
+        for f in frames:
+            o.mux(v.encode(f))
+        o.mux(v.encode(None))
+    return time.perf_counter() - t0
 
 
 class Memory:
@@ -160,6 +185,16 @@ def memory_lines(out: Path, mem: Memory) -> list[str]:
     return lines
 
 
+def yuv_frames(frames: list[np.ndarray], scale: int) -> list[av.VideoFrame]:
+    """RGB frames as the encoder takes them (``yuv420p``, resized lanczos to ``scale`` x)."""
+    out = []
+    for f in frames:
+        h, w = f.shape[:2]
+        out.append(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
+            w * scale, h * scale, format="yuv420p", interpolation="LANCZOS"))
+    return out
+
+
 def blended(frames: list[np.ndarray], src: np.ndarray, cuts, ratio: int) -> int:
     count = 0
     for i in cuts:
@@ -210,13 +245,16 @@ def run_size(url: str, mem: Memory, size: int, budget: float, tmp: Path, repeats
         t_ours, c_ours = ours(url, mem, src, tmp / f"ours{tag}.mkv", 48, scale, budget)
         mem_lines = memory_lines(tmp / f"ours{tag}.mkv", mem)
         t_fast, c_fast = ours(url, mem, src, tmp / f"fast{tag}.mkv", 48, scale, budget, preset="fast")
-        t_peer, c_peer, peer_frames = peers(src, tmp / f"peer{tag}.mkv", 48, scale)
+        t_peer, c_peer, peer_frames, t_floor = peers(src, tmp / f"peer{tag}.mkv", 48, scale)
+        t_own = encode_alone(yuv_frames(rendered(tmp / f"ours{tag}.mkv"), scale), tmp / f"again{tag}.mkv", 48)
         print(f"  x{scale} end to end ({load()}):\n"
               f"    ours anime-clean {n / t_ours:5.2f} src fps ({t_ours:5.1f} s wall, {c_ours:5.1f} s CPU)\n"
               f"    ours fast        {n / t_fast:5.2f} src fps ({t_fast:5.1f} s wall, {c_fast:5.1f} s CPU)\n"
               f"    minterpolate     {n / t_peer:5.2f} src fps ({t_peer:5.1f} s wall, {c_peer:5.1f} s CPU)\n"
               f"    speed ratio (wall) clean {t_peer / t_ours:.2f}x, fast {t_peer / t_fast:.2f}x; "
-              f"(CPU) clean {c_peer / c_ours:.2f}x, fast {c_peer / c_fast:.2f}x")
+              f"(CPU) clean {c_peer / c_ours:.2f}x, fast {c_peer / c_fast:.2f}x\n"
+              f"    the x264 encode alone: of the peer's frames {t_floor:5.1f} s wall, of ours {t_own:5.1f} s; "
+              f"the most an enhancer ending in it can reach here: {t_peer / t_floor:.2f}x / {t_peer / t_own:.2f}x")
         if scale == 1:
             print(f"    blended cut frames: ours {blended(rendered(tmp / f'ours{tag}.mkv'), truth_ours, cuts, 2)}, "
                   f"fast {blended(rendered(tmp / f'fast{tag}.mkv'), truth_ours, cuts, 2)}, "
@@ -227,7 +265,7 @@ def run_size(url: str, mem: Memory, size: int, budget: float, tmp: Path, repeats
     half = em.write_video(tmp / f"half{size}.mkv", frames[::2], Fraction(12), subtitles=False)
     ours(url, mem, half, tmp / f"oursq{size}.mkv", 24, 1, budget)
     ours(url, mem, half, tmp / f"fastq{size}.mkv", 24, 1, budget, preset="fast")
-    _, _, peer_frames = peers(half, tmp / f"peerq{size}.mkv", 24, 1)
+    _, _, peer_frames, _ = peers(half, tmp / f"peerq{size}.mkv", 24, 1)
     po, so = quality(rendered(tmp / f"oursq{size}.mkv"), truth_ours, cuts)
     pf, sf = quality(rendered(tmp / f"fastq{size}.mkv"), truth_ours, cuts)
     pp, sp = quality(peer_frames, truth, cuts)
