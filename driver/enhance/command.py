@@ -46,6 +46,7 @@ from .options import PRESETS, Options, check, clip_frames, fps_out
 from .plan import Budget, Chunk, analyse, chunk_file_bytes, make_budget, make_chunks, total_outputs
 from .probe import FrameSource, VideoProbe, probe
 from .render import ChunkSettings, Windows
+from .shared import SharedFrames
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Enhance:
         self.first, self.stop = clip_frames(opts.clip, self.info)
         self.doc: dict = {}
         self.raw_chunks = False  # source chunks uncompressed (a server on this machine: .dispatch)
+        self._shared: SharedFrames[av.VideoFrame] | None = None  # one decode for the chunks and the encode
 
     # ------------------------------------------------------------------ planning
     def prepare(self, limits: Limits) -> list[Chunk]:
@@ -179,10 +181,31 @@ class Enhance:
                              self.work.name, self.opts.fallback_threshold, PRESETS[self.opts.preset].fast_flow,
                              self.raw_chunks)
 
-    def windows(self) -> Windows:
-        """The source frames, read once in order, for chunks asked for in increasing order."""
-        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
-        return Windows(iter(source))
+    def _source(self) -> FrameSource:
+        return FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
+
+    def share_source(self, chunks_upto: int) -> None:
+        """Decode the input once for the chunk files (frames up to ``chunks_upto``) and the final
+        encode (all): :class:`.shared.SharedFrames`."""
+        self._shared = SharedFrames(self._source().decoded(), lambda: self._source().decoded(),
+                                    {"chunks": chunks_upto, "encode": None}, _frame_bytes,
+                                    name=self.opts.input.name)
+
+    def _decoded(self, consumer: str) -> Iterator[av.VideoFrame]:
+        """``consumer``'s share of the input's decoded frames (a stream of its own when nothing is
+        shared, or when it asks a second time)."""
+        shared = self._shared.take(consumer) if self._shared is not None else None
+        return shared if shared is not None else self._source().decoded()
+
+    def windows(self) -> Windows[av.VideoFrame]:
+        """The source frames as decoded (:meth:`rgb` converts them), read once in order, for
+        chunks asked for in increasing order."""
+        return Windows(self._decoded("chunks"))
+
+    def rgb(self, frames: list[av.VideoFrame]) -> list[np.ndarray]:
+        """Decoded source frames as the chunks take them (RGB, the tagged matrix, rotation applied)."""
+        source = FrameSource(self.info)
+        return [source.rgb(f) for f in frames]
 
     def record(self, c: Chunk) -> dict:
         return self.doc["chunks"][c.index]
@@ -199,11 +222,11 @@ class Enhance:
         """The rendered frames in output order: what the final encode gets (``wait(record)``
         returns once that chunk is rendered): RGB arrays, and the copied source frames as
         decoded where the encode takes them so (``assemble.native_copies``)."""
-        source = FrameSource(self.info, skip_errors=self.opts.skip_errors, start=self.first, stop=self.stop)
+        decoded = self._decoded("encode")
         if assemble.native_copies(self.info, self.out_size()):
-            yield from output.output_frames(self.work, self.doc, source.decoded(), wait)
+            yield from output.output_frames(self.work, self.doc, decoded, wait)
         else:
-            yield from output.output_frames(self.work, self.doc, iter(source), wait)
+            yield from output.output_frames(self.work, self.doc, map(FrameSource(self.info).rgb, decoded), wait)
 
     def encode(self, wait=None) -> tuple[list[str], float]:
         """The final encode (warnings, seconds); ``wait`` as for :meth:`frames`."""
@@ -223,3 +246,7 @@ class Enhance:
                               "fps": str(self.fps_out), "encode_s": round(seconds, 3),
                               "finished_at": now()}
         self.save()
+
+
+def _frame_bytes(frame: av.VideoFrame) -> int:
+    return sum(p.buffer_size for p in frame.planes)

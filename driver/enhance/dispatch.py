@@ -18,7 +18,9 @@ the moment the server finishes one, instead of the server waiting while the driv
 decodes and writes it (which, with the final encode running beside it, took longer than
 the render itself on two cores). For servers on this machine (``Enhance.raw_chunks``) the
 source chunks are uncompressed: moving bytes costs nothing there, coding them costs the
-CPU the server and the final encode need."""
+CPU the server and the final encode need. The chunk files and the final encode's copies
+share one decode of the input (``Enhance.share_source``, :mod:`.shared`; set up before the
+encodes start), converted to RGB only for the frames a chunk file holds."""
 
 from __future__ import annotations
 
@@ -76,6 +78,8 @@ class Dispatch:
         for run in {id(t.run): t.run for t in tasks}.values():
             run.save()
         tasks = [t for t in tasks if t.chunk.n_rendered]
+        for run in {id(t.run): t.run for t in tasks}.values():  # before the encodes start: they share it
+            run.share_source(max(t.chunk.src_hi for t in tasks if t.run is run))
         if on_start is not None:
             on_start()
         for run in {id(t.run): t.run for t in tasks}.values():
@@ -100,8 +104,8 @@ class Dispatch:
         run, c = task.run, task.chunk
         src = run.work / "chunks" / f"in_{c.index:05d}{SUFFIX}"
         with in_order:
-            frames = self.windows[id(run)].get(c.src_lo, c.src_hi)
-        write_chunk(src, iter(frames), run.info.fps, run.info.rgb_bits, raw=run.raw_chunks)
+            decoded = self.windows[id(run)].get(c.src_lo, c.src_hi)
+        write_chunk(src, iter(run.rgb(decoded)), run.info.fps, run.info.rgb_bits, raw=run.raw_chunks)
         return src
 
     def _one(self, task: Task) -> None:
