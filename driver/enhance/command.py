@@ -26,11 +26,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from anime_pipeline.core import motion
 from anime_pipeline.core.contracts import MotionLabels
@@ -44,7 +45,7 @@ from .errors import WorkFolderNewer
 from .limits import check_fits, chunk_limits
 from .options import PRESETS, Options, check, clip_frames, fps_out
 from .plan import Budget, Chunk, analyse, chunk_file_bytes, make_budget, make_chunks, total_outputs
-from .probe import FrameSource, VideoProbe, probe
+from .probe import FrameSource, VideoProbe, probe, rgb_array
 from .render import ChunkSettings, Windows
 from .shared import SharedFrames
 
@@ -202,10 +203,10 @@ class Enhance:
         chunks asked for in increasing order."""
         return Windows(self._decoded("chunks"))
 
-    def rgb(self, frames: list[av.VideoFrame]) -> list[np.ndarray]:
+    def rgb(self, frames: Iterable[av.VideoFrame]) -> Iterator[np.ndarray]:
         """Decoded source frames as the chunks take them (RGB, the tagged matrix, rotation applied)."""
-        source = FrameSource(self.info)
-        return [source.rgb(f) for f in frames]
+        reformatter = VideoReformatter()
+        return (rgb_array(self.info, f, reformatter) for f in frames)
 
     def record(self, c: Chunk) -> dict:
         return self.doc["chunks"][c.index]
@@ -226,7 +227,7 @@ class Enhance:
         if assemble.native_copies(self.info, self.out_size()):
             yield from output.output_frames(self.work, self.doc, decoded, wait)
         else:
-            yield from output.output_frames(self.work, self.doc, map(FrameSource(self.info).rgb, decoded), wait)
+            yield from output.output_frames(self.work, self.doc, self.rgb(decoded), wait)
 
     def encode(self, wait=None) -> tuple[list[str], float]:
         """The final encode (warnings, seconds); ``wait`` as for :meth:`frames`."""

@@ -78,11 +78,12 @@ class Dispatch:
         for run in {id(t.run): t.run for t in tasks}.values():
             run.save()
         tasks = [t for t in tasks if t.chunk.n_rendered]
-        for run in {id(t.run): t.run for t in tasks}.values():  # before the encodes start: they share it
+        pending = {id(t.run): t.run for t in tasks}.values()
+        for run in pending:  # before the encodes start: they share it
             run.share_source(max(t.chunk.src_hi for t in tasks if t.run is run))
         if on_start is not None:
             on_start()
-        for run in {id(t.run): t.run for t in tasks}.values():
+        for run in pending:
             (run.work / "chunks").mkdir(exist_ok=True)
             self.windows[id(run)] = run.windows()
         todo = {(id(t.run), t.chunk.index) for t in tasks}
@@ -105,7 +106,7 @@ class Dispatch:
         src = run.work / "chunks" / f"in_{c.index:05d}{SUFFIX}"
         with in_order:
             decoded = self.windows[id(run)].get(c.src_lo, c.src_hi)
-        write_chunk(src, iter(run.rgb(decoded)), run.info.fps, run.info.rgb_bits, raw=run.raw_chunks)
+        write_chunk(src, run.rgb(decoded), run.info.fps, run.info.rgb_bits, raw=run.raw_chunks)
         return src
 
     def _one(self, task: Task) -> None:

@@ -193,8 +193,7 @@ class FrameSource:
         self.repairs: list[Repair] = []
         self._reformatter = VideoReformatter()
 
-    def rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """A decoded frame of this video as this source's frames are (:func:`rgb_array`)."""
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
         return rgb_array(self.info, frame, self._reformatter, self.size)
 
     def _decoded(self, container, stream, convert: Callable[[av.VideoFrame], T]) -> Iterator[tuple[float, T | None]]:
@@ -218,7 +217,7 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames ``start .. stop - 1`` of the constant-rate sequence."""
-        return self._slots(self.rgb)
+        return self._slots(self._rgb)
 
     def decoded(self) -> Iterator[av.VideoFrame]:
         """The same frames as decoded (not converted, not rotated)."""

@@ -34,7 +34,8 @@ CAP_BYTES = 256 << 20
 
 
 @dataclass
-class _Consumer(Generic[T]):
+class _Consumer:
+    name: str
     upto: int | None  # last index taken (None: to the end)
     queue: deque = field(default_factory=deque)  # frames read by others, not taken yet
     queued_bytes: int = 0
@@ -59,7 +60,7 @@ class SharedFrames(Generic[T]):
                  nbytes: Callable[[T], int], cap_bytes: int = CAP_BYTES, name: str = "frames"):
         self._source, self._reopen, self._nbytes, self._cap = source, reopen, nbytes, cap_bytes
         self.name = name
-        self._consumers: dict[str, _Consumer] = {name: _Consumer(last) for name, last in upto.items()}
+        self._consumers = {key: _Consumer(key, last) for key, last in upto.items()}
         self._reading = threading.Lock()  # one reader of the shared stream at a time
         self._state = threading.Lock()  # the queues and flags
         self._read = 0  # frames read from the shared stream
@@ -96,22 +97,20 @@ class SharedFrames(Generic[T]):
             if c.queue:
                 return self._pop(c)
         if c.own is None:
-            with self._reading:
+            with self._reading:  # one reader; a frame another consumer read meanwhile is queued
                 with self._state:
-                    if c.queue:  # read by another consumer while this one waited
+                    if c.queue:
                         return self._pop(c)
-                    if not (c.detached or self._broken):
-                        if self._ended:
-                            return _END
-                        return self._read_shared(c, index)
-                log.debug("%s: %s reads on its own from frame %d (%s)", self.name, self._name_of(c), index,
+                    shared = not (c.detached or self._broken)
+                    if shared and self._ended:
+                        return _END
+                if shared:
+                    return self._read_shared(c, index)
+                log.debug("%s: %s reads on its own from frame %d (%s)", self.name, c.name, index,
                           "the shared read failed" if self._broken else "it fell too far behind")
                 c.own = itertools.islice(self._reopen(), index, None)
                 self.reopened += 1
         return next(c.own, _END)
-
-    def _name_of(self, c: _Consumer) -> str:
-        return next(name for name, x in self._consumers.items() if x is c)
 
     def _pop(self, c: _Consumer):
         frame = c.queue.popleft()
@@ -119,31 +118,29 @@ class SharedFrames(Generic[T]):
         return frame
 
     def _read_shared(self, c: _Consumer, index: int):
-        """The next frame of the shared stream (``index``: this consumer has every frame before
-        it; called holding both locks, the state lock released while the stream is read)."""
+        """The next frame of the shared stream, queued for the other consumers that want it
+        (``index``: ``c`` has every frame before it; called holding the reading lock)."""
         assert index == self._read, (index, self._read)
-        self._state.release()
         try:
             item = next(self._source, _END)
         except BaseException:
             self._broken = True
             raise
-        finally:
-            self._state.acquire()
-        if item is _END:
-            self._ended = True
-            return _END
-        frame = cast(T, item)
-        self._read += 1
-        for other in self._consumers.values():
-            if other is c or not other.wants(index):
-                continue
-            other.queue.append(frame)
-            other.queued_bytes += self._nbytes(frame)
-            if other.queued_bytes > self._cap:  # far behind (or never coming): it reads on its own
-                other.queue.clear()
-                other.queued_bytes, other.detached = 0, True
-        return frame
+        with self._state:
+            if item is _END:
+                self._ended = True
+                return _END
+            frame = cast(T, item)
+            self._read += 1
+            for other in self._consumers.values():
+                if other is c or not other.wants(index):
+                    continue
+                other.queue.append(frame)
+                other.queued_bytes += self._nbytes(frame)
+                if other.queued_bytes > self._cap:  # far behind (or never coming): it reads on its own
+                    other.queue.clear()
+                    other.queued_bytes, other.detached = 0, True
+            return frame
 
     def _close_if_unused(self) -> None:
         """Close the shared stream once no consumer can read from it any more."""
